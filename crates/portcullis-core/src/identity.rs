@@ -1,0 +1,136 @@
+//! The authenticated caller as a mechanism found it: the user's serialized form plus how and when
+//! they authenticated.
+
+use std::{fmt, sync::Arc, time::SystemTime};
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+/// Which mechanism authenticated the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Mechanism {
+    /// An opaque session ID in a cookie, state in a store.
+    Session,
+    /// A signed bearer token verified without a store.
+    Bearer,
+    /// A short-lived access token checked at the edge, backed by a refresh session.
+    Hybrid,
+    /// The testing layer (`testing` feature).
+    Testing,
+}
+
+/// The authenticated caller.
+///
+/// Mechanisms differ in how they carry the user (a session record, JWT claims), so an identity
+/// keeps the user as JSON and the extractors decode it into the application's own type `U`
+/// once per request. Cloning is cheap: the JSON is shared.
+#[derive(Clone)]
+pub struct Identity {
+    user: Arc<RawValue>,
+    mechanism: Mechanism,
+    authenticated_at: Option<SystemTime>,
+    session_handle: Option<Arc<str>>,
+}
+
+impl Identity {
+    /// An identity from the user's JSON form, as a store or token carried it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use portcullis_core::{Identity, Mechanism};
+    /// let raw = serde_json::value::RawValue::from_string(r#"{"user":"alice"}"#.into()).unwrap();
+    /// let identity = Identity::from_json(raw, Mechanism::Session);
+    /// assert_eq!(identity.user_json(), r#"{"user":"alice"}"#);
+    /// ```
+    pub fn from_json(user: Box<RawValue>, mechanism: Mechanism) -> Self {
+        Self {
+            user: Arc::from(user),
+            mechanism,
+            authenticated_at: None,
+            session_handle: None,
+        }
+    }
+
+    /// An identity from any serializable user.
+    ///
+    /// # Errors
+    ///
+    /// Fails when `U`'s `Serialize` implementation fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use portcullis_core::{Identity, Mechanism};
+    /// #[derive(serde::Serialize)]
+    /// struct User { user: String }
+    /// let identity = Identity::from_user(&User { user: "alice".into() }, Mechanism::Testing).unwrap();
+    /// assert_eq!(identity.mechanism(), Mechanism::Testing);
+    /// ```
+    pub fn from_user<U: Serialize + ?Sized>(
+        user: &U,
+        mechanism: Mechanism,
+    ) -> Result<Self, serde_json::Error> {
+        Ok(Self::from_json(
+            serde_json::value::to_raw_value(user)?,
+            mechanism,
+        ))
+    }
+
+    /// Records when the caller last proved who they are (the `auth_time` of OpenID Connect).
+    #[must_use]
+    pub fn with_authenticated_at(mut self, at: SystemTime) -> Self {
+        self.authenticated_at = Some(at);
+        self
+    }
+
+    /// Records the public handle of the session behind this identity (never the secret).
+    #[must_use]
+    pub fn with_session_handle(mut self, handle: impl Into<Arc<str>>) -> Self {
+        self.session_handle = Some(handle.into());
+        self
+    }
+
+    /// The user as JSON.
+    pub fn user_json(&self) -> &str {
+        self.user.get()
+    }
+
+    /// Decodes the user into the application's type.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the stored JSON does not fit `U` (for example after `U` changed shape).
+    pub fn user<U: serde::de::DeserializeOwned>(&self) -> Result<U, serde_json::Error> {
+        serde_json::from_str(self.user.get())
+    }
+
+    /// The mechanism that authenticated the caller.
+    pub fn mechanism(&self) -> Mechanism {
+        self.mechanism
+    }
+
+    /// When the caller last authenticated with their credentials, if the mechanism knows.
+    pub fn authenticated_at(&self) -> Option<SystemTime> {
+        self.authenticated_at
+    }
+
+    /// The public handle of the caller's session, for mechanisms that have sessions.
+    pub fn session_handle(&self) -> Option<&str> {
+        self.session_handle.as_deref()
+    }
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The user JSON is application data, not a secret, but it may hold personal data that
+        // has no place in logs; print its size only.
+        f.debug_struct("Identity")
+            .field("mechanism", &self.mechanism)
+            .field("user_json_len", &self.user.get().len())
+            .field("authenticated_at", &self.authenticated_at)
+            .field("session_handle", &self.session_handle)
+            .finish()
+    }
+}

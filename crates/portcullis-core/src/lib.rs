@@ -1,0 +1,69 @@
+//! The core of portcullis: how authentication layers hand the caller to the request, and how
+//! handlers ask for it without knowing which mechanism found it.
+//!
+//! - A layer (session cookie, bearer JWT, hybrid) records what it found in the request's
+//!   [`Authentication`] extension: an [`Identity`] it already verified, or an
+//!   [`IdentitySource`] that loads it on first use and caches it for the rest of the request.
+//! - Handlers ask for [`CurrentUser<U>`] (401 without a caller), `Option<CurrentUser<U>>`, or
+//!   [`Authorized<U, P>`] (403 when policy `P` refuses); [`RequireLayer`] applies the same
+//!   policies to a router.
+//! - Every refusal is an [`AuthRejection`], rendered with the right status, RFC 6750 challenge
+//!   and `Cache-Control: no-store`, and replaceable with [`MapRejectionLayer`].
+//!
+//! # Example
+//!
+//! ```
+//! # #[cfg(all(feature = "axum", feature = "testing"))] {
+//! use axum::{Router, routing::get};
+//! use portcullis_core::{Authorized, CurrentUser, Policy, testing::AuthenticateAsLayer};
+//!
+//! #[derive(Clone, serde::Serialize, serde::Deserialize)]
+//! struct User { user: String, role: String }
+//!
+//! impl User {
+//!     fn is_admin(&self) -> bool { self.role == "admin" }
+//! }
+//!
+//! #[derive(Default)]
+//! struct IsAdmin;
+//! impl Policy<User> for IsAdmin {
+//!     fn allows(&self, user: &User) -> bool { user.is_admin() }
+//! }
+//!
+//! async fn me(CurrentUser(user): CurrentUser<User>) -> String { user.user }
+//! async fn admin(_: Authorized<User, IsAdmin>) -> &'static str { "welcome" }
+//!
+//! // In production the layer is a SessionLayer, BearerLayer or HybridLayer; the handlers
+//! // stay the same.
+//! let app: Router = Router::new()
+//!     .route("/me", get(me))
+//!     .route("/admin", get(admin))
+//!     .layer(AuthenticateAsLayer::new(&User { user: "alice".into(), role: "advertiser".into() }));
+//! # }
+//! ```
+
+mod authentication;
+mod clock;
+mod cross_site;
+#[cfg(feature = "axum")]
+mod extract;
+mod identity;
+mod policy;
+mod rejection;
+mod render;
+mod require;
+mod secret;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+pub use authentication::{Authentication, IdentityFuture, IdentitySource, resolve_user};
+pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
+pub use cross_site::{CrossSiteCheck, InvalidOrigin};
+#[cfg(feature = "axum")]
+pub use extract::{Authorized, CurrentUser};
+pub use identity::{Identity, Mechanism};
+pub use policy::{AllOf, AnyOf, Authenticated, Not, Policy, PolicyExt};
+pub use rejection::{AuthRejection, RejectionKind};
+pub use render::{MapRejection, MapRejectionFuture, MapRejectionLayer, login_redirect, safe_next};
+pub use require::{Require, RequireLayer};
+pub use secret::{SecretToken, StoreKey, constant_time_eq, random_handle};

@@ -1,0 +1,1 @@
+//! portcullis hybrid mechanism (work in progress).

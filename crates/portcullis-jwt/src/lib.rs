@@ -1,0 +1,1 @@
+//! portcullis jwt mechanism (work in progress).

@@ -1,0 +1,1 @@
+//! portcullis redis mechanism (work in progress).

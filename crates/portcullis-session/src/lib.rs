@@ -1,0 +1,1 @@
+//! portcullis session mechanism (work in progress).

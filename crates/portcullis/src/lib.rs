@@ -1,0 +1,34 @@
+//! portcullis: authentication and authorization middleware for tower and axum.
+//!
+//! Three mechanisms, one interface. A layer authenticates the request (a session cookie, a
+//! bearer JWT, or a short-lived access token backed by a revocable refresh session) and handlers
+//! ask for [`CurrentUser<U>`](crate::CurrentUser) or [`Authorized<U, P>`](crate::Authorized)
+//! without knowing which one is underneath.
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | `axum` (default) | extractors and `IntoResponse` for rejections |
+//! | `session` (default) | [`session`]: `SessionLayer`, `Session`, `MemoryStore` |
+//! | `jwt` | [`jwt`]: `BearerLayer`, key sets, `TokenIssuer` |
+//! | `hybrid` | [`hybrid`]: `HybridLayer`, refresh and revocation |
+//! | `redis` | [`redis`]: Redis stores and revocation feed |
+//! | `testing` | `testing::AuthenticateAsLayer` |
+
+#[doc(inline)]
+pub use portcullis_core::*;
+
+#[cfg(feature = "session")]
+#[doc(inline)]
+pub use portcullis_session as session;
+
+#[cfg(feature = "jwt")]
+#[doc(inline)]
+pub use portcullis_jwt as jwt;
+
+#[cfg(feature = "hybrid")]
+#[doc(inline)]
+pub use portcullis_hybrid as hybrid;
+
+#[cfg(feature = "redis")]
+#[doc(inline)]
+pub use portcullis_redis as redis;

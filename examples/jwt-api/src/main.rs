@@ -1,0 +1,3 @@
+//! Run with: `cargo run -p jwt-api` (work in progress).
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! Run with: `cargo run -p session-app` (work in progress).
+
+fn main() {}
