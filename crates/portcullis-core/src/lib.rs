@@ -53,6 +53,7 @@ mod rejection;
 mod render;
 mod require;
 mod secret;
+mod store_error;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
@@ -67,3 +68,4 @@ pub use rejection::{AuthRejection, RejectionKind};
 pub use render::{MapRejection, MapRejectionFuture, MapRejectionLayer, login_redirect, safe_next};
 pub use require::{Require, RequireLayer};
 pub use secret::{SecretToken, StoreKey, constant_time_eq, random_handle};
+pub use store_error::StoreError;

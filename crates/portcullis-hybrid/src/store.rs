@@ -1,0 +1,102 @@
+//! The refresh store contract: one record per hybrid session, the session a refresh-token
+//! family belongs to.
+//!
+//! A refresh token is `<session_id>.<secret>`. The record is keyed by the public session id
+//! (the `sid` of access tokens) and holds only SHA-256 hashes of the current and recently
+//! rotated-out secrets, so a dump of the store grants nothing. Keying by session id rather than
+//! by token hash keeps every operation on a single key: atomic with a compare-and-swap, and on
+//! one slot of a Redis Cluster. The rotation rules (grace window, reuse detection) live once,
+//! in the refresh service, on top of [`RefreshStore::compare_and_swap`].
+
+use std::future::Future;
+
+use portcullis_core::{StoreError, StoreKey};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A refresh secret that was rotated out, kept to tell a racing tab from a thief.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotatedToken {
+    /// SHA-256 of the rotated-out secret.
+    pub hash: StoreKey,
+    /// When it was rotated out (Unix seconds); it is honoured until `rotated_at + grace`.
+    pub rotated_at: u64,
+}
+
+/// Everything the store keeps about one hybrid session. Times are Unix seconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefreshRecord {
+    /// The session id: public, carried as `sid` in access tokens and in the refresh token.
+    pub session_id: String,
+    /// The user's id, for per-user listing and logout-all.
+    pub user_id: String,
+    /// The user as the application serialized it.
+    pub user: Value,
+    /// When the session was created (login).
+    pub created_at: u64,
+    /// When the user last proved who they are.
+    pub authenticated_at: u64,
+    /// When the session was last refreshed.
+    pub refreshed_at: u64,
+    /// The idle deadline: a refresh must happen before it.
+    pub idle_expires_at: u64,
+    /// The absolute deadline, which refreshes never move.
+    pub absolute_expires_at: u64,
+    /// SHA-256 of the current refresh secret.
+    pub current_hash: StoreKey,
+    /// Recently rotated-out secrets, newest last, bounded in number.
+    pub previous: Vec<RotatedToken>,
+    /// Incremented by every rotation; the compare-and-swap token.
+    pub generation: u64,
+    /// The `User-Agent` at login, truncated.
+    pub user_agent: Option<String>,
+}
+
+impl RefreshRecord {
+    /// When the record stops existing: the earlier of the idle and absolute deadlines.
+    pub fn expires_at(&self) -> u64 {
+        self.idle_expires_at.min(self.absolute_expires_at)
+    }
+}
+
+/// A backend for hybrid sessions.
+///
+/// Every method is atomic on its own. A record whose [`RefreshRecord::expires_at`] has passed
+/// behaves as absent.
+pub trait RefreshStore: Send + Sync + 'static {
+    /// Stores a new session record (login).
+    fn create(&self, record: &RefreshRecord)
+    -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The session record, if it exists and has not expired.
+    fn load(
+        &self,
+        session_id: &str,
+    ) -> impl Future<Output = Result<Option<RefreshRecord>, StoreError>> + Send;
+
+    /// Replaces the record if its stored generation is still `expected_generation`. Returns
+    /// `false` when another writer got there first or the record is gone.
+    fn compare_and_swap(
+        &self,
+        record: &RefreshRecord,
+        expected_generation: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Deletes the session (logout, revocation, theft); returns the record it deleted.
+    fn delete(
+        &self,
+        session_id: &str,
+    ) -> impl Future<Output = Result<Option<RefreshRecord>, StoreError>> + Send;
+
+    /// The user's live sessions, oldest first.
+    fn list_by_user(
+        &self,
+        user_id: &str,
+    ) -> impl Future<Output = Result<Vec<RefreshRecord>, StoreError>> + Send;
+
+    /// Deletes every session of the user (logout-all); returns the records it deleted.
+    fn delete_by_user(
+        &self,
+        user_id: &str,
+    ) -> impl Future<Output = Result<Vec<RefreshRecord>, StoreError>> + Send;
+}
