@@ -162,3 +162,126 @@ where
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::{Router, body::Body, routing::get};
+    use http::{Request, StatusCode, header};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::{Authentication, testing::AuthenticateAsLayer};
+
+    #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+    struct User {
+        user: String,
+        role: String,
+    }
+
+    #[derive(Default)]
+    struct IsAdmin;
+    impl Policy<User> for IsAdmin {
+        fn allows(&self, user: &User) -> bool {
+            user.role == "admin"
+        }
+    }
+
+    fn user(role: &str) -> User {
+        User {
+            user: "u".into(),
+            role: role.into(),
+        }
+    }
+
+    fn routes() -> Router {
+        Router::new()
+            .route(
+                "/me",
+                get(|CurrentUser(u): CurrentUser<User>| async move { u.role }),
+            )
+            .route(
+                "/maybe",
+                get(|u: Option<CurrentUser<User>>| async move {
+                    u.map_or_else(|| "anonymous".to_owned(), |CurrentUser(u)| u.role)
+                }),
+            )
+            .route(
+                "/admin",
+                get(|admin: Authorized<User, IsAdmin>| async move { admin.into_inner().role }),
+            )
+    }
+
+    async fn call(app: Router, path: &str) -> (StatusCode, String, Option<String>) {
+        let response = app
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let challenge = response
+            .headers()
+            .get(header::WWW_AUTHENTICATE)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        (status, String::from_utf8(body.to_vec()).unwrap(), challenge)
+    }
+
+    #[tokio::test]
+    async fn extractors_table() {
+        let admin = || AuthenticateAsLayer::new(&user("admin"));
+        let advertiser = || AuthenticateAsLayer::new(&user("advertiser"));
+        let anonymous = AuthenticateAsLayer::anonymous;
+        let cases: Vec<(AuthenticateAsLayer, &str, StatusCode, &str)> = vec![
+            (admin(), "/me", StatusCode::OK, "admin"),
+            (advertiser(), "/me", StatusCode::OK, "advertiser"),
+            (anonymous(), "/me", StatusCode::UNAUTHORIZED, "unauthorized"),
+            (advertiser(), "/maybe", StatusCode::OK, "advertiser"),
+            (anonymous(), "/maybe", StatusCode::OK, "anonymous"),
+            (admin(), "/admin", StatusCode::OK, "admin"),
+            (advertiser(), "/admin", StatusCode::FORBIDDEN, "forbidden"),
+            (
+                anonymous(),
+                "/admin",
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+            ),
+        ];
+        for (layer, path, status, body) in cases {
+            let (got, text, _) = call(routes().layer(layer), path).await;
+            assert_eq!(got, status, "{path}");
+            assert!(text.contains(body), "{path}: {text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn bearer_realm_shapes_the_challenges() {
+        let with_realm = |layer: AuthenticateAsLayer| {
+            routes().layer(layer).layer(axum::middleware::map_request(
+                |mut request: Request<Body>| async move {
+                    Authentication::of(request.extensions_mut()).set_bearer_realm("api".into());
+                    request
+                },
+            ))
+        };
+        let (status, _, challenge) =
+            call(with_realm(AuthenticateAsLayer::anonymous()), "/me").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(challenge.as_deref(), Some(r#"Bearer realm="api""#));
+        let (status, body, challenge) = call(
+            with_realm(AuthenticateAsLayer::new(&user("advertiser"))),
+            "/admin",
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(body.contains("insufficient_scope"));
+        assert!(challenge.unwrap().contains(r#"error="insufficient_scope""#));
+    }
+
+    #[tokio::test]
+    async fn extractor_without_layer_is_a_loud_misconfiguration() {
+        let (status, body, _) = call(routes(), "/me").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(body.contains("no authentication layer"));
+    }
+}
