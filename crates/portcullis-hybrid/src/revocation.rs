@@ -79,6 +79,19 @@ impl RevocationList {
             .retain(|_, until| *until >= now);
     }
 
+    /// Every listed revocation, for handing them on (a feed catching a late subscriber up).
+    pub fn snapshot(&self) -> Vec<Revocation> {
+        self.revoked
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|(session_id, until)| Revocation {
+                session_id: session_id.clone(),
+                until: *until,
+            })
+            .collect()
+    }
+
     /// How many revocations are listed.
     pub fn len(&self) -> usize {
         self.revoked

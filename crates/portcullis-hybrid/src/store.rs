@@ -21,6 +21,46 @@ pub struct RotatedToken {
     pub hash: StoreKey,
     /// When it was rotated out (Unix seconds); it is honoured until `rotated_at + grace`.
     pub rotated_at: u64,
+    /// The secret that replaced it, sealed with a key only the rotated-out secret yields, so
+    /// a client racing inside the grace window is handed the *same* current token as the
+    /// winner (and no store dump reveals it). Dropped once the grace window has passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub successor: Option<SealedSecret>,
+}
+
+/// A refresh secret encrypted under a key derived from its predecessor: opaque to the store.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SealedSecret(pub(crate) [u8; 32]);
+
+impl SealedSecret {
+    /// The raw sealed bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Sealed bytes as read back from a store.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+}
+
+impl std::fmt::Debug for SealedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SealedSecret(REDACTED)")
+    }
+}
+
+impl Serialize for SealedSecret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // Reuse the store key's hex codec: same width, same alphabet.
+        StoreKey::from_bytes(self.0).serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for SealedSecret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        StoreKey::deserialize(deserializer).map(|key| Self(*key.as_bytes()))
+    }
 }
 
 /// Everything the store keeps about one hybrid session. Times are Unix seconds.

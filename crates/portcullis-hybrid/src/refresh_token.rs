@@ -1,0 +1,152 @@
+//! The opaque refresh token a client holds: `<session_id>.<secret>`, where the session id is
+//! public (it is the `sid` of access tokens) and the secret is 256 random bits.
+
+use std::fmt;
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use portcullis_core::SecretToken;
+use sha2::{Digest, Sha256};
+
+use crate::store::SealedSecret;
+
+/// Longest refresh token accepted, checked before any parsing: a session id of 16 characters,
+/// a dot and a 43-character secret, with room to spare for longer session ids.
+pub const MAX_REFRESH_TOKEN_LEN: usize = 128;
+
+/// A refresh token: the session it belongs to and the secret that proves possession.
+///
+/// Prints as `REDACTED`; use [`RefreshToken::expose`] to hand it to the client.
+///
+/// # Examples
+///
+/// ```
+/// use portcullis_hybrid::RefreshToken;
+///
+/// let token = RefreshToken::parse("AAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").unwrap();
+/// assert_eq!(token.session_id(), "AAAAAAAAAAAAAAAA");
+/// assert!(RefreshToken::parse("no-dot").is_none());
+/// assert_eq!(format!("{token:?}"), "RefreshToken(REDACTED)");
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct RefreshToken {
+    session_id: String,
+    secret: SecretToken,
+}
+
+impl RefreshToken {
+    /// A token of `session_id` carrying `secret`.
+    pub fn new(session_id: impl Into<String>, secret: SecretToken) -> Self {
+        Self {
+            session_id: session_id.into(),
+            secret,
+        }
+    }
+
+    /// Parses a token a client presented; anything oversized or malformed is `None` before any
+    /// store is asked.
+    pub fn parse(presented: &str) -> Option<Self> {
+        if presented.len() > MAX_REFRESH_TOKEN_LEN {
+            return None;
+        }
+        let (session_id, secret) = presented.split_once('.')?;
+        if !is_session_id(session_id) {
+            return None;
+        }
+        Some(Self {
+            session_id: session_id.to_owned(),
+            secret: SecretToken::parse(secret)?,
+        })
+    }
+
+    /// The public session id.
+    pub fn session_id(&self) -> &str {
+        &self.session_id
+    }
+
+    /// The secret half.
+    pub fn secret(&self) -> &SecretToken {
+        &self.secret
+    }
+
+    /// The token as the client must present it.
+    ///
+    /// # Security
+    ///
+    /// Whoever holds it can refresh the session: never log it or store it.
+    pub fn expose(&self) -> String {
+        format!("{}.{}", self.session_id, self.secret.expose())
+    }
+}
+
+impl fmt::Debug for RefreshToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RefreshToken(REDACTED)")
+    }
+}
+
+/// Session ids are URL-safe base64 of 8 to 64 characters (ours are 16: 96 random bits).
+pub(crate) fn is_session_id(candidate: &str) -> bool {
+    (8..=64).contains(&candidate.len())
+        && candidate
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The one-time pad that seals a successor: SHA-256 over a domain label and the predecessor,
+/// unrelated to the store key (plain SHA-256 of the secret), so the store cannot unseal.
+fn pad(predecessor: &SecretToken) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(b"portcullis-hybrid/successor/v1\0");
+    hasher.update(predecessor.expose().as_bytes());
+    hasher.finalize().into()
+}
+
+/// Seals `successor` so that only a holder of `predecessor` can recover it.
+pub(crate) fn seal(successor: &SecretToken, predecessor: &SecretToken) -> Option<SealedSecret> {
+    let raw = URL_SAFE_NO_PAD.decode(successor.expose()).ok()?;
+    let raw: [u8; 32] = raw.try_into().ok()?;
+    let pad = pad(predecessor);
+    Some(SealedSecret(std::array::from_fn(|i| raw[i] ^ pad[i])))
+}
+
+/// Recovers the successor sealed under `predecessor`.
+pub(crate) fn unseal(sealed: &SealedSecret, predecessor: &SecretToken) -> Option<SecretToken> {
+    let pad = pad(predecessor);
+    let raw: [u8; 32] = std::array::from_fn(|i| sealed.0[i] ^ pad[i]);
+    SecretToken::parse(&URL_SAFE_NO_PAD.encode(raw))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_refusals() {
+        let token = RefreshToken::new(portcullis_core::random_handle(), SecretToken::generate());
+        assert_eq!(RefreshToken::parse(&token.expose()).as_ref(), Some(&token));
+        let secret = SecretToken::generate();
+        let bad = [
+            String::new(),
+            ".".into(),
+            secret.expose().to_owned(),
+            format!("short.{}", secret.expose()),
+            format!("{}.{}", "a".repeat(16), "b".repeat(43)),
+            format!("{}.{}x", "a".repeat(16), secret.expose()),
+            format!("{}!.{}", "a".repeat(16), secret.expose()),
+            format!("{}.{}", "a".repeat(65), secret.expose()),
+            "a".repeat(10_000),
+        ];
+        for candidate in bad {
+            assert!(RefreshToken::parse(&candidate).is_none(), "{candidate:.40}");
+        }
+    }
+
+    #[test]
+    fn sealing_needs_the_predecessor() {
+        let (old, new) = (SecretToken::generate(), SecretToken::generate());
+        let sealed = seal(&new, &old).unwrap();
+        assert_eq!(unseal(&sealed, &old), Some(new.clone()));
+        assert_ne!(unseal(&sealed, &SecretToken::generate()), Some(new));
+        assert_ne!(sealed.as_bytes(), old.store_key().as_bytes());
+    }
+}
