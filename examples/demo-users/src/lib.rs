@@ -1,0 +1,314 @@
+//! The demo users every example app signs in (`alice` / `alice-password-1`, an advertiser, and
+//! `admin` / `admin-password-1`, an admin), their argon2 password check, and the [`Credentials`]
+//! extractor that reads a login from JSON or a form.
+//!
+//! Copy this into your application and replace the user table with your database.
+
+use std::{collections::HashMap, fmt, sync::Arc};
+
+use argon2::{
+    Argon2, PasswordHash, PasswordHasher, PasswordVerifier,
+    password_hash::{SaltString, rand_core::OsRng},
+};
+use axum::{
+    Form, Json,
+    extract::{FromRequest, Request},
+    http::header,
+};
+use portcullis_core::{AuthRejection, Policy};
+use serde::{Deserialize, Serialize};
+
+/// What a user may do: the capabilities the handlers ask about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Manages their own ads.
+    Advertiser,
+    /// Sees and moderates everything.
+    Admin,
+}
+
+/// The application's user: small, cheap to clone, and the same JSON in every mechanism
+/// (`{"user": "alice", "role": "advertiser"}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// The user's name, which is also their id.
+    pub user: String,
+    /// Their role.
+    pub role: Role,
+}
+
+impl User {
+    /// Whether the user moderates everything.
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    /// Whether the user manages ads of their own.
+    pub fn is_advertiser(&self) -> bool {
+        self.role == Role::Advertiser
+    }
+
+    /// The user's id, as the stores index sessions by it.
+    pub fn id(&self) -> &str {
+        &self.user
+    }
+}
+
+/// The policy behind `GET /admin`: admins only.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IsAdmin;
+
+impl Policy<User> for IsAdmin {
+    fn allows(&self, user: &User) -> bool {
+        user.is_admin()
+    }
+}
+
+/// A username and password, as posted to a login route.
+#[derive(Clone, Deserialize)]
+pub struct Credentials {
+    /// The claimed username.
+    pub username: String,
+    /// The password. Never logged.
+    pub password: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"REDACTED")
+            .finish()
+    }
+}
+
+/// Longest username or password accepted, so hashing cost stays bounded.
+const MAX_FIELD_LEN: usize = 256;
+
+impl<S: Send + Sync> FromRequest<S> for Credentials {
+    type Rejection = AuthRejection;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let content_type = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let credentials = if content_type.starts_with("application/x-www-form-urlencoded") {
+            Form::<Credentials>::from_request(request, state)
+                .await
+                .map(|Form(c)| c)
+                .map_err(|e| {
+                    AuthRejection::invalid_request(format!("invalid login form: {}", e.body_text()))
+                })?
+        } else if content_type.starts_with("application/json") {
+            Json::<Credentials>::from_request(request, state)
+                .await
+                .map(|Json(c)| c)
+                .map_err(|e| {
+                    AuthRejection::invalid_request(format!("invalid login JSON: {}", e.body_text()))
+                })?
+        } else {
+            return Err(AuthRejection::invalid_request(
+                "send credentials as application/json or application/x-www-form-urlencoded",
+            ));
+        };
+        if credentials.username.len() > MAX_FIELD_LEN || credentials.password.len() > MAX_FIELD_LEN
+        {
+            return Err(AuthRejection::invalid_request(
+                "username or password too long",
+            ));
+        }
+        Ok(credentials)
+    }
+}
+
+struct Account {
+    user: User,
+    password_hash: String,
+}
+
+/// The demo user table, with passwords hashed by argon2 at start-up.
+#[derive(Clone)]
+pub struct DemoUsers {
+    accounts: Arc<HashMap<String, Account>>,
+    // Checked when the username is unknown, so a wrong username costs as much time as a wrong
+    // password (OWASP Authentication Cheat Sheet, "Authentication Responses").
+    decoy_hash: Arc<str>,
+}
+
+impl fmt::Debug for DemoUsers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DemoUsers")
+            .field("users", &self.accounts.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+fn hash(password: &str) -> String {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .unwrap_or_default()
+}
+
+impl DemoUsers {
+    /// `alice` (advertiser) and `admin` (admin), hashed now.
+    pub fn new() -> Self {
+        let accounts = [
+            ("alice", "alice-password-1", Role::Advertiser),
+            ("admin", "admin-password-1", Role::Admin),
+        ]
+        .into_iter()
+        .map(|(name, password, role)| {
+            let user = User {
+                user: name.to_owned(),
+                role,
+            };
+            (
+                name.to_owned(),
+                Account {
+                    user,
+                    password_hash: hash(password),
+                },
+            )
+        })
+        .collect();
+        Self {
+            accounts: Arc::new(accounts),
+            decoy_hash: hash("decoy password that matches nothing").into(),
+        }
+    }
+
+    /// The user these credentials prove, or 401.
+    ///
+    /// # Errors
+    ///
+    /// 401 `invalid_credentials` for an unknown user or a wrong password (the same answer for
+    /// both, so the response does not reveal which usernames exist).
+    pub fn authenticate(&self, credentials: &Credentials) -> Result<User, AuthRejection> {
+        let account = self.accounts.get(&credentials.username);
+        let hash = account.map_or(&*self.decoy_hash, |a| a.password_hash.as_str());
+        let verified = PasswordHash::new(hash).is_ok_and(|hash| {
+            Argon2::default()
+                .verify_password(credentials.password.as_bytes(), &hash)
+                .is_ok()
+        });
+        match account {
+            Some(account) if verified => Ok(account.user.clone()),
+            _ => Err(AuthRejection::invalid_credentials(
+                "wrong username or password",
+            )),
+        }
+    }
+
+    /// The current record of a user, for re-reading a user at refresh.
+    pub fn find(&self, user_id: &str) -> Option<User> {
+        self.accounts.get(user_id).map(|a| a.user.clone())
+    }
+}
+
+impl Default for DemoUsers {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+
+    use super::*;
+
+    fn credentials(username: &str, password: &str) -> Credentials {
+        Credentials {
+            username: username.into(),
+            password: password.into(),
+        }
+    }
+
+    #[test]
+    fn authenticates_the_demo_users_only() {
+        let users = DemoUsers::new();
+        assert_eq!(
+            users
+                .authenticate(&credentials("alice", "alice-password-1"))
+                .unwrap()
+                .role,
+            Role::Advertiser
+        );
+        assert!(
+            users
+                .authenticate(&credentials("admin", "admin-password-1"))
+                .unwrap()
+                .is_admin()
+        );
+        for (name, password) in [
+            ("alice", "admin-password-1"),
+            ("bob", "alice-password-1"),
+            ("", ""),
+            ("alice", ""),
+        ] {
+            let error = users
+                .authenticate(&credentials(name, password))
+                .unwrap_err();
+            assert_eq!(error.status(), 401, "{name}");
+        }
+    }
+
+    async fn parse(
+        content_type: Option<&str>,
+        body: &'static str,
+    ) -> Result<Credentials, AuthRejection> {
+        let mut request = axum::http::Request::post("/login");
+        if let Some(content_type) = content_type {
+            request = request.header(header::CONTENT_TYPE, content_type);
+        }
+        Credentials::from_request(request.body(Body::from(body)).unwrap(), &()).await
+    }
+
+    #[tokio::test]
+    async fn credentials_from_json_or_form_and_clear_errors_otherwise() {
+        let json = parse(
+            Some("application/json"),
+            r#"{"username":"alice","password":"p"}"#,
+        )
+        .await
+        .unwrap();
+        assert_eq!(json.username, "alice");
+        let form = parse(
+            Some("application/x-www-form-urlencoded"),
+            "username=alice&password=p%26q",
+        )
+        .await
+        .unwrap();
+        assert_eq!(form.password, "p&q");
+        for (content_type, body) in [
+            (Some("application/json"), "{not json"),
+            (Some("application/json"), r#"{"username":"alice"}"#),
+            (Some("application/x-www-form-urlencoded"), "username=alice"),
+            (Some("text/plain"), "alice"),
+            (None, ""),
+        ] {
+            let error = parse(content_type, body).await.unwrap_err();
+            assert_eq!(error.status(), 400, "{content_type:?} {body}");
+        }
+        let long = Box::leak(
+            format!(r#"{{"username":"{}","password":"p"}}"#, "a".repeat(300)).into_boxed_str(),
+        );
+        assert_eq!(
+            parse(Some("application/json"), long)
+                .await
+                .unwrap_err()
+                .status(),
+            400
+        );
+    }
+
+    #[test]
+    fn debug_hides_the_password() {
+        assert!(!format!("{:?}", credentials("alice", "hunter2")).contains("hunter2"));
+    }
+}
