@@ -8,7 +8,7 @@ use http::Extensions;
 use serde::de::DeserializeOwned;
 use tokio::sync::OnceCell;
 
-use crate::{AuthRejection, Identity};
+use crate::{AuthRejection, Identity, SharedClock};
 
 /// A boxed future of an identity lookup.
 pub type IdentityFuture<'a> =
@@ -62,6 +62,7 @@ enum Source {
 pub struct Authentication {
     sources: Vec<Source>,
     bearer_realm: Option<Arc<str>>,
+    clock: Option<SharedClock>,
 }
 
 impl Authentication {
@@ -106,6 +107,20 @@ impl Authentication {
     /// The realm of the bearer challenge, if a bearer-style layer is present.
     pub fn bearer_realm(&self) -> Option<&Arc<str>> {
         self.bearer_realm.as_ref()
+    }
+
+    /// Sets the clock extractors use to judge how recent an authentication is (layers pass
+    /// their own, so tests with a [`ManualClock`](crate::ManualClock) stay consistent).
+    pub fn set_clock(&mut self, clock: SharedClock) -> &mut Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// The current time by the layers' clock, or the system clock.
+    pub fn now(&self) -> std::time::SystemTime {
+        self.clock
+            .as_ref()
+            .map_or_else(std::time::SystemTime::now, |clock| clock.now())
     }
 
     /// Whether any layer found credentials (without loading anything).

@@ -163,6 +163,79 @@ where
     }
 }
 
+/// The caller, admitted only if they proved who they are within the last `MAX_AGE_SECS`
+/// seconds: guard sensitive actions (deleting an account, changing a password) with it.
+///
+/// Anonymous callers get 401 `unauthorized`; callers who authenticated too long ago, or whose
+/// mechanism does not know when they did, get 401 `insufficient_user_authentication` (RFC 9470
+/// §3), and the application asks for their password again.
+///
+/// # Examples
+///
+/// ```
+/// use portcullis_core::RecentlyAuthenticated;
+///
+/// #[derive(Clone, serde::Deserialize)]
+/// struct User { user: String }
+///
+/// // Five minutes.
+/// async fn delete_account(user: RecentlyAuthenticated<User, 300>) -> String {
+///     format!("goodbye {}", user.user)
+/// }
+/// ```
+pub struct RecentlyAuthenticated<U, const MAX_AGE_SECS: u64>(pub U);
+
+impl<U, const MAX_AGE_SECS: u64> Deref for RecentlyAuthenticated<U, MAX_AGE_SECS> {
+    type Target = U;
+
+    fn deref(&self) -> &U {
+        &self.0
+    }
+}
+
+impl<U: fmt::Debug, const MAX_AGE_SECS: u64> fmt::Debug for RecentlyAuthenticated<U, MAX_AGE_SECS> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("RecentlyAuthenticated")
+            .field(&self.0)
+            .finish()
+    }
+}
+
+impl<U, S, const MAX_AGE_SECS: u64> FromRequestParts<S> for RecentlyAuthenticated<U, MAX_AGE_SECS>
+where
+    U: DeserializeOwned + Clone + Send + Sync + 'static,
+    S: Send + Sync,
+{
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let Some(user) = resolve_user::<U>(&mut parts.extensions).await? else {
+            return Err(missing_credentials(&parts.extensions));
+        };
+        let Some(authentication) = parts.extensions.get::<crate::Authentication>() else {
+            return Err(missing_credentials(&parts.extensions));
+        };
+        let authenticated_at = authentication
+            .identity()
+            .await?
+            .and_then(crate::Identity::authenticated_at);
+        let fresh = authenticated_at.is_some_and(|at| {
+            authentication
+                .now()
+                .duration_since(at)
+                .map_or(true, |age| age.as_secs() <= MAX_AGE_SECS)
+        });
+        if !fresh {
+            return Err(
+                authentication.challenge(AuthRejection::stale_authentication(
+                    "confirm your password to continue",
+                )),
+            );
+        }
+        Ok(Self(user))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use axum::{Router, body::Body, routing::get};
@@ -276,6 +349,48 @@ mod tests {
         assert_eq!(status, StatusCode::FORBIDDEN);
         assert!(body.contains("insufficient_scope"));
         assert!(challenge.unwrap().contains(r#"error="insufficient_scope""#));
+    }
+
+    #[tokio::test]
+    async fn recent_authentication_is_judged_by_the_layer_clock() {
+        use std::time::{Duration, UNIX_EPOCH};
+
+        use crate::{Identity, ManualClock, Mechanism};
+
+        let clock = ManualClock::at_unix_seconds(10_000);
+        let app = |authenticated_at: Option<u64>| {
+            let clock = clock.clone();
+            Router::new()
+                .route(
+                    "/danger",
+                    get(|u: RecentlyAuthenticated<User, 300>| async move { u.0.role }),
+                )
+                .layer(axum::middleware::map_request(
+                    move |mut request: Request<Body>| {
+                        let clock = clock.clone();
+                        async move {
+                            let mut identity =
+                                Identity::from_user(&user("admin"), Mechanism::Session).unwrap();
+                            if let Some(at) = authenticated_at {
+                                identity = identity
+                                    .with_authenticated_at(UNIX_EPOCH + Duration::from_secs(at));
+                            }
+                            Authentication::of(request.extensions_mut())
+                                .set_clock(std::sync::Arc::new(clock))
+                                .add_identity(identity);
+                            request
+                        }
+                    },
+                ))
+        };
+        assert_eq!(call(app(Some(9_800)), "/danger").await.0, StatusCode::OK);
+        assert_eq!(call(app(Some(9_700)), "/danger").await.0, StatusCode::OK);
+        let (status, body, _) = call(app(Some(9_699)), "/danger").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(body.contains("insufficient_user_authentication"));
+        assert_eq!(call(app(None), "/danger").await.0, StatusCode::UNAUTHORIZED);
+        // Authenticated "in the future" (clock skew between nodes) counts as fresh.
+        assert_eq!(call(app(Some(10_050)), "/danger").await.0, StatusCode::OK);
     }
 
     #[tokio::test]

@@ -61,7 +61,7 @@ pub use authentication::{Authentication, IdentityFuture, IdentitySource, resolve
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use cross_site::{CrossSiteCheck, InvalidOrigin};
 #[cfg(feature = "axum")]
-pub use extract::{Authorized, CurrentUser};
+pub use extract::{Authorized, CurrentUser, RecentlyAuthenticated};
 pub use identity::{Identity, Mechanism};
 pub use policy::{AllOf, AnyOf, Authenticated, Not, Policy, PolicyExt};
 pub use rejection::{AuthRejection, RejectionKind};

@@ -17,6 +17,9 @@ pub enum RejectionKind {
     InvalidCredentials,
     /// The caller is known but a policy refused them (403).
     Forbidden,
+    /// The caller is known but last proved who they are too long ago for this action: sign in
+    /// again or confirm the password (401, RFC 9470 step-up authentication).
+    StaleAuthentication,
     /// A cookie-authenticated unsafe request came from another site (403).
     CrossSiteRequest,
     /// The request itself is malformed: duplicate or garbled `Authorization`, bad body (400).
@@ -31,7 +34,9 @@ impl RejectionKind {
     /// The HTTP status this kind maps to.
     pub fn status(self) -> StatusCode {
         match self {
-            Self::MissingCredentials | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            Self::MissingCredentials | Self::InvalidCredentials | Self::StaleAuthentication => {
+                StatusCode::UNAUTHORIZED
+            }
             Self::Forbidden | Self::CrossSiteRequest => StatusCode::FORBIDDEN,
             Self::InvalidRequest => StatusCode::BAD_REQUEST,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -101,6 +106,11 @@ impl AuthRejection {
         Self::new(RejectionKind::Forbidden, description)
     }
 
+    /// 401 `insufficient_user_authentication`: the caller must authenticate again (RFC 9470).
+    pub fn stale_authentication(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(RejectionKind::StaleAuthentication, description)
+    }
+
     /// 403: a cookie-authenticated unsafe request from another site.
     pub fn cross_site(description: impl Into<Cow<'static, str>>) -> Self {
         Self::new(RejectionKind::CrossSiteRequest, description)
@@ -164,6 +174,7 @@ impl AuthRejection {
             RejectionKind::InvalidCredentials => "invalid_credentials",
             RejectionKind::Forbidden if self.bearer_realm.is_some() => "insufficient_scope",
             RejectionKind::Forbidden => "forbidden",
+            RejectionKind::StaleAuthentication => "insufficient_user_authentication",
             RejectionKind::CrossSiteRequest => "cross_site_request",
             RejectionKind::InvalidRequest => "invalid_request",
             RejectionKind::Unavailable => "temporarily_unavailable",
@@ -275,6 +286,11 @@ mod tests {
                 "invalid_credentials",
             ),
             (AuthRejection::forbidden("x"), 403, "forbidden"),
+            (
+                AuthRejection::stale_authentication("x"),
+                401,
+                "insufficient_user_authentication",
+            ),
             (AuthRejection::cross_site("x"), 403, "cross_site_request"),
             (AuthRejection::invalid_request("x"), 400, "invalid_request"),
             (
