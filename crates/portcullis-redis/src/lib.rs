@@ -1,1 +1,43 @@
-//! portcullis redis mechanism (work in progress).
+//! Redis backends for portcullis: [`RedisSessionStore`] for the session-cookie layer,
+//! [`RedisRefreshStore`] and [`RedisRevocationFeed`] for the hybrid layer, on a single Redis
+//! or a Redis Cluster, so several application nodes share sessions and revocations.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use portcullis_redis::{RedisConfig, RedisRefreshStore, RedisRevocationFeed, RedisSessionStore};
+//!
+//! // One handle, cloned into every store; it connects lazily and reconnects by itself.
+//! let redis = match std::env::var("REDIS_CLUSTER_URLS") {
+//!     Ok(nodes) => RedisConfig::cluster(nodes.split(',')),
+//!     Err(_) => RedisConfig::new("redis://127.0.0.1:6379"),
+//! }
+//! .key_prefix("myapp")
+//! .build()?;
+//! redis.ping().await?; // optional: fail at start-up rather than on the first request
+//!
+//! let sessions = RedisSessionStore::new(redis.clone());
+//! let refresh = RedisRefreshStore::new(redis.clone());
+//! let revocations = RedisRevocationFeed::new(redis);
+//! # let _ = (sessions, refresh, revocations);
+//! # Ok(()) }
+//! ```
+//!
+#![doc = include_str!("docs/design.md")]
+
+mod connection;
+#[cfg(any(feature = "session", feature = "hybrid"))]
+mod index;
+#[cfg(feature = "hybrid")]
+mod refresh;
+#[cfg(feature = "hybrid")]
+mod revocation;
+#[cfg(feature = "session")]
+mod session;
+
+pub use connection::{ConfigError, RedisConfig, RedisConnection};
+#[cfg(feature = "hybrid")]
+pub use refresh::RedisRefreshStore;
+#[cfg(feature = "hybrid")]
+pub use revocation::RedisRevocationFeed;
+#[cfg(feature = "session")]
+pub use session::RedisSessionStore;

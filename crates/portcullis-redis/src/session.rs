@@ -1,0 +1,505 @@
+//! [`RedisSessionStore`]: the session-cookie layer's [`SessionStore`] on Redis or Redis Cluster.
+//!
+//! A session is a hash at `<prefix>:s:<store key hex>` with fields `r` (the record as JSON),
+//! `v` (version), `e` (expires at), `l` (last seen) and `u` (user id, when signed in); the key
+//! expires with the session. `load` is one `HMGET`; `save` and `touch` are Lua scripts that
+//! compare and write on that one key. A signed-in user's sessions are also indexed on the
+//! user's slot (see the crate docs for the ordering between the two).
+
+use std::{sync::Arc, sync::LazyLock};
+
+use futures_util::future::try_join_all;
+use portcullis_core::{SharedClock, StoreError, StoreKey, SystemClock};
+use portcullis_session::{
+    CreateOutcome, LimitPolicy, SaveOutcome, SessionLimit, SessionRecord, SessionStore,
+};
+use redis::Script;
+
+use crate::{
+    connection::RedisConnection,
+    index::{Added, Entry, Limit, UserIndex, ttl},
+};
+
+/// How long a listed member whose record is missing is left alone, in case its record is
+/// being written right now by a `create` (which writes the index first).
+const REAP_GRACE_SECS: u64 = 60;
+
+/// ARGV: record JSON, version, expires_at, last_seen_at, user flag (`some`|`none`), user id, ttl.
+static PUT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'r', ARGV[1], 'v', ARGV[2], 'e', ARGV[3], 'l', ARGV[4])
+if ARGV[5] == 'some' then redis.call('HSET', KEYS[1], 'u', ARGV[6]) end
+redis.call('EXPIRE', KEYS[1], ARGV[7])
+return 1",
+    )
+});
+
+/// ARGV: now, expected version, then as PUT. Returns `{status, '=' .. old user or ''}`.
+static SAVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local current = redis.call('HMGET', KEYS[1], 'v', 'e', 'u')
+if not current[1] or tonumber(current[2]) <= tonumber(ARGV[1]) then return {'missing', ''} end
+if current[1] ~= ARGV[2] then return {'conflict', ''} end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'r', ARGV[3], 'v', ARGV[4], 'e', ARGV[5], 'l', ARGV[6])
+if ARGV[7] == 'some' then redis.call('HSET', KEYS[1], 'u', ARGV[8]) end
+redis.call('EXPIRE', KEYS[1], ARGV[9])
+local previous = ''
+if current[3] then previous = '=' .. current[3] end
+return {'saved', previous}",
+    )
+});
+
+/// ARGV: now, expires_at, last_seen_at, ttl. Returns 1 if the live session was touched.
+static TOUCH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local expires = redis.call('HGET', KEYS[1], 'e')
+if not expires or tonumber(expires) <= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'e', ARGV[2], 'l', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 1",
+    )
+});
+
+/// ARGV: now. Deletes the session; returns `{1 if it was live, '=' .. user or ''}`.
+static DELETE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local current = redis.call('HMGET', KEYS[1], 'e', 'u')
+if not current[1] then return {0, ''} end
+redis.call('DEL', KEYS[1])
+local live = 0
+if tonumber(current[1]) > tonumber(ARGV[1]) then live = 1 end
+local user = ''
+if current[2] then user = '=' .. current[2] end
+return {live, user}",
+    )
+});
+
+/// A [`SessionStore`] on Redis or Redis Cluster. Clones share the connection.
+///
+/// A read-only authenticated request costs one `HMGET` and no write: the session layer
+/// calls [`SessionStore::load`] only, and [`SessionStore::touch`] only when it decides the
+/// expiry must move. Every write is atomic on its key; limits are enforced atomically on the
+/// user's index. Redis must run with `maxmemory-policy noeviction` (see the crate docs).
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use portcullis_redis::{RedisConfig, RedisSessionStore};
+/// use portcullis_session::SessionStore;
+///
+/// let redis = RedisConfig::new("redis://127.0.0.1:6379").key_prefix("myapp").build()?;
+/// let store = RedisSessionStore::new(redis);
+/// let key = portcullis_core::SecretToken::generate().store_key();
+/// assert!(store.load(&key).await?.is_none());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct RedisSessionStore {
+    redis: RedisConnection,
+    clock: SharedClock,
+}
+
+impl RedisSessionStore {
+    /// A store on `redis`, judging expiry by the system clock.
+    pub fn new(redis: RedisConnection) -> Self {
+        Self {
+            redis,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Judges expiry by `clock` (tests pass a [`ManualClock`](portcullis_core::ManualClock)).
+    /// Redis still drops keys on its own clock, a little after the records expire.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::sync::Arc;
+    /// use portcullis_core::ManualClock;
+    /// use portcullis_redis::{RedisConfig, RedisSessionStore};
+    ///
+    /// let redis = RedisConfig::new("redis://127.0.0.1:6379").build().unwrap();
+    /// let store = RedisSessionStore::new(redis).with_clock(Arc::new(ManualClock::new()));
+    /// # let _ = store;
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn record_key(&self, key: &StoreKey) -> String {
+        format!("{}:s:{}", self.redis.key_prefix(), key.to_hex())
+    }
+
+    fn member_key(&self, member: &str) -> String {
+        format!("{}:s:{member}", self.redis.key_prefix())
+    }
+
+    fn index(&self, user_id: &str) -> UserIndex {
+        UserIndex::new(self.redis.key_prefix(), "su", user_id)
+    }
+
+    async fn fetch(&self, record_key: &str, now: u64) -> Result<Fetched, StoreError> {
+        let fields: Vec<Option<String>> = self
+            .redis
+            .query(redis::cmd("HMGET").arg(record_key).arg(&["r", "v", "e", "l"]))
+            .await?;
+        let [Some(json), Some(version), Some(expires), Some(seen)] =
+            <[Option<String>; 4]>::try_from(fields).unwrap_or_default()
+        else {
+            return Ok(Fetched::Missing);
+        };
+        let mut record: SessionRecord = serde_json::from_str(&json).map_err(StoreError::corrupt)?;
+        record.version = parse(&version)?;
+        record.expires_at = parse(&expires)?;
+        record.last_seen_at = parse(&seen)?;
+        if record.expires_at <= now {
+            return Ok(Fetched::Expired);
+        }
+        Ok(Fetched::Live(Box::new(record)))
+    }
+
+    async fn put(&self, record_key: &str, record: &SessionRecord, now: u64) -> Result<(), StoreError> {
+        let json = serde_json::to_string(record).map_err(StoreError::corrupt)?;
+        let mut invocation = PUT.key(record_key);
+        invocation
+            .arg(json)
+            .arg(record.version)
+            .arg(record.expires_at)
+            .arg(record.last_seen_at);
+        user_args(&mut invocation, record.user_id.as_deref());
+        invocation.arg(ttl(record.expires_at, now));
+        let _: i64 = self.redis.eval(&invocation).await?;
+        Ok(())
+    }
+
+    /// Deletes one record; returns whether it was live and its user.
+    async fn delete_record(
+        &self,
+        record_key: &str,
+        now: u64,
+    ) -> Result<(bool, Option<String>), StoreError> {
+        let mut invocation = DELETE.key(record_key);
+        invocation.arg(now);
+        let (live, user): (i64, String) = self.redis.eval(&invocation).await?;
+        Ok((live == 1, user.strip_prefix('=').map(str::to_owned)))
+    }
+
+    /// Deletes the records of doomed members, then drops them from the index. Returns, for
+    /// each member, whether its record was live.
+    async fn finish(
+        &self,
+        index: &UserIndex,
+        now: u64,
+        doomed: &[String],
+    ) -> Result<Vec<bool>, StoreError> {
+        let live = try_join_all(doomed.iter().map(|member| async move {
+            let (live, _) = self.delete_record(&self.member_key(member), now).await?;
+            Ok::<_, StoreError>(live)
+        }))
+        .await?;
+        index.forget(&self.redis, now, doomed).await?;
+        Ok(live)
+    }
+
+    /// Drops index members whose record no longer exists (left by an interrupted delete),
+    /// sparing recent ones whose `create` may still be writing. Returns how many were dropped.
+    async fn reap(&self, index: &UserIndex, now: u64) -> Result<usize, StoreError> {
+        let (live, doomed) = index.list(&self.redis, now).await?;
+        self.finish(index, now, &doomed).await?;
+        let fetched = try_join_all(
+            live.iter()
+                .map(|(member, _)| async move { self.fetch(&self.member_key(member), now).await }),
+        )
+        .await?;
+        let gone: Vec<String> = live
+            .into_iter()
+            .zip(fetched)
+            .filter(|((_, created), fetched)| {
+                matches!(fetched, Fetched::Missing) && created.saturating_add(REAP_GRACE_SECS) <= now
+            })
+            .map(|((member, _), _)| member)
+            .collect();
+        index.forget(&self.redis, now, &gone).await?;
+        Ok(gone.len())
+    }
+}
+
+enum Fetched {
+    Missing,
+    Expired,
+    Live(Box<SessionRecord>),
+}
+
+fn parse(text: &str) -> Result<u64, StoreError> {
+    text.parse().map_err(StoreError::corrupt)
+}
+
+fn user_args(invocation: &mut redis::ScriptInvocation<'_>, user_id: Option<&str>) {
+    match user_id {
+        Some(user) => invocation.arg("some").arg(user),
+        None => invocation.arg("none").arg(""),
+    };
+}
+
+fn entry<'a>(member: &'a str, record: &'a SessionRecord) -> Entry<'a> {
+    Entry {
+        member,
+        expires_at: record.expires_at,
+        created_at: record.created_at,
+        handle: &record.handle,
+    }
+}
+
+impl SessionStore for RedisSessionStore {
+    async fn load(&self, key: &StoreKey) -> Result<Option<SessionRecord>, StoreError> {
+        let now = self.clock.unix_seconds();
+        let record_key = self.record_key(key);
+        self.redis
+            .bounded(async {
+                Ok(match self.fetch(&record_key, now).await? {
+                    Fetched::Live(record) => Some(*record),
+                    Fetched::Missing | Fetched::Expired => None,
+                })
+            })
+            .await
+    }
+
+    async fn create(
+        &self,
+        key: &StoreKey,
+        record: &SessionRecord,
+        limit: Option<SessionLimit>,
+    ) -> Result<CreateOutcome, StoreError> {
+        let now = self.clock.unix_seconds();
+        let record_key = self.record_key(key);
+        let member = key.to_hex();
+        self.redis
+            .bounded(async {
+                let Some(user_id) = record.user_id.as_deref() else {
+                    self.put(&record_key, record, now).await?;
+                    return Ok(CreateOutcome::Created {
+                        evicted: Vec::new(),
+                    });
+                };
+                let index = self.index(user_id);
+                let limit = limit.map(|limit| Limit {
+                    max: limit.max,
+                    refuse: limit.policy == LimitPolicy::RefuseNew,
+                });
+                let entry = entry(&member, record);
+                // 1. The index first: a record never exists without its index entry.
+                let mut added = index.add(&self.redis, now, &entry, limit).await?;
+                if matches!(added, Added::Refused) && self.reap(&index, now).await? > 0 {
+                    added = index.add(&self.redis, now, &entry, limit).await?;
+                }
+                let Added::Added { evicted, doomed } = added else {
+                    return Ok(CreateOutcome::LimitReached);
+                };
+                // 2. The record.
+                self.put(&record_key, record, now).await?;
+                // 3. A logout-all that ran between 1 and 2 removed the entry before the record
+                //    existed: finish its job rather than leave an unindexed session.
+                if !index.contains(&self.redis, &member).await? {
+                    self.delete_record(&record_key, now).await?;
+                }
+                // 4. Delete the evicted (and any left over) records, then their index entries.
+                self.finish(&index, now, &doomed).await?;
+                Ok(CreateOutcome::Created {
+                    evicted: evicted.into_iter().map(|(_, handle)| handle).collect(),
+                })
+            })
+            .await
+    }
+
+    async fn save(
+        &self,
+        key: &StoreKey,
+        record: &SessionRecord,
+        expected_version: u64,
+    ) -> Result<SaveOutcome, StoreError> {
+        let now = self.clock.unix_seconds();
+        let record_key = self.record_key(key);
+        let member = key.to_hex();
+        self.redis
+            .bounded(async {
+                // The index entry covers the new expiry before the record does.
+                if let Some(user_id) = record.user_id.as_deref() {
+                    self.index(user_id)
+                        .bump(&self.redis, now, &entry(&member, record), true)
+                        .await?;
+                }
+                let json = serde_json::to_string(record).map_err(StoreError::corrupt)?;
+                let mut invocation = SAVE.key(&record_key);
+                invocation
+                    .arg(now)
+                    .arg(expected_version)
+                    .arg(json)
+                    .arg(record.version)
+                    .arg(record.expires_at)
+                    .arg(record.last_seen_at);
+                user_args(&mut invocation, record.user_id.as_deref());
+                invocation.arg(ttl(record.expires_at, now));
+                let (status, previous): (String, String) = self.redis.eval(&invocation).await?;
+                match status.as_str() {
+                    "saved" => {
+                        // The session left its previous user: drop it from that index, now
+                        // that the record no longer names them.
+                        if let Some(previous) = previous.strip_prefix('=')
+                            && record.user_id.as_deref() != Some(previous)
+                        {
+                            self.index(previous)
+                                .forget(&self.redis, now, std::slice::from_ref(&member))
+                                .await?;
+                        }
+                        Ok(SaveOutcome::Saved)
+                    }
+                    "conflict" => Ok(SaveOutcome::Conflict),
+                    _ => Ok(SaveOutcome::Missing),
+                }
+            })
+            .await
+    }
+
+    async fn touch(
+        &self,
+        key: &StoreKey,
+        last_seen_at: u64,
+        expires_at: u64,
+    ) -> Result<bool, StoreError> {
+        let now = self.clock.unix_seconds();
+        let record_key = self.record_key(key);
+        let member = key.to_hex();
+        self.redis
+            .bounded(async {
+                let fields: Vec<Option<String>> = self
+                    .redis
+                    .query(redis::cmd("HMGET").arg(&record_key).arg(&["e", "u"]))
+                    .await?;
+                let mut fields = fields.into_iter();
+                let Some(stored_expiry) = fields.next().flatten() else {
+                    return Ok(false);
+                };
+                if parse(&stored_expiry)? <= now {
+                    return Ok(false);
+                }
+                // Raise the index score before the record's expiry, so the index never lets go
+                // of a live session.
+                if let Some(user_id) = fields.next().flatten() {
+                    let entry = Entry {
+                        member: &member,
+                        expires_at,
+                        created_at: 0,
+                        handle: "",
+                    };
+                    self.index(&user_id)
+                        .bump(&self.redis, now, &entry, false)
+                        .await?;
+                }
+                let mut invocation = TOUCH.key(&record_key);
+                invocation
+                    .arg(now)
+                    .arg(expires_at)
+                    .arg(last_seen_at)
+                    .arg(ttl(expires_at, now));
+                let touched: i64 = self.redis.eval(&invocation).await?;
+                Ok(touched == 1)
+            })
+            .await
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        let now = self.clock.unix_seconds();
+        let record_key = self.record_key(key);
+        let member = key.to_hex();
+        self.redis
+            .bounded(async {
+                // The record first: once it is gone, a leftover index entry is harmless.
+                let (_, user) = self.delete_record(&record_key, now).await?;
+                if let Some(user_id) = user {
+                    self.index(&user_id)
+                        .forget(&self.redis, now, std::slice::from_ref(&member))
+                        .await?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn list_by_user(&self, user_id: &str) -> Result<Vec<SessionRecord>, StoreError> {
+        let now = self.clock.unix_seconds();
+        let index = self.index(user_id);
+        self.redis
+            .bounded(async {
+                let (live, doomed) = index.list(&self.redis, now).await?;
+                self.finish(&index, now, &doomed).await?;
+                let fetched = try_join_all(live.iter().map(|(member, _)| async move {
+                    self.fetch(&self.member_key(member), now).await
+                }))
+                .await?;
+                let mut records = Vec::with_capacity(live.len());
+                let mut gone = Vec::new();
+                for ((member, created), fetched) in live.into_iter().zip(fetched) {
+                    match fetched {
+                        // A session that changed hands is listed under its new user only.
+                        Fetched::Live(record) if record.user_id.as_deref() == Some(user_id) => {
+                            records.push(*record);
+                        }
+                        Fetched::Missing if created.saturating_add(REAP_GRACE_SECS) <= now => {
+                            gone.push(member);
+                        }
+                        _ => {}
+                    }
+                }
+                index.forget(&self.redis, now, &gone).await?;
+                records.sort_by(|a, b| (a.created_at, &a.handle).cmp(&(b.created_at, &b.handle)));
+                Ok(records)
+            })
+            .await
+    }
+
+    async fn delete_by_handle(&self, user_id: &str, handle: &str) -> Result<bool, StoreError> {
+        let now = self.clock.unix_seconds();
+        let index = self.index(user_id);
+        self.redis
+            .bounded(async {
+                let (found, doomed) = index.take_handle(&self.redis, now, handle).await?;
+                let live = self.finish(&index, now, &doomed).await?;
+                Ok(found.is_some_and(|found| {
+                    doomed
+                        .iter()
+                        .zip(live)
+                        .any(|(member, live)| live && *member == found)
+                }))
+            })
+            .await
+    }
+
+    async fn delete_by_user(
+        &self,
+        user_id: &str,
+        keep: Option<&StoreKey>,
+    ) -> Result<u64, StoreError> {
+        let now = self.clock.unix_seconds();
+        let index = self.index(user_id);
+        let keep = keep.map(StoreKey::to_hex);
+        self.redis
+            .bounded(async {
+                let doomed = index.take_all(&self.redis, now, keep.as_deref()).await?;
+                let live = self.finish(&index, now, &doomed).await?;
+                Ok(live.into_iter().filter(|live| *live).count() as u64)
+            })
+            .await
+    }
+}
