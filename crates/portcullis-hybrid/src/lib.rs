@@ -1,13 +1,72 @@
 //! Hybrid authentication: short-lived access JWTs checked at the edge without a store read,
 //! refresh tokens rotated through a central store, and revocation pushed to every node.
+//!
+//! | piece | what it does |
+//! |---|---|
+//! | [`HybridSessions`] | login, refresh (rotation, grace window, theft detection), logout, revoke |
+//! | [`HybridLayer`] | the edge check: `at+jwt` signature and claims plus the [`RevocationList`] |
+//! | [`CookieTransport`] | access and refresh tokens in HttpOnly cookies, optional transparent refresh |
+//! | [`RefreshStore`], [`MemoryRefreshStore`] | where sessions live (one key per session) |
+//! | [`RevocationFeed`], [`InProcessFeed`] | how revocations reach every node |
+//!
+//! # Threat model
+//!
+//! - *A stolen access token* works until it expires (minutes) or its session is revoked,
+//!   whichever comes first: logout and revoke publish the session id, and every node refuses
+//!   its tokens from then on without a store read per request.
+//! - *A stolen refresh token* is detected when both parties use it: each refresh rotates the
+//!   token, and a rotated-out token replayed after a short grace window revokes the session
+//!   (RFC 9700 §4.14.2). Inside the window, every racer is handed the same current token, so
+//!   honest parallel refreshes never trip the check.
+//! - *A store dump* yields hashes and sealed successors only: no usable token.
+//! - *Someone who read a `sid`* (access tokens are readable) cannot log its owner out: an
+//!   unknown secret is refused without revoking anything.
+//!
+//! # Example
+//!
+//! ```
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use axum::{Router, routing::get};
+//! use portcullis_core::CurrentUser;
+//! use portcullis_hybrid::{HybridLayer, HybridSessions, InProcessFeed, MemoryRefreshStore};
+//! use portcullis_jwt::{Algorithm, SigningKey, TokenIssuer, Validation};
+//!
+//! #[derive(Clone, serde::Serialize, serde::Deserialize)]
+//! struct User { user: String }
+//!
+//! let issuer = TokenIssuer::new(SigningKey::generate(Algorithm::HS256)?).issuer("https://ads.example");
+//! let sessions = HybridSessions::builder(issuer, Validation::new().issuer("https://ads.example"))
+//!     .store(MemoryRefreshStore::new())
+//!     .feed(InProcessFeed::new())
+//!     .build()
+//!     .await?;
+//! let app: Router = Router::new()
+//!     .route("/me", get(|CurrentUser(user): CurrentUser<User>| async move { user.user }))
+//!     .layer(HybridLayer::new(&sessions));
+//!
+//! let pair = sessions.login("alice", &User { user: "alice".into() }, None).await?;
+//! // The client sends `Authorization: Bearer {pair.access_token()}`, and later exchanges
+//! // `pair.refresh_token()` for a new pair with `sessions.refresh(..)`.
+//! # Ok(()) }
+//! ```
 
+mod access;
+mod cookies;
+mod layer;
 mod memory;
 mod refresh_token;
 mod revocation;
 mod rotation;
+mod sessions;
 mod store;
 
+pub use cookies::{CookieTransport, SameSite};
+pub use layer::{AccessSession, Hybrid, HybridLayer, ResponseFuture};
 pub use memory::{InProcessFeed, MemoryRefreshStore};
 pub use refresh_token::{MAX_REFRESH_TOKEN_LEN, RefreshToken};
 pub use revocation::{Revocation, RevocationFeed, RevocationList};
+pub use sessions::{
+    ConfigError, HybridError, HybridSessions, HybridSessionsBuilder, ReloadUser, SessionInfo,
+    TokenPair,
+};
 pub use store::{RefreshRecord, RefreshStore, RotatedToken, SealedSecret};

@@ -1,0 +1,116 @@
+//! Access tokens: minted at login and refresh, checked at the edge. They are JWTs typed
+//! `at+jwt` (RFC 9068 §2.1) carrying `sub`, `sid` (the session), `auth_time` and the user.
+
+use std::{
+    borrow::Cow,
+    sync::Arc,
+    time::{Duration, UNIX_EPOCH},
+};
+
+use portcullis_core::{AuthRejection, Identity, Mechanism, SharedClock};
+use portcullis_jwt::{
+    IssueError, IssueOptions, IssuedToken, KeySet, TokenIssuer, TokenVerifier, Validation,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, value::RawValue};
+
+use crate::{AccessSession, HybridSessions, RefreshRecord, refresh_token::is_session_id};
+
+/// The `typ` header of access tokens (RFC 9068 §2.1). The edge refuses any other, so an ID
+/// token or another JWT of the same issuer never passes as an access token (RFC 9068 §4,
+/// RFC 8725 §3.11 on explicit typing).
+pub(crate) const ACCESS_TOKEN_TYPE: &str = "at+jwt";
+
+#[derive(Serialize)]
+struct MintedClaims<'a> {
+    sid: &'a str,
+    auth_time: u64,
+    user: &'a Value,
+}
+
+#[derive(Deserialize)]
+struct EdgeClaims<'a> {
+    #[serde(borrow)]
+    sid: Cow<'a, str>,
+    #[serde(borrow)]
+    user: &'a RawValue,
+    #[serde(default)]
+    auth_time: Option<u64>,
+}
+
+/// The verifier the edge uses: the application's validation plus `typ: at+jwt` and `sid`.
+pub(crate) fn verifier(keys: KeySet, validation: Validation, clock: SharedClock) -> TokenVerifier {
+    let validation = validation
+        .typ(ACCESS_TOKEN_TYPE)
+        .require_claim("sid")
+        .require_claim("user");
+    TokenVerifier::new(keys, validation).with_clock(clock)
+}
+
+/// Signs an access token for the session in `record`.
+pub(crate) fn mint(
+    issuer: &TokenIssuer,
+    record: &RefreshRecord,
+    ttl: Duration,
+) -> Result<IssuedToken, IssueError> {
+    let claims = MintedClaims {
+        sid: &record.session_id,
+        auth_time: record.authenticated_at,
+        user: &record.user,
+    };
+    issuer.issue_with(
+        &record.user_id,
+        &claims,
+        &IssueOptions::new().ttl(ttl).typ(ACCESS_TOKEN_TYPE),
+    )
+}
+
+/// A verified, unrevoked access token.
+pub(crate) struct VerifiedAccess {
+    identity: Identity,
+    session: AccessSession,
+}
+
+impl VerifiedAccess {
+    pub(crate) fn into_parts(self) -> (Identity, AccessSession) {
+        (self.identity, self.session)
+    }
+}
+
+/// Verifies `token` and checks its session against the node's revocation list. No store read.
+pub(crate) async fn verify(
+    sessions: &HybridSessions,
+    token: &str,
+) -> Result<VerifiedAccess, AuthRejection> {
+    let inner = &sessions.inner;
+    let verified = inner.verifier.verify(token).await?;
+    let claims: EdgeClaims<'_> = serde_json::from_str(verified.claims_json().get())
+        .map_err(|_| AuthRejection::invalid_credentials("the access token lacks a session"))?;
+    if !is_session_id(&claims.sid) {
+        return Err(AuthRejection::invalid_credentials(
+            "the access token lacks a session",
+        ));
+    }
+    if inner
+        .revoked
+        .is_revoked(&claims.sid, inner.clock.unix_seconds())
+    {
+        return Err(AuthRejection::invalid_credentials(
+            "the session has been revoked",
+        ));
+    }
+    let session_id: Arc<str> = claims.sid.as_ref().into();
+    let mut identity = Identity::from_json(claims.user.to_owned(), Mechanism::Hybrid)
+        .with_session_handle(session_id.clone());
+    if let Some(auth_time) = claims.auth_time {
+        identity = identity.with_authenticated_at(UNIX_EPOCH + Duration::from_secs(auth_time));
+    }
+    Ok(VerifiedAccess {
+        identity,
+        session: AccessSession {
+            session_id,
+            user_id: verified.subject().into(),
+            expires_at: verified.expires_at(),
+        },
+    })
+}

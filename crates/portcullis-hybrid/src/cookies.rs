@@ -1,0 +1,420 @@
+//! The cookie transport: the access token and the refresh token in two HttpOnly cookies, so
+//! page scripts never see either (OWASP HTML5 Security Cheat Sheet, "Local Storage": keep
+//! tokens out of script reach).
+
+use std::{fmt, sync::Arc};
+
+use http::{HeaderMap, HeaderValue, header};
+
+use crate::{ConfigError, TokenPair};
+
+/// The `SameSite` attribute of both cookies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameSite {
+    /// Sent on same-site requests and top-level navigations (the default).
+    Lax,
+    /// Sent on same-site requests only: a link from another site arrives signed out.
+    Strict,
+    /// Sent everywhere (requires `Secure`); the cross-site check still guards unsafe methods.
+    None,
+}
+
+impl SameSite {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Lax => "Lax",
+            Self::Strict => "Strict",
+            Self::None => "None",
+        }
+    }
+}
+
+/// Where and how the cookie transport keeps the tokens.
+///
+/// By default the access cookie is `__Host-access` (`Path=/`) and the refresh cookie
+/// `__Secure-refresh` with `Path=/refresh`: the browser sends the refresh token to the refresh
+/// route only, so it crosses the wire once per access-token lifetime, not with every request
+/// (RFC 9700 §4.14: limit refresh-token exposure). A page whose access cookie expired gets 401
+/// and calls the refresh route. [`CookieTransport::transparent`] instead sends the refresh
+/// cookie everywhere and lets the layer refresh on its own.
+///
+/// Both cookies are `HttpOnly; Secure; SameSite=Lax`.
+///
+/// # Examples
+///
+/// ```
+/// use portcullis_hybrid::CookieTransport;
+///
+/// let cookies = CookieTransport::new();
+/// assert_eq!(cookies.access_cookie(), "__Host-access");
+/// assert_eq!(cookies.refresh_cookie(), "__Secure-refresh");
+/// assert_eq!(cookies.refresh_path(), "/refresh");
+/// assert!(!cookies.is_transparent());
+/// ```
+#[derive(Clone)]
+pub struct CookieTransport {
+    access_name: Arc<str>,
+    refresh_name: Arc<str>,
+    refresh_path: Arc<str>,
+    same_site: SameSite,
+    secure: bool,
+    transparent: bool,
+}
+
+impl fmt::Debug for CookieTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CookieTransport")
+            .field("access_name", &self.access_name)
+            .field("refresh_name", &self.refresh_name)
+            .field("refresh_path", &self.refresh_path)
+            .field("same_site", &self.same_site)
+            .field("secure", &self.secure)
+            .field("transparent", &self.transparent)
+            .finish()
+    }
+}
+
+impl Default for CookieTransport {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CookieTransport {
+    /// `__Host-access` and `__Secure-refresh` (`Path=/refresh`); refresh through the refresh
+    /// route.
+    pub fn new() -> Self {
+        Self {
+            access_name: "__Host-access".into(),
+            refresh_name: "__Secure-refresh".into(),
+            refresh_path: "/refresh".into(),
+            same_site: SameSite::Lax,
+            secure: true,
+            transparent: false,
+        }
+    }
+
+    /// Transparent refresh: the refresh cookie is `__Host-refresh` with `Path=/`, and the
+    /// layer refreshes any request whose access cookie is missing or expired, answering it
+    /// normally with new cookies.
+    ///
+    /// # Security
+    ///
+    /// The refresh token then travels with every request, widening its exposure (to request
+    /// logs of proxies, say) compared with the default path-scoped cookie.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use portcullis_hybrid::CookieTransport;
+    ///
+    /// let cookies = CookieTransport::transparent();
+    /// assert_eq!(cookies.refresh_cookie(), "__Host-refresh");
+    /// assert_eq!(cookies.refresh_path(), "/");
+    /// ```
+    pub fn transparent() -> Self {
+        Self {
+            refresh_name: "__Host-refresh".into(),
+            refresh_path: "/".into(),
+            transparent: true,
+            ..Self::new()
+        }
+    }
+
+    /// Renames the access cookie. Names starting `__Host-` require `Path=/` and `Secure`
+    /// (checked when the layer is built).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cookies = portcullis_hybrid::CookieTransport::new().access_cookie_name("__Host-at");
+    /// assert_eq!(cookies.access_cookie(), "__Host-at");
+    /// ```
+    #[must_use]
+    pub fn access_cookie_name(mut self, name: &str) -> Self {
+        self.access_name = name.into();
+        self
+    }
+
+    /// Renames the refresh cookie.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cookies = portcullis_hybrid::CookieTransport::new().refresh_cookie_name("__Secure-rt");
+    /// assert_eq!(cookies.refresh_cookie(), "__Secure-rt");
+    /// ```
+    #[must_use]
+    pub fn refresh_cookie_name(mut self, name: &str) -> Self {
+        self.refresh_name = name.into();
+        self
+    }
+
+    /// The path of the refresh cookie: where the application mounts its refresh route.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cookies = portcullis_hybrid::CookieTransport::new().refresh_cookie_path("/auth/refresh");
+    /// assert_eq!(cookies.refresh_path(), "/auth/refresh");
+    /// ```
+    #[must_use]
+    pub fn refresh_cookie_path(mut self, path: &str) -> Self {
+        self.refresh_path = path.into();
+        self
+    }
+
+    /// The `SameSite` attribute of both cookies.
+    ///
+    /// # Security
+    ///
+    /// `SameSite::None` lets other sites' requests carry the cookies; only the cross-site check
+    /// then stands between them and the user's session.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use portcullis_hybrid::{CookieTransport, SameSite};
+    /// let cookies = CookieTransport::new().same_site(SameSite::Strict);
+    /// ```
+    #[must_use]
+    pub fn same_site(mut self, same_site: SameSite) -> Self {
+        self.same_site = same_site;
+        self
+    }
+
+    /// Drops the `Secure` attribute, for plain-HTTP development on a host browsers do not
+    /// treat as secure. Cookie names must then not use the `__Host-`/`__Secure-` prefixes.
+    ///
+    /// # Security
+    ///
+    /// Without `Secure` the tokens travel over unencrypted connections. Never in production.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cookies = portcullis_hybrid::CookieTransport::new()
+    ///     .access_cookie_name("access")
+    ///     .refresh_cookie_name("refresh")
+    ///     .dangerous_insecure();
+    /// ```
+    #[must_use]
+    pub fn dangerous_insecure(mut self) -> Self {
+        self.secure = false;
+        self
+    }
+
+    /// The access cookie's name.
+    pub fn access_cookie(&self) -> &str {
+        &self.access_name
+    }
+
+    /// The refresh cookie's name.
+    pub fn refresh_cookie(&self) -> &str {
+        &self.refresh_name
+    }
+
+    /// The refresh cookie's path.
+    pub fn refresh_path(&self) -> &str {
+        &self.refresh_path
+    }
+
+    /// Whether the layer refreshes on its own.
+    pub fn is_transparent(&self) -> bool {
+        self.transparent
+    }
+
+    /// Checks names, paths and prefixes against RFC 6265 and the cookie-prefix rules.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Cookie`] naming the broken rule.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (name, path) in [
+            (&*self.access_name, "/"),
+            (&*self.refresh_name, &*self.refresh_path),
+        ] {
+            let token_char = |b: u8| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b);
+            if name.is_empty() || !name.bytes().all(token_char) {
+                return Err(ConfigError::Cookie(
+                    "a cookie name is not an RFC 6265 token",
+                ));
+            }
+            if !path.starts_with('/') || path.bytes().any(|b| b == b';' || !b.is_ascii_graphic()) {
+                return Err(ConfigError::Cookie(
+                    "a cookie path must be an absolute path",
+                ));
+            }
+            if name.starts_with("__Host-") && (path != "/" || !self.secure) {
+                return Err(ConfigError::Cookie(
+                    "a __Host- cookie needs Path=/ and Secure",
+                ));
+            }
+            if name.starts_with("__Secure-") && !self.secure {
+                return Err(ConfigError::Cookie("a __Secure- cookie needs Secure"));
+            }
+        }
+        if self.same_site == SameSite::None && !self.secure {
+            return Err(ConfigError::Cookie("SameSite=None needs Secure"));
+        }
+        if self.access_name == self.refresh_name {
+            return Err(ConfigError::Cookie("the two cookies need different names"));
+        }
+        if self.transparent && self.refresh_path.as_ref() != "/" {
+            return Err(ConfigError::Cookie(
+                "transparent refresh needs the refresh cookie on Path=/",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The access token from the request's cookies.
+    pub fn access_token<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
+        find_cookie(headers, &self.access_name)
+    }
+
+    /// The refresh token from the request's cookies.
+    pub fn refresh_token<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
+        find_cookie(headers, &self.refresh_name)
+    }
+
+    /// Whether the request carries either cookie (and so needs the cross-site check).
+    pub fn has_cookies(&self, headers: &HeaderMap) -> bool {
+        self.access_token(headers).is_some() || self.refresh_token(headers).is_some()
+    }
+
+    /// Appends `Set-Cookie` headers for both tokens of `pair`, expiring with them: the access
+    /// cookie with the access token, the refresh cookie with the session's idle deadline.
+    pub fn set_cookies(&self, pair: &TokenPair, headers: &mut HeaderMap) {
+        let now = pair.issued_at();
+        self.append(
+            headers,
+            &self.access_name,
+            "/",
+            pair.access_token(),
+            pair.access_expires_at().saturating_sub(now),
+        );
+        self.append(
+            headers,
+            &self.refresh_name,
+            &self.refresh_path,
+            &pair.refresh_token().expose(),
+            pair.refresh_expires_at().saturating_sub(now),
+        );
+    }
+
+    /// Appends `Set-Cookie` headers that delete both cookies (logout, revoked session).
+    pub fn clear_cookies(&self, headers: &mut HeaderMap) {
+        self.append(headers, &self.access_name, "/", "", 0);
+        self.append(headers, &self.refresh_name, &self.refresh_path, "", 0);
+    }
+
+    fn append(&self, headers: &mut HeaderMap, name: &str, path: &str, value: &str, max_age: u64) {
+        let secure = if self.secure { "; Secure" } else { "" };
+        let cookie = format!(
+            "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly{secure}; SameSite={}",
+            self.same_site.as_str()
+        );
+        // Token and name characters are validated, so this only fails on a bug; never panic.
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            headers.append(header::SET_COOKIE, value);
+        }
+    }
+}
+
+/// The first cookie named `name` in the request's `Cookie` headers.
+fn find_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.trim_matches('"'))
+        .filter(|value| !value.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_table() {
+        let cases = [
+            (CookieTransport::new(), true),
+            (CookieTransport::transparent(), true),
+            (
+                CookieTransport::new().refresh_cookie_name("__Host-refresh"),
+                false,
+            ),
+            (CookieTransport::new().access_cookie_name("a b"), false),
+            (CookieTransport::new().access_cookie_name(""), false),
+            (
+                CookieTransport::new().refresh_cookie_path("relative"),
+                false,
+            ),
+            (CookieTransport::new().dangerous_insecure(), false),
+            (
+                CookieTransport::new()
+                    .access_cookie_name("a")
+                    .refresh_cookie_name("r")
+                    .dangerous_insecure(),
+                true,
+            ),
+            (
+                CookieTransport::new()
+                    .access_cookie_name("a")
+                    .refresh_cookie_name("r")
+                    .same_site(SameSite::None)
+                    .dangerous_insecure(),
+                false,
+            ),
+            (
+                CookieTransport::new().refresh_cookie_name("__Host-access"),
+                false,
+            ),
+            (
+                CookieTransport::transparent()
+                    .refresh_cookie_name("__Secure-r")
+                    .refresh_cookie_path("/x"),
+                false,
+            ),
+        ];
+        for (i, (cookies, ok)) in cases.into_iter().enumerate() {
+            assert_eq!(cookies.validate().is_ok(), ok, "case {i}: {cookies:?}");
+        }
+    }
+
+    #[test]
+    fn finds_cookies_across_headers() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; __Host-access=tok"),
+        );
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("__Secure-refresh=\"r\""),
+        );
+        let cookies = CookieTransport::new();
+        assert_eq!(cookies.access_token(&headers), Some("tok"));
+        assert_eq!(cookies.refresh_token(&headers), Some("r"));
+        assert!(cookies.has_cookies(&headers));
+        assert!(!cookies.has_cookies(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn clearing_expires_both_cookies() {
+        let mut headers = HeaderMap::new();
+        CookieTransport::new().clear_cookies(&mut headers);
+        let set: Vec<_> = headers.get_all(header::SET_COOKIE).iter().collect();
+        assert_eq!(
+            set,
+            [
+                "__Host-access=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Lax",
+                "__Secure-refresh=; Path=/refresh; Max-Age=0; HttpOnly; Secure; SameSite=Lax"
+            ]
+        );
+    }
+}

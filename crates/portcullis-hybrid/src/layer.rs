@@ -1,0 +1,470 @@
+//! [`HybridLayer`]: the edge check. It verifies the access token's signature and claims and
+//! looks its `sid` up in the node's in-memory revocation list; it never reads the session
+//! store for a request carrying a valid access token.
+
+use std::{
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::{Arc, Mutex, PoisonError},
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, header};
+use portcullis_core::{
+    AuthRejection, Authentication, CrossSiteCheck, IdentityFuture, IdentitySource,
+};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::{ConfigError, CookieTransport, HybridError, HybridSessions, TokenPair, access};
+
+/// Larger `Authorization` values are refused before any parsing (RFC 6750 tokens are far
+/// smaller; this bounds the work an attacker can ask for).
+const MAX_AUTHORIZATION_BYTES: usize = 8 * 1024;
+
+/// The session behind a request's access token, for handlers that act on the session itself
+/// (logout, logout-all). Present in request extensions when the access token was valid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessSession {
+    pub(crate) session_id: Arc<str>,
+    pub(crate) user_id: Arc<str>,
+    pub(crate) expires_at: u64,
+}
+
+impl AccessSession {
+    /// The session id (`sid`).
+    pub fn session_id(&self) -> &str {
+        &self.session_id
+    }
+
+    /// The user's id (`sub`).
+    pub fn user_id(&self) -> &str {
+        &self.user_id
+    }
+
+    /// When the access token expires (Unix seconds).
+    pub fn expires_at(&self) -> u64 {
+        self.expires_at
+    }
+}
+
+#[cfg(feature = "axum")]
+impl<S: Send + Sync> axum_core::extract::FromRequestParts<S> for AccessSession {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Self>().cloned().ok_or_else(|| {
+            let rejection = AuthRejection::missing_credentials();
+            match parts.extensions.get::<Authentication>() {
+                Some(authentication) => authentication.challenge(rejection),
+                None => rejection,
+            }
+        })
+    }
+}
+
+#[cfg(feature = "axum")]
+impl<S: Send + Sync> axum_core::extract::OptionalFromRequestParts<S> for AccessSession {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<Self>().cloned())
+    }
+}
+
+#[derive(Clone)]
+struct Config {
+    sessions: HybridSessions,
+    cookies: Option<CookieTransport>,
+    realm: Arc<str>,
+    cross_site: CrossSiteCheck,
+}
+
+/// The edge check of hybrid sessions, as a tower layer.
+///
+/// For each request it looks for an access token in `Authorization: Bearer` (RFC 6750 §2.1)
+/// or, with [`HybridLayer::cookies`], in the access cookie, and:
+///
+/// - no token: the request passes through anonymous (extractors answer 401 with a bearer
+///   challenge), exactly like the plain bearer layer;
+/// - a valid `at+jwt` token whose `sid` is not revoked: the caller is its user, and the
+///   request carries an [`AccessSession`];
+/// - anything else: 401 `WWW-Authenticate: Bearer error="invalid_token"` (for a cookie,
+///   only when a handler asks for the user, so a stale cookie does not break public pages).
+///
+/// No store is read on this path; revocations arrive through the feed into the node's
+/// [`RevocationList`](crate::RevocationList). Cookie-authenticated unsafe requests from other
+/// sites are refused with 403 (OWASP CSRF Prevention Cheat Sheet). In transparent cookie mode
+/// a request without a valid access cookie but with a refresh cookie is refreshed when the
+/// handler asks for the user, and the response carries the new cookies.
+///
+/// # Examples
+///
+/// ```
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use axum::{Router, routing::get};
+/// use portcullis_hybrid::{CookieTransport, HybridLayer, HybridSessions, InProcessFeed, MemoryRefreshStore};
+/// use portcullis_jwt::{Algorithm, SigningKey, TokenIssuer, Validation};
+///
+/// let issuer = TokenIssuer::new(SigningKey::generate(Algorithm::HS256)?);
+/// let sessions = HybridSessions::builder(issuer, Validation::new())
+///     .store(MemoryRefreshStore::new())
+///     .feed(InProcessFeed::new())
+///     .build()
+///     .await?;
+/// let app: Router = Router::new()
+///     .route("/", get(|| async { "hello" }))
+///     .layer(HybridLayer::new(&sessions).cookies(CookieTransport::new())?);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct HybridLayer {
+    config: Arc<Config>,
+}
+
+impl fmt::Debug for HybridLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HybridLayer")
+            .field("cookies", &self.config.cookies)
+            .field("realm", &self.config.realm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HybridLayer {
+    /// An edge check for `sessions`, reading access tokens from `Authorization: Bearer`.
+    pub fn new(sessions: &HybridSessions) -> Self {
+        Self {
+            config: Arc::new(Config {
+                sessions: sessions.clone(),
+                cookies: None,
+                realm: "portcullis".into(),
+                cross_site: CrossSiteCheck::new(),
+            }),
+        }
+    }
+
+    /// Also reads the access token from the transport's cookie (the header wins when both
+    /// are present), applies the cross-site check to cookie-authenticated unsafe requests and,
+    /// in transparent mode, refreshes expired access cookies.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Cookie`] when the cookie settings break a prefix or RFC 6265 rule.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo(sessions: portcullis_hybrid::HybridSessions) -> Result<(), portcullis_hybrid::ConfigError> {
+    /// use portcullis_hybrid::{CookieTransport, HybridLayer};
+    /// let layer = HybridLayer::new(&sessions).cookies(CookieTransport::transparent())?;
+    /// # Ok(()) }
+    /// ```
+    pub fn cookies(mut self, cookies: CookieTransport) -> Result<Self, ConfigError> {
+        cookies.validate()?;
+        Arc::make_mut(&mut self.config).cookies = Some(cookies);
+        Ok(self)
+    }
+
+    /// The realm of the `WWW-Authenticate` challenge (default `portcullis`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn demo(sessions: portcullis_hybrid::HybridSessions) {
+    /// let layer = portcullis_hybrid::HybridLayer::new(&sessions).realm("ads");
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn realm(mut self, realm: &str) -> Self {
+        Arc::make_mut(&mut self.config).realm = realm.into();
+        self
+    }
+
+    /// Replaces the cross-site check (to trust another origin, say).
+    ///
+    /// # Security
+    ///
+    /// Every trusted origin can make cookie-authenticated unsafe requests for signed-in users.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn demo(sessions: portcullis_hybrid::HybridSessions) -> Result<(), portcullis_core::InvalidOrigin> {
+    /// use portcullis_core::CrossSiteCheck;
+    /// let layer = portcullis_hybrid::HybridLayer::new(&sessions)
+    ///     .cross_site_check(CrossSiteCheck::new().trust_origin("https://admin.example.com")?);
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn cross_site_check(mut self, check: CrossSiteCheck) -> Self {
+        Arc::make_mut(&mut self.config).cross_site = check;
+        self
+    }
+}
+
+impl<S> Layer<S> for HybridLayer {
+    type Service = Hybrid<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Hybrid {
+            inner,
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// The service of [`HybridLayer`].
+#[derive(Clone)]
+pub struct Hybrid<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S: fmt::Debug> fmt::Debug for Hybrid<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hybrid")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Hybrid<S> {
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+/// The response future of [`Hybrid`].
+///
+/// Boxed: token verification is an `async fn` of the key set (it may fetch a JWKS for an
+/// unknown `kid`), whose future has no nameable type. It is `Send` but not `Sync`, like the
+/// futures of most tower services.
+pub struct ResponseFuture<T, E> {
+    inner: Pin<Box<dyn Future<Output = Result<T, E>> + Send>>,
+}
+
+impl<T, E> fmt::Debug for ResponseFuture<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<T, E> Future for ResponseFuture<T, E> {
+    type Output = Result<T, E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Hybrid<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: From<Bytes> + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<Response<ResBody>, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        // The clone that was polled ready serves this request (tower's usual pattern).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let config = self.config.clone();
+        ResponseFuture {
+            inner: Box::pin(async move {
+                let refresh = match config.authenticate(&mut request).await {
+                    Ok(refresh) => refresh,
+                    Err(rejection) => return Ok(rejection.to_response()),
+                };
+                let mut response = inner.call(request).await?;
+                if let (Some(refresh), Some(cookies)) = (refresh, &config.cookies) {
+                    refresh.finish(cookies, response.headers_mut());
+                }
+                Ok(response)
+            }),
+        }
+    }
+}
+
+impl Config {
+    /// Records what the request's credentials prove; returns the pending transparent refresh,
+    /// if one was set up.
+    async fn authenticate<B>(
+        &self,
+        request: &mut Request<B>,
+    ) -> Result<Option<Arc<TransparentRefresh>>, AuthRejection> {
+        let challenge =
+            |rejection: AuthRejection| rejection.with_bearer_challenge(self.realm.clone());
+        Authentication::of(request.extensions_mut()).set_bearer_realm(self.realm.clone());
+        let headers = request.headers();
+        let bearer = bearer_token(headers).map_err(challenge)?;
+        let cookies = self.cookies.as_ref();
+        let (token, from_cookie) = match bearer {
+            Some(token) => (Some(token), false),
+            None => (cookies.and_then(|c| c.access_token(headers)), true),
+        };
+        if bearer.is_none() && cookies.is_some_and(|c| c.has_cookies(headers)) {
+            // Cookies ride along on requests other sites trigger: refuse unsafe ones.
+            self.cross_site.check(request).map_err(challenge)?;
+        }
+        let refresh_token = cookies
+            .filter(|c| c.is_transparent() && bearer.is_none())
+            .and_then(|c| c.refresh_token(headers));
+
+        let verified = match token {
+            Some(token) => Some(access::verify(&self.sessions, token).await),
+            None => None,
+        };
+        let refresh = match (verified, refresh_token) {
+            (None, None) => None,
+            (Some(Ok(claims)), _) => {
+                let (identity, session) = claims.into_parts();
+                request.extensions_mut().insert(session);
+                Authentication::of(request.extensions_mut()).add_identity(identity);
+                None
+            }
+            (Some(Err(_)) | None, Some(refresh_token)) => {
+                let refresh = Arc::new(TransparentRefresh {
+                    sessions: self.sessions.clone(),
+                    token: refresh_token.to_owned(),
+                    outcome: Mutex::new(None),
+                });
+                Authentication::of(request.extensions_mut()).add_source(refresh.clone());
+                Some(refresh)
+            }
+            (Some(Err(rejection)), None) if from_cookie => {
+                // A stale cookie must not break public pages: refuse only when asked.
+                Authentication::of(request.extensions_mut())
+                    .add_source(Arc::new(Refused(challenge(rejection))));
+                None
+            }
+            (Some(Err(rejection)), None) => return Err(challenge(rejection)),
+        };
+        Ok(refresh)
+    }
+}
+
+/// The bearer token of the `Authorization` header, if its scheme is `Bearer`.
+fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AuthRejection> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        // RFC 6750 §3.1: more than one method of passing the token is invalid_request.
+        return Err(AuthRejection::invalid_request(
+            "more than one Authorization header",
+        ));
+    }
+    if value.len() > MAX_AUTHORIZATION_BYTES {
+        return Err(AuthRejection::invalid_credentials("the token is too large"));
+    }
+    let value = value
+        .to_str()
+        .map_err(|_| AuthRejection::invalid_request("the Authorization header is not ASCII"))?;
+    let Some((scheme, token)) = value.split_once(' ') else {
+        return Ok(None);
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(None);
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(AuthRejection::invalid_request("empty bearer token"));
+    }
+    Ok(Some(token))
+}
+
+/// A credential that was present but bad, refused only if a handler asks for the user.
+struct Refused(AuthRejection);
+
+impl IdentitySource for Refused {
+    fn identify(&self) -> IdentityFuture<'_> {
+        let rejection = self.0.clone();
+        Box::pin(async move { Err(rejection) })
+    }
+}
+
+enum Outcome {
+    Refreshed(Box<TokenPair>),
+    Ended,
+}
+
+/// A refresh run on first use of the user, whose outcome decides the response's cookies.
+struct TransparentRefresh {
+    sessions: HybridSessions,
+    token: String,
+    outcome: Mutex<Option<Outcome>>,
+}
+
+impl IdentitySource for TransparentRefresh {
+    fn identify(&self) -> IdentityFuture<'_> {
+        Box::pin(async move {
+            let result = self.sessions.refresh(&self.token).await;
+            let mut outcome = self.outcome.lock().unwrap_or_else(PoisonError::into_inner);
+            match result {
+                Ok(pair) => {
+                    let identity = pair.identity().clone();
+                    *outcome = Some(Outcome::Refreshed(Box::new(pair)));
+                    Ok(Some(identity))
+                }
+                // An outage says nothing about the cookies: keep them for the retry.
+                Err(
+                    error @ (HybridError::Store(_)
+                    | HybridError::Contention
+                    | HybridError::Issue(_)
+                    | HybridError::User(_)),
+                ) => Err(error.into()),
+                Err(error) => {
+                    *outcome = Some(Outcome::Ended);
+                    Err(error.into())
+                }
+            }
+        })
+    }
+}
+
+impl TransparentRefresh {
+    fn finish(&self, cookies: &CookieTransport, headers: &mut HeaderMap) {
+        let outcome = self.outcome.lock().unwrap_or_else(PoisonError::into_inner);
+        match outcome.as_ref() {
+            Some(Outcome::Refreshed(pair)) => {
+                cookies.set_cookies(pair, headers);
+                // The new cookies must reach the browser, not a shared cache (RFC 9111 §5.2.2.5).
+                headers.insert(
+                    header::CACHE_CONTROL,
+                    http::HeaderValue::from_static("no-store"),
+                );
+            }
+            Some(Outcome::Ended) => cookies.clear_cookies(headers),
+            None => {}
+        }
+    }
+}

@@ -1,0 +1,1032 @@
+//! [`HybridSessions`]: the one place that logs in, refreshes (rotating the refresh token),
+//! logs out and revokes hybrid sessions, on top of a [`RefreshStore`] and a [`RevocationFeed`].
+
+use std::{
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::{Arc, Weak},
+    time::{Duration, UNIX_EPOCH},
+};
+
+use portcullis_core::{
+    AuthRejection, Identity, Mechanism, SecretToken, SharedClock, StoreError, SystemClock,
+    random_handle,
+};
+use portcullis_jwt::{IssueError, TokenIssuer, TokenVerifier, Validation};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::{
+    RefreshRecord, RefreshStore, RefreshToken, Revocation, RevocationFeed, RevocationList, access,
+    rotation::{Decision, Timing, decide},
+};
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// How often a compare-and-swap lost to a concurrent refresh is retried before giving up.
+/// Every retry re-reads the record, and a lost race turns into the grace case, so two or three
+/// attempts suffice in practice.
+const MAX_ATTEMPTS: usize = 8;
+/// Longest `User-Agent` kept in a record.
+const MAX_USER_AGENT: usize = 256;
+/// How often a node forgets revocations whose access tokens have all expired.
+const PURGE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Re-reads the user at every refresh, so a deleted or demoted user loses access at the next
+/// refresh instead of keeping their old roles for the session's whole lifetime.
+///
+/// `Ok(None)` means the user no longer exists: the session is revoked. Implemented for closures
+/// `Fn(user_id: String, stored_user: Value) -> impl Future<Output = Result<Option<Value>,
+/// StoreError>>`.
+///
+/// # Examples
+///
+/// ```
+/// use portcullis_core::StoreError;
+/// use portcullis_hybrid::ReloadUser;
+/// use serde_json::{Value, json};
+///
+/// fn assert_reload(_: impl ReloadUser) {}
+/// assert_reload(|user_id: String, _stored: Value| async move {
+///     // Look the user up in the application's database here.
+///     Ok::<_, StoreError>((user_id == "alice").then(|| json!({"user": "alice", "role": "advertiser"})))
+/// });
+/// ```
+pub trait ReloadUser: Send + Sync + 'static {
+    /// The user as they are now, or `None` if they no longer exist.
+    fn reload(
+        &self,
+        user_id: String,
+        stored_user: Value,
+    ) -> impl Future<Output = Result<Option<Value>, StoreError>> + Send;
+}
+
+impl<F, Fut> ReloadUser for F
+where
+    F: Fn(String, Value) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Option<Value>, StoreError>> + Send,
+{
+    fn reload(
+        &self,
+        user_id: String,
+        stored_user: Value,
+    ) -> impl Future<Output = Result<Option<Value>, StoreError>> + Send {
+        self(user_id, stored_user)
+    }
+}
+
+// Object-safe mirrors of the store traits, so `HybridSessions` has no type parameters and the
+// backend can be chosen at run time (memory or Redis, from configuration).
+trait DynRefreshStore: Send + Sync {
+    fn create<'a>(&'a self, record: &'a RefreshRecord) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn load<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<RefreshRecord>, StoreError>>;
+    fn compare_and_swap<'a>(
+        &'a self,
+        record: &'a RefreshRecord,
+        expected: u64,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+    fn delete<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<RefreshRecord>, StoreError>>;
+    fn list_by_user<'a>(
+        &'a self,
+        user: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<RefreshRecord>, StoreError>>;
+    fn delete_by_user<'a>(
+        &'a self,
+        user: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<RefreshRecord>, StoreError>>;
+}
+
+impl<T: RefreshStore> DynRefreshStore for T {
+    fn create<'a>(&'a self, record: &'a RefreshRecord) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(RefreshStore::create(self, record))
+    }
+    fn load<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<RefreshRecord>, StoreError>> {
+        Box::pin(RefreshStore::load(self, id))
+    }
+    fn compare_and_swap<'a>(
+        &'a self,
+        record: &'a RefreshRecord,
+        expected: u64,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(RefreshStore::compare_and_swap(self, record, expected))
+    }
+    fn delete<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<RefreshRecord>, StoreError>> {
+        Box::pin(RefreshStore::delete(self, id))
+    }
+    fn list_by_user<'a>(
+        &'a self,
+        user: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<RefreshRecord>, StoreError>> {
+        Box::pin(RefreshStore::list_by_user(self, user))
+    }
+    fn delete_by_user<'a>(
+        &'a self,
+        user: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<RefreshRecord>, StoreError>> {
+        Box::pin(RefreshStore::delete_by_user(self, user))
+    }
+}
+
+trait DynRevocationFeed: Send + Sync {
+    fn publish<'a>(&'a self, revocation: &'a Revocation) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn subscribe(&self, list: RevocationList) -> BoxFuture<'_, Result<(), StoreError>>;
+}
+
+impl<T: RevocationFeed> DynRevocationFeed for T {
+    fn publish<'a>(&'a self, revocation: &'a Revocation) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(RevocationFeed::publish(self, revocation))
+    }
+    fn subscribe(&self, list: RevocationList) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(RevocationFeed::subscribe(self, list))
+    }
+}
+
+trait DynReloadUser: Send + Sync {
+    fn reload(
+        &self,
+        user_id: String,
+        user: Value,
+    ) -> BoxFuture<'_, Result<Option<Value>, StoreError>>;
+}
+
+impl<T: ReloadUser> DynReloadUser for T {
+    fn reload(
+        &self,
+        user_id: String,
+        user: Value,
+    ) -> BoxFuture<'_, Result<Option<Value>, StoreError>> {
+        Box::pin(ReloadUser::reload(self, user_id, user))
+    }
+}
+
+/// A configuration [`HybridSessionsBuilder::build`] refused, or a feed it could not join.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A duration is out of range; the message says which and why.
+    #[error("invalid hybrid session setting: {0}")]
+    Invalid(&'static str),
+    /// No [`RefreshStore`] was given.
+    #[error("no refresh store configured: call .store(..)")]
+    MissingStore,
+    /// No [`RevocationFeed`] was given.
+    #[error("no revocation feed configured: call .feed(..)")]
+    MissingFeed,
+    /// Subscribing to the revocation feed failed.
+    #[error("could not subscribe to the revocation feed")]
+    Feed(#[source] StoreError),
+    /// A cookie setting breaks the rules of its name prefix or of RFC 6265.
+    #[error("invalid cookie setting: {0}")]
+    Cookie(&'static str),
+}
+
+/// Why a login, refresh or logout failed. Converts into the matching [`AuthRejection`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HybridError {
+    /// The refresh token is malformed, oversized, or not one this session ever had (401,
+    /// nothing revoked).
+    #[error("the refresh token is invalid")]
+    InvalidRefreshToken,
+    /// The session does not exist: logged out, revoked or expired (401).
+    #[error("the session has ended")]
+    SessionEnded,
+    /// A rotated-out refresh token was presented after the grace window; the session has been
+    /// revoked (401).
+    #[error("the refresh token was already used; the session has been revoked")]
+    TokenReuse,
+    /// The reload hook found no such user any more; the session has been revoked (401).
+    #[error("the user no longer exists")]
+    UserGone,
+    /// Too many concurrent refreshes of one session (503, retry).
+    #[error("too many concurrent refreshes of this session")]
+    Contention,
+    /// The store or the feed failed (503).
+    #[error("the session store failed")]
+    Store(#[from] StoreError),
+    /// Minting the access token failed (500).
+    #[error("could not issue the access token")]
+    Issue(#[from] IssueError),
+    /// The user does not serialize to JSON (500).
+    #[error("the user does not serialize to JSON")]
+    User(#[source] serde_json::Error),
+}
+
+impl From<HybridError> for AuthRejection {
+    fn from(error: HybridError) -> Self {
+        match error {
+            HybridError::InvalidRefreshToken
+            | HybridError::SessionEnded
+            | HybridError::TokenReuse
+            | HybridError::UserGone => AuthRejection::invalid_credentials(match error {
+                HybridError::TokenReuse => "the refresh token was already used; sign in again",
+                HybridError::InvalidRefreshToken => "the refresh token is invalid",
+                _ => "the session has ended; sign in again",
+            }),
+            HybridError::Contention => {
+                AuthRejection::unavailable("too many concurrent refreshes; retry")
+                    .with_retry_after(1)
+            }
+            HybridError::Store(error) => error.into(),
+            HybridError::Issue(error) => {
+                tracing::error!(%error, "could not issue an access token");
+                AuthRejection::misconfigured("could not issue the access token")
+            }
+            HybridError::User(error) => {
+                tracing::error!(%error, "the user does not serialize");
+                AuthRejection::misconfigured("could not serialize the user")
+            }
+        }
+    }
+}
+
+/// What a login or refresh hands the client: an access token and the refresh token.
+#[derive(Clone)]
+pub struct TokenPair {
+    access_token: String,
+    refresh_token: RefreshToken,
+    expires_in: u64,
+    issued_at: u64,
+    access_expires_at: u64,
+    refresh_expires_at: u64,
+    user_id: String,
+    identity: Identity,
+}
+
+impl TokenPair {
+    /// The access JWT (`typ: at+jwt`).
+    ///
+    /// # Security
+    ///
+    /// A bearer credential: never log it.
+    pub fn access_token(&self) -> &str {
+        &self.access_token
+    }
+
+    /// The refresh token.
+    pub fn refresh_token(&self) -> &RefreshToken {
+        &self.refresh_token
+    }
+
+    /// The session id (`sid`).
+    pub fn session_id(&self) -> &str {
+        self.refresh_token.session_id()
+    }
+
+    /// The user's id (`sub`).
+    pub fn user_id(&self) -> &str {
+        &self.user_id
+    }
+
+    /// Seconds until the access token expires.
+    pub fn expires_in(&self) -> u64 {
+        self.expires_in
+    }
+
+    /// When the pair was issued (Unix seconds, by the sessions' clock).
+    pub fn issued_at(&self) -> u64 {
+        self.issued_at
+    }
+
+    /// When the access token expires (Unix seconds).
+    pub fn access_expires_at(&self) -> u64 {
+        self.access_expires_at
+    }
+
+    /// When the session expires unless refreshed (Unix seconds): the idle deadline, capped by
+    /// the absolute lifetime.
+    pub fn refresh_expires_at(&self) -> u64 {
+        self.refresh_expires_at
+    }
+
+    /// The caller these tokens authenticate.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// The bearer-transport body: `{"access_token", "refresh_token", "token_type": "Bearer",
+    /// "expires_in"}` (RFC 6749 §5.1).
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "access_token": self.access_token,
+            "refresh_token": self.refresh_token.expose(),
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+        })
+    }
+}
+
+impl fmt::Debug for TokenPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenPair")
+            .field("access_token", &"REDACTED")
+            .field("refresh_token", &self.refresh_token)
+            .field("session_id", &self.session_id())
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A live session as listings show it: no secret in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionInfo {
+    /// The session id (`sid`), usable with [`HybridSessions::revoke`].
+    pub session_id: String,
+    /// When the session was created (Unix seconds).
+    pub created_at: u64,
+    /// When it was last refreshed (Unix seconds).
+    pub refreshed_at: u64,
+    /// When it expires unless refreshed (Unix seconds).
+    pub expires_at: u64,
+    /// The `User-Agent` at login.
+    pub user_agent: Option<String>,
+}
+
+impl From<&RefreshRecord> for SessionInfo {
+    fn from(record: &RefreshRecord) -> Self {
+        Self {
+            session_id: record.session_id.clone(),
+            created_at: record.created_at,
+            refreshed_at: record.refreshed_at,
+            expires_at: record.expires_at(),
+            user_agent: record.user_agent.clone(),
+        }
+    }
+}
+
+/// The timing and limits of hybrid sessions.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Settings {
+    pub(crate) access_ttl: Duration,
+    pub(crate) access_jitter: Duration,
+    pub(crate) idle_ttl: Duration,
+    pub(crate) absolute_ttl: Duration,
+    pub(crate) grace: Duration,
+    pub(crate) leeway: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            access_ttl: Duration::from_secs(10 * 60),
+            access_jitter: Duration::from_secs(30),
+            idle_ttl: Duration::from_secs(14 * 24 * 3600),
+            absolute_ttl: Duration::from_secs(30 * 24 * 3600),
+            grace: Duration::from_secs(5),
+            leeway: Duration::from_secs(30),
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    store: Box<dyn DynRefreshStore>,
+    feed: Box<dyn DynRevocationFeed>,
+    reload: Option<Box<dyn DynReloadUser>>,
+    issuer: TokenIssuer,
+    pub(crate) verifier: TokenVerifier,
+    pub(crate) revoked: RevocationList,
+    pub(crate) clock: SharedClock,
+    settings: Settings,
+}
+
+/// Hybrid sessions: login, refresh with rotation and theft detection, logout, revocation.
+///
+/// One value per application, cheap to clone (an `Arc`). The edge check is
+/// [`HybridLayer`](crate::HybridLayer), built from it.
+///
+/// - **Login** creates a session (a [`RefreshRecord`]) and returns a [`TokenPair`]: an access
+///   JWT (`typ: at+jwt`, RFC 9068) carrying `sub`, `sid` and the user, and a refresh token.
+/// - **Refresh** rotates the refresh token atomically (compare-and-swap, bounded retries) and
+///   mints a new access token. A rotated-out token presented within the grace window gets the
+///   current token; after it, the session is revoked (RFC 9700 §4.14.2).
+/// - **Logout / revoke** delete the session and publish its id on the revocation feed; every
+///   node refuses its access tokens until they could have expired.
+///
+/// # Examples
+///
+/// ```
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use portcullis_hybrid::{HybridSessions, InProcessFeed, MemoryRefreshStore};
+/// use portcullis_jwt::{SigningKey, TokenIssuer, Validation};
+///
+/// let issuer = TokenIssuer::new(SigningKey::generate_hs256()).issuer("https://auth.example");
+/// let sessions = HybridSessions::builder(issuer, Validation::new().issuer("https://auth.example"))
+///     .store(MemoryRefreshStore::new())
+///     .feed(InProcessFeed::new())
+///     .build()
+///     .await?;
+/// let pair = sessions.login("alice", &serde_json::json!({"user": "alice"}), None).await?;
+/// let refreshed = sessions.refresh(&pair.refresh_token().expose()).await?;
+/// assert_eq!(refreshed.session_id(), pair.session_id());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct HybridSessions {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl fmt::Debug for HybridSessions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HybridSessions")
+            .field("settings", &self.inner.settings)
+            .field("revoked", &self.inner.revoked.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds [`HybridSessions`]; see [`HybridSessions::builder`].
+#[must_use]
+pub struct HybridSessionsBuilder {
+    issuer: TokenIssuer,
+    validation: Validation,
+    key_set: Option<portcullis_jwt::KeySet>,
+    store: Option<Box<dyn DynRefreshStore>>,
+    feed: Option<Box<dyn DynRevocationFeed>>,
+    reload: Option<Box<dyn DynReloadUser>>,
+    clock: SharedClock,
+    settings: Settings,
+}
+
+impl fmt::Debug for HybridSessionsBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HybridSessionsBuilder")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HybridSessions {
+    /// Starts building: `issuer` mints access tokens; `validation` (issuer, audience, leeway)
+    /// checks them at the edge. The builder adds `typ: at+jwt` and a required `sid` to it, so
+    /// no other kind of JWT from the same issuer passes as an access token (RFC 9068 §4).
+    pub fn builder(issuer: TokenIssuer, validation: Validation) -> HybridSessionsBuilder {
+        HybridSessionsBuilder {
+            issuer,
+            validation,
+            key_set: None,
+            store: None,
+            feed: None,
+            reload: None,
+            clock: Arc::new(SystemClock),
+            settings: Settings::default(),
+        }
+    }
+
+    /// The node's revocation list (shared with every [`HybridLayer`](crate::HybridLayer)).
+    pub fn revocations(&self) -> &RevocationList {
+        &self.inner.revoked
+    }
+
+    /// The longest an access token lives, jitter aside.
+    pub fn access_ttl(&self) -> Duration {
+        self.inner.settings.access_ttl
+    }
+
+    fn now(&self) -> u64 {
+        self.inner.clock.unix_seconds()
+    }
+
+    /// Creates a session for a user who just proved who they are, returning its tokens.
+    ///
+    /// `user_id` is the user's stable id (for listing and logout-all); `user` is what
+    /// extractors decode into the application's user type. Keep it small: it rides in every
+    /// access token, readable by the client (JWTs are signed, not encrypted).
+    ///
+    /// # Errors
+    ///
+    /// [`HybridError::Store`] when the store fails; [`HybridError::User`] when `user` does not
+    /// serialize.
+    pub async fn login<U: Serialize + ?Sized>(
+        &self,
+        user_id: &str,
+        user: &U,
+        user_agent: Option<&str>,
+    ) -> Result<TokenPair, HybridError> {
+        let user = serde_json::to_value(user).map_err(HybridError::User)?;
+        let now = self.now();
+        let settings = &self.inner.settings;
+        let secret = SecretToken::generate();
+        let absolute_expires_at = now.saturating_add(settings.absolute_ttl.as_secs());
+        let record = RefreshRecord {
+            session_id: random_handle(),
+            user_id: user_id.to_owned(),
+            user,
+            created_at: now,
+            authenticated_at: now,
+            refreshed_at: now,
+            idle_expires_at: now
+                .saturating_add(settings.idle_ttl.as_secs())
+                .min(absolute_expires_at),
+            absolute_expires_at,
+            current_hash: secret.store_key(),
+            previous: Vec::new(),
+            generation: 0,
+            user_agent: user_agent.map(truncate_user_agent),
+        };
+        self.inner.store.create(&record).await?;
+        let refresh = RefreshToken::new(record.session_id.clone(), secret);
+        self.pair(&record, refresh, now)
+    }
+
+    /// Exchanges a refresh token for a new pair, rotating the refresh token.
+    ///
+    /// # Errors
+    ///
+    /// - [`HybridError::InvalidRefreshToken`]: malformed, oversized or unknown secret; nothing
+    ///   is revoked, since the `sid` half is public.
+    /// - [`HybridError::SessionEnded`]: logged out, revoked or expired (idle or absolute).
+    /// - [`HybridError::TokenReuse`]: a rotated-out token after the grace window; the session
+    ///   has been revoked (RFC 9700 §4.14.2).
+    /// - [`HybridError::UserGone`]: the reload hook found no such user; revoked.
+    /// - [`HybridError::Contention`], [`HybridError::Store`]: retry later.
+    pub async fn refresh(&self, presented: &str) -> Result<TokenPair, HybridError> {
+        let token = RefreshToken::parse(presented).ok_or(HybridError::InvalidRefreshToken)?;
+        let session_id = token.session_id();
+        let timing = Timing {
+            idle_secs: self.inner.settings.idle_ttl.as_secs(),
+            grace_secs: self.inner.settings.grace.as_secs(),
+        };
+        for _ in 0..MAX_ATTEMPTS {
+            let Some(record) = self.inner.store.load(session_id).await? else {
+                return Err(HybridError::SessionEnded);
+            };
+            let now = self.now();
+            match decide(&record, token.secret(), timing, now) {
+                Decision::Rotate {
+                    record: next,
+                    secret,
+                } => {
+                    let mut next = *next;
+                    if let Some(reload) = &self.inner.reload {
+                        match reload
+                            .reload(next.user_id.clone(), next.user.clone())
+                            .await?
+                        {
+                            Some(user) => next.user = user,
+                            None => {
+                                self.revoke_quietly(session_id).await;
+                                return Err(HybridError::UserGone);
+                            }
+                        }
+                    }
+                    if self
+                        .inner
+                        .store
+                        .compare_and_swap(&next, record.generation)
+                        .await?
+                    {
+                        return self.pair(&next, RefreshToken::new(session_id, secret), now);
+                    }
+                    // Another refresh won: reload; ours is now a grace-window case.
+                }
+                Decision::Grace { secret } => {
+                    return self.pair(&record, RefreshToken::new(session_id, secret), now);
+                }
+                Decision::Reuse => {
+                    // RFC 9700 §4.14.2: a replayed, invalidated refresh token means the
+                    // family is compromised; revoke it so neither party can go on.
+                    tracing::warn!(
+                        session_id,
+                        user_id = %record.user_id,
+                        "rotated-out refresh token replayed after the grace window: revoking the session"
+                    );
+                    self.revoke_quietly(session_id).await;
+                    return Err(HybridError::TokenReuse);
+                }
+                Decision::Unknown => return Err(HybridError::InvalidRefreshToken),
+                Decision::Expired => return Err(HybridError::SessionEnded),
+            }
+        }
+        Err(HybridError::Contention)
+    }
+
+    /// Ends one session (logout, or revoke-by-handle from a session listing): deletes it and
+    /// publishes the revocation, so its access tokens are refused at once on every node.
+    /// Returns whether the session existed.
+    ///
+    /// # Errors
+    ///
+    /// [`HybridError::Store`] when the store or the feed fails. The revocation is in this
+    /// node's list either way.
+    pub async fn revoke(&self, session_id: &str) -> Result<bool, HybridError> {
+        let deleted = self.inner.store.delete(session_id).await?;
+        self.publish(session_id).await?;
+        Ok(deleted.is_some())
+    }
+
+    /// Logs out with a refresh token, for clients without a valid access token. The secret
+    /// must be the session's current one or one rotated out within the grace window, so
+    /// knowing a `sid` is not enough to log someone out.
+    ///
+    /// # Errors
+    ///
+    /// As [`HybridSessions::refresh`], except that a stale token is refused without revoking.
+    pub async fn logout_with_refresh_token(&self, presented: &str) -> Result<(), HybridError> {
+        let token = RefreshToken::parse(presented).ok_or(HybridError::InvalidRefreshToken)?;
+        let Some(record) = self.inner.store.load(token.session_id()).await? else {
+            return Err(HybridError::SessionEnded);
+        };
+        let timing = Timing {
+            idle_secs: 0,
+            grace_secs: self.inner.settings.grace.as_secs(),
+        };
+        match decide(&record, token.secret(), timing, self.now()) {
+            Decision::Rotate { .. } | Decision::Grace { .. } => {
+                self.revoke(token.session_id()).await?;
+                Ok(())
+            }
+            Decision::Expired => Err(HybridError::SessionEnded),
+            Decision::Reuse | Decision::Unknown => Err(HybridError::InvalidRefreshToken),
+        }
+    }
+
+    /// Ends every session of the user (logout-all, or after a password change). Returns how
+    /// many there were.
+    ///
+    /// # Errors
+    ///
+    /// [`HybridError::Store`] when the store or the feed fails.
+    pub async fn revoke_all(&self, user_id: &str) -> Result<usize, HybridError> {
+        let deleted = self.inner.store.delete_by_user(user_id).await?;
+        let mut failure = None;
+        for record in &deleted {
+            if let Err(error) = self.publish(&record.session_id).await {
+                failure = Some(error);
+            }
+        }
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(deleted.len()),
+        }
+    }
+
+    /// The user's live sessions, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// [`HybridError::Store`] when the store fails.
+    pub async fn list(&self, user_id: &str) -> Result<Vec<SessionInfo>, HybridError> {
+        let records = self.inner.store.list_by_user(user_id).await?;
+        Ok(records.iter().map(SessionInfo::from).collect())
+    }
+
+    /// Revokes, logging a failure instead of returning it (theft, deleted user: the refusal
+    /// stands whatever the store says).
+    async fn revoke_quietly(&self, session_id: &str) {
+        if let Err(error) = self.revoke(session_id).await {
+            tracing::error!(%error, session_id, "could not fully revoke the session");
+        }
+    }
+
+    /// Lists the session locally at once, then tells the other nodes.
+    async fn publish(&self, session_id: &str) -> Result<(), HybridError> {
+        let settings = &self.inner.settings;
+        let now = self.now();
+        // Until the longest access token of the session could have expired, with the leeway
+        // verifiers allow and a second for rounding.
+        let until = now
+            .saturating_add(settings.access_ttl.as_secs())
+            .saturating_add(settings.leeway.as_secs())
+            .saturating_add(1);
+        let revocation = Revocation {
+            session_id: session_id.to_owned(),
+            until,
+        };
+        self.inner.revoked.purge_expired(now);
+        self.inner.revoked.insert(&revocation);
+        self.inner.feed.publish(&revocation).await?;
+        Ok(())
+    }
+
+    /// Mints the access token for `record` and pairs it with `refresh`.
+    fn pair(
+        &self,
+        record: &RefreshRecord,
+        refresh: RefreshToken,
+        now: u64,
+    ) -> Result<TokenPair, HybridError> {
+        let ttl = self.jittered_ttl();
+        let issued = access::mint(&self.inner.issuer, record, ttl)?;
+        let user = serde_json::value::to_raw_value(&record.user).map_err(HybridError::User)?;
+        let identity = Identity::from_json(user, Mechanism::Hybrid)
+            .with_authenticated_at(UNIX_EPOCH + Duration::from_secs(record.authenticated_at))
+            .with_session_handle(record.session_id.as_str());
+        Ok(TokenPair {
+            access_token: issued.token,
+            refresh_token: refresh,
+            expires_in: issued.expires_at.saturating_sub(now),
+            issued_at: now,
+            access_expires_at: issued.expires_at,
+            refresh_expires_at: record.expires_at(),
+            user_id: record.user_id.clone(),
+            identity,
+        })
+    }
+
+    /// The access token lifetime minus a random shortening, so clients logged in together do
+    /// not all refresh in the same second.
+    fn jittered_ttl(&self) -> Duration {
+        let settings = &self.inner.settings;
+        let jitter = settings
+            .access_jitter
+            .as_millis()
+            .min(settings.access_ttl.as_millis() / 10);
+        let jitter = u64::try_from(jitter).unwrap_or(0);
+        if jitter == 0 {
+            return settings.access_ttl;
+        }
+        let mut bytes = [0u8; 8];
+        if getrandom::fill(&mut bytes).is_err() {
+            return settings.access_ttl;
+        }
+        let shortening = u64::from_le_bytes(bytes) % (jitter + 1);
+        settings
+            .access_ttl
+            .saturating_sub(Duration::from_millis(shortening))
+    }
+}
+
+fn truncate_user_agent(agent: &str) -> String {
+    let mut end = agent.len().min(MAX_USER_AGENT);
+    while !agent.is_char_boundary(end) {
+        end -= 1;
+    }
+    agent[..end].to_owned()
+}
+
+impl HybridSessionsBuilder {
+    /// The store of sessions (required): [`MemoryRefreshStore`](crate::MemoryRefreshStore) for
+    /// one node, a shared store (Redis) for several.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use portcullis_hybrid::{HybridSessions, MemoryRefreshStore};
+    /// # use portcullis_jwt::{SigningKey, TokenIssuer, Validation};
+    /// # let issuer = TokenIssuer::new(SigningKey::generate_hs256());
+    /// let builder = HybridSessions::builder(issuer, Validation::new()).store(MemoryRefreshStore::new());
+    /// ```
+    pub fn store(mut self, store: impl RefreshStore) -> Self {
+        self.store = Some(Box::new(store));
+        self
+    }
+
+    /// The revocation feed (required): [`InProcessFeed`](crate::InProcessFeed) for one node, a
+    /// shared feed (Redis) for several.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use portcullis_hybrid::{HybridSessions, InProcessFeed};
+    /// # use portcullis_jwt::{SigningKey, TokenIssuer, Validation};
+    /// # let issuer = TokenIssuer::new(SigningKey::generate_hs256());
+    /// let builder = HybridSessions::builder(issuer, Validation::new()).feed(InProcessFeed::new());
+    /// ```
+    pub fn feed(mut self, feed: impl RevocationFeed) -> Self {
+        self.feed = Some(Box::new(feed));
+        self
+    }
+
+    /// Verifies access tokens against `key_set` instead of the issuer's own keys (to keep
+    /// accepting tokens signed with a key being rotated out, say).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use portcullis_hybrid::HybridSessions;
+    /// # use portcullis_jwt::{SigningKey, TokenIssuer, Validation};
+    /// let issuer = TokenIssuer::new(SigningKey::generate_hs256());
+    /// let keys = issuer.key_set();
+    /// let builder = HybridSessions::builder(issuer, Validation::new()).key_set(keys);
+    /// ```
+    pub fn key_set(mut self, key_set: portcullis_jwt::KeySet) -> Self {
+        self.key_set = Some(key_set);
+        self
+    }
+
+    /// Re-reads the user at every refresh (see [`ReloadUser`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use portcullis_hybrid::HybridSessions;
+    /// # use portcullis_jwt::{SigningKey, TokenIssuer, Validation};
+    /// # let issuer = TokenIssuer::new(SigningKey::generate_hs256());
+    /// let builder = HybridSessions::builder(issuer, Validation::new())
+    ///     .reload_user(|_id: String, stored: serde_json::Value| async move {
+    ///         Ok::<_, portcullis_core::StoreError>(Some(stored))
+    ///     });
+    /// ```
+    pub fn reload_user(mut self, reload: impl ReloadUser) -> Self {
+        self.reload = Some(Box::new(reload));
+        self
+    }
+
+    /// The clock for expiry and token times (tests pass a
+    /// [`ManualClock`](portcullis_core::ManualClock)). Also given to the verifier.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use portcullis_hybrid::HybridSessions;
+    /// # use portcullis_jwt::{SigningKey, TokenIssuer, Validation};
+    /// # let issuer = TokenIssuer::new(SigningKey::generate_hs256());
+    /// let clock = Arc::new(portcullis_core::ManualClock::new());
+    /// let builder = HybridSessions::builder(issuer, Validation::new()).clock(clock);
+    /// ```
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Access token lifetime; default 10 minutes. Short, since an access token outlives a
+    /// password change until it expires unless its session is revoked.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use portcullis_hybrid::HybridSessions;
+    /// # use portcullis_jwt::{SigningKey, TokenIssuer, Validation};
+    /// # let issuer = TokenIssuer::new(SigningKey::generate_hs256());
+    /// let builder = HybridSessions::builder(issuer, Validation::new())
+    ///     .access_ttl(Duration::from_secs(300));
+    /// ```
+    pub fn access_ttl(mut self, ttl: Duration) -> Self {
+        self.settings.access_ttl = ttl;
+        self
+    }
+
+    /// The largest random shortening of each access token's lifetime; default 30 seconds,
+    /// never more than a tenth of the lifetime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use portcullis_hybrid::HybridSessions;
+    /// # use portcullis_jwt::{SigningKey, TokenIssuer, Validation};
+    /// # let issuer = TokenIssuer::new(SigningKey::generate_hs256());
+    /// let builder = HybridSessions::builder(issuer, Validation::new())
+    ///     .access_jitter(Duration::ZERO);
+    /// ```
+    pub fn access_jitter(mut self, jitter: Duration) -> Self {
+        self.settings.access_jitter = jitter;
+        self
+    }
+
+    /// How long a session lives without a refresh (idle expiry); default 14 days.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use portcullis_hybrid::HybridSessions;
+    /// # use portcullis_jwt::{SigningKey, TokenIssuer, Validation};
+    /// # let issuer = TokenIssuer::new(SigningKey::generate_hs256());
+    /// let builder = HybridSessions::builder(issuer, Validation::new())
+    ///     .refresh_ttl(Duration::from_secs(24 * 3600));
+    /// ```
+    pub fn refresh_ttl(mut self, ttl: Duration) -> Self {
+        self.settings.idle_ttl = ttl;
+        self
+    }
+
+    /// The absolute lifetime of a session, which refreshes never extend; default 30 days
+    /// (OWASP Session Management Cheat Sheet, "Absolute Timeout").
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use portcullis_hybrid::HybridSessions;
+    /// # use portcullis_jwt::{SigningKey, TokenIssuer, Validation};
+    /// # let issuer = TokenIssuer::new(SigningKey::generate_hs256());
+    /// let builder = HybridSessions::builder(issuer, Validation::new())
+    ///     .absolute_ttl(Duration::from_secs(7 * 24 * 3600));
+    /// ```
+    pub fn absolute_ttl(mut self, ttl: Duration) -> Self {
+        self.settings.absolute_ttl = ttl;
+        self
+    }
+
+    /// How long a rotated-out refresh token is still honoured (two tabs, a retry after a lost
+    /// response); default 5 seconds, at most 60. Zero disables it.
+    ///
+    /// # Security
+    ///
+    /// Within the window, whoever replays a rotated-out token gets the current one, so a thief
+    /// racing the victim inside it is not detected (RFC 9700 §4.14.2 trade-off). Keep it short.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use portcullis_hybrid::HybridSessions;
+    /// # use portcullis_jwt::{SigningKey, TokenIssuer, Validation};
+    /// # let issuer = TokenIssuer::new(SigningKey::generate_hs256());
+    /// let builder = HybridSessions::builder(issuer, Validation::new())
+    ///     .grace_window(Duration::from_secs(2));
+    /// ```
+    pub fn grace_window(mut self, grace: Duration) -> Self {
+        self.settings.grace = grace;
+        self
+    }
+
+    /// The clock skew verifiers allow past `exp`; it lengthens how long revocations are kept.
+    /// Default 30 seconds; set the same leeway on the [`Validation`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use portcullis_hybrid::HybridSessions;
+    /// # use portcullis_jwt::{SigningKey, TokenIssuer, Validation};
+    /// # let issuer = TokenIssuer::new(SigningKey::generate_hs256());
+    /// let builder = HybridSessions::builder(issuer, Validation::new())
+    ///     .leeway(Duration::ZERO);
+    /// ```
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.settings.leeway = leeway;
+        self
+    }
+
+    /// Validates the settings, subscribes this node's revocation list to the feed, and starts
+    /// a background task (on the current Tokio runtime, if any) that forgets revocations whose
+    /// access tokens have expired.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] for a missing store or feed, out-of-range durations, or a feed that
+    /// cannot be joined.
+    pub async fn build(self) -> Result<HybridSessions, ConfigError> {
+        let settings = self.settings;
+        if settings.access_ttl < Duration::from_secs(1)
+            || settings.access_ttl > Duration::from_secs(24 * 3600)
+        {
+            return Err(ConfigError::Invalid(
+                "access_ttl must be between 1 second and 1 day",
+            ));
+        }
+        if settings.idle_ttl.as_secs() == 0 || settings.absolute_ttl.as_secs() == 0 {
+            return Err(ConfigError::Invalid(
+                "refresh_ttl and absolute_ttl must be at least 1 second",
+            ));
+        }
+        if settings.idle_ttl > settings.absolute_ttl {
+            return Err(ConfigError::Invalid(
+                "refresh_ttl must not exceed absolute_ttl",
+            ));
+        }
+        if settings.grace > Duration::from_secs(60) {
+            return Err(ConfigError::Invalid(
+                "grace_window must be at most 60 seconds",
+            ));
+        }
+        if settings.leeway > Duration::from_secs(300) {
+            return Err(ConfigError::Invalid("leeway must be at most 5 minutes"));
+        }
+        let store = self.store.ok_or(ConfigError::MissingStore)?;
+        let feed = self.feed.ok_or(ConfigError::MissingFeed)?;
+        let key_set = self.key_set.unwrap_or_else(|| self.issuer.key_set());
+        let verifier = access::verifier(key_set, self.validation, self.clock.clone());
+        let issuer = self.issuer.with_clock(self.clock.clone());
+        let revoked = RevocationList::new();
+        feed.subscribe(revoked.clone())
+            .await
+            .map_err(ConfigError::Feed)?;
+        let inner = Arc::new(Inner {
+            store,
+            feed,
+            reload: self.reload,
+            issuer,
+            verifier,
+            revoked,
+            clock: self.clock,
+            settings,
+        });
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(purge_revocations(Arc::downgrade(&inner)));
+        }
+        Ok(HybridSessions { inner })
+    }
+}
+
+/// Forgets expired revocations every minute, until the sessions are dropped.
+async fn purge_revocations(inner: Weak<Inner>) {
+    let mut interval = tokio::time::interval(PURGE_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        inner.revoked.purge_expired(inner.clock.unix_seconds());
+    }
+}

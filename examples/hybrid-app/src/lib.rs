@@ -1,0 +1,624 @@
+//! The hybrid example: short-lived access JWTs checked at the edge without a store read, and
+//! a rotating refresh token per session, over cookies (`POST /login`) or bearer tokens
+//! (`POST /token`). The routes and environment variables are described in README.md.
+
+use std::{env, fmt, net::SocketAddr, path::PathBuf, time::Duration};
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{Request, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{Html, IntoResponse, Response},
+    routing::{get, post},
+};
+use demo_users::{Credentials, DemoUsers, IsAdmin, User};
+use portcullis_core::{AuthRejection, Authentication, Authorized, CurrentUser};
+use portcullis_hybrid::{
+    AccessSession, ConfigError, CookieTransport, HybridLayer, HybridSessions,
+    HybridSessionsBuilder, InProcessFeed, MemoryRefreshStore, TokenPair,
+};
+use portcullis_jwt::{Algorithm, KeyError, SigningKey, TokenIssuer, Validation};
+use serde::Deserialize;
+
+/// Default issuer, the same for every instance so that instances sharing a key accept each
+/// other's tokens.
+const DEFAULT_ISSUER: &str = "portcullis-hybrid-app";
+/// Largest request body the token routes read.
+const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// Everything the app reads from its environment.
+#[derive(Clone)]
+pub struct Settings {
+    /// Where to listen (`--addr`, `PORTCULLIS_ADDR`; default `127.0.0.1:3000`).
+    pub addr: SocketAddr,
+    /// `JWT_ALG`: the signing algorithm (default HS256).
+    pub algorithm: Algorithm,
+    /// `JWT_HS256_SECRET`: the shared HMAC secret (at least 32 bytes).
+    pub hmac_secret: Option<String>,
+    /// `JWT_PRIVATE_KEY_FILE`: a PEM private key for RS256, ES256 or EdDSA.
+    pub private_key_file: Option<PathBuf>,
+    /// `JWT_ISSUER` (default `portcullis-hybrid-app`).
+    pub issuer: String,
+    /// `JWT_AUDIENCE` (none by default).
+    pub audience: Option<String>,
+    /// `JWT_LEEWAY_SECS` (default 30).
+    pub leeway: Duration,
+    /// `ACCESS_TTL_SECS` (default 600).
+    pub access_ttl: Duration,
+    /// `REFRESH_TTL_SECS`: idle expiry of a session (default 14 days).
+    pub refresh_ttl: Duration,
+    /// `REFRESH_ABSOLUTE_SECS`: absolute lifetime of a session (default 30 days, at least
+    /// `REFRESH_TTL_SECS`).
+    pub absolute_ttl: Duration,
+    /// `REFRESH_GRACE_SECS` (default 5).
+    pub grace: Duration,
+    /// `HYBRID_TRANSPARENT_REFRESH=1`: the layer refreshes expired access cookies itself.
+    pub transparent_refresh: bool,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("addr", &self.addr)
+            .field("algorithm", &self.algorithm)
+            .field(
+                "hmac_secret",
+                &self.hmac_secret.as_ref().map(|_| "REDACTED"),
+            )
+            .field("private_key_file", &self.private_key_file)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("access_ttl", &self.access_ttl)
+            .field("refresh_ttl", &self.refresh_ttl)
+            .field("absolute_ttl", &self.absolute_ttl)
+            .field("grace", &self.grace)
+            .field("transparent_refresh", &self.transparent_refresh)
+            .finish()
+    }
+}
+
+/// A setting the app cannot start with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SetupError {
+    /// An environment variable or flag has a value the app cannot use.
+    #[error("{name}: {reason}")]
+    Setting {
+        /// The variable or flag.
+        name: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The signing key could not be loaded or generated.
+    #[error("the signing key is unusable")]
+    Key(#[from] KeyError),
+    /// The key file could not be read.
+    #[error("cannot read JWT_PRIVATE_KEY_FILE")]
+    KeyFile(#[source] std::io::Error),
+    /// The hybrid sessions refused the configuration.
+    #[error("invalid hybrid configuration")]
+    Hybrid(#[from] ConfigError),
+}
+
+fn setting(name: &'static str, reason: impl Into<String>) -> SetupError {
+    SetupError::Setting {
+        name,
+        reason: reason.into(),
+    }
+}
+
+impl Settings {
+    /// Reads the process environment and command line.
+    ///
+    /// # Errors
+    ///
+    /// [`SetupError::Setting`] naming the variable that does not parse.
+    pub fn from_env() -> Result<Self, SetupError> {
+        let mut settings = Self::from_lookup(|name| env::var(name).ok())?;
+        let mut args = env::args().skip(1);
+        while let Some(arg) = args.next() {
+            let value = match arg.strip_prefix("--addr=") {
+                Some(value) => value.to_owned(),
+                None if arg == "--addr" => args
+                    .next()
+                    .ok_or_else(|| setting("--addr", "expects an address"))?,
+                None => return Err(setting("arguments", format!("unknown argument {arg:?}"))),
+            };
+            settings.addr = value
+                .parse()
+                .map_err(|_| setting("--addr", format!("{value:?} is not HOST:PORT")))?;
+        }
+        Ok(settings)
+    }
+
+    /// Reads settings through `lookup` (the environment, or a map in tests).
+    ///
+    /// # Errors
+    ///
+    /// [`SetupError::Setting`] naming the variable that does not parse.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SetupError> {
+        let secs =
+            |name: &'static str, default: u64| -> Result<Duration, SetupError> {
+                match lookup(name) {
+                    None => Ok(Duration::from_secs(default)),
+                    Some(value) => value.trim().parse().map(Duration::from_secs).map_err(|_| {
+                        setting(name, format!("{value:?} is not a number of seconds"))
+                    }),
+                }
+            };
+        let addr = match lookup("PORTCULLIS_ADDR") {
+            Some(value) => value
+                .parse()
+                .map_err(|_| setting("PORTCULLIS_ADDR", format!("{value:?} is not HOST:PORT")))?,
+            None => SocketAddr::from(([127, 0, 0, 1], 3000)),
+        };
+        let algorithm = match lookup("JWT_ALG") {
+            Some(value) => value
+                .parse()
+                .map_err(|_| setting("JWT_ALG", format!("unsupported algorithm {value:?}")))?,
+            None => Algorithm::HS256,
+        };
+        let refresh_ttl = secs("REFRESH_TTL_SECS", 14 * 24 * 3600)?;
+        let absolute_ttl = secs("REFRESH_ABSOLUTE_SECS", 30 * 24 * 3600)?.max(refresh_ttl);
+        let leeway = secs("JWT_LEEWAY_SECS", 30)?;
+        if leeway > Duration::from_secs(30) {
+            return Err(setting("JWT_LEEWAY_SECS", "must be at most 30"));
+        }
+        let transparent_refresh = match lookup("HYBRID_TRANSPARENT_REFRESH").as_deref() {
+            None | Some("" | "0" | "false") => false,
+            Some("1" | "true") => true,
+            Some(other) => {
+                return Err(setting(
+                    "HYBRID_TRANSPARENT_REFRESH",
+                    format!("{other:?} is not 0 or 1"),
+                ));
+            }
+        };
+        Ok(Self {
+            addr,
+            algorithm,
+            hmac_secret: lookup("JWT_HS256_SECRET").filter(|s| !s.is_empty()),
+            private_key_file: lookup("JWT_PRIVATE_KEY_FILE")
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from),
+            issuer: lookup("JWT_ISSUER")
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| DEFAULT_ISSUER.to_owned()),
+            audience: lookup("JWT_AUDIENCE").filter(|s| !s.is_empty()),
+            leeway,
+            access_ttl: secs("ACCESS_TTL_SECS", 600)?,
+            refresh_ttl,
+            absolute_ttl,
+            grace: secs("REFRESH_GRACE_SECS", 5)?,
+            transparent_refresh,
+        })
+    }
+
+    /// The signing key: from `JWT_HS256_SECRET` or `JWT_PRIVATE_KEY_FILE`, else a new one
+    /// (tokens then die with the process, and other instances do not accept them).
+    ///
+    /// # Errors
+    ///
+    /// A short secret, an unreadable or mismatched key file.
+    pub fn signing_key(&self) -> Result<SigningKey, SetupError> {
+        if let Some(path) = &self.private_key_file {
+            let pem = std::fs::read(path).map_err(SetupError::KeyFile)?;
+            return Ok(SigningKey::from_pem(self.algorithm, &pem, None)?);
+        }
+        if let Some(secret) = &self.hmac_secret {
+            return Ok(SigningKey::hmac(self.algorithm, secret.as_bytes(), None)?);
+        }
+        tracing::warn!(
+            "no JWT_HS256_SECRET or JWT_PRIVATE_KEY_FILE: using a random key for this process only"
+        );
+        Ok(SigningKey::generate(self.algorithm)?)
+    }
+
+    /// The hybrid sessions builder for these settings, without a store or feed yet: see
+    /// [`with_backend`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Settings::signing_key`].
+    pub fn sessions_builder(&self) -> Result<(HybridSessionsBuilder, TokenIssuer), SetupError> {
+        let mut issuer = TokenIssuer::new(self.signing_key()?)
+            .issuer(self.issuer.clone())
+            .ttl(self.access_ttl);
+        let mut validation = Validation::new()
+            .issuer(self.issuer.clone())
+            .leeway(self.leeway);
+        if let Some(audience) = &self.audience {
+            issuer = issuer.audience(audience.clone());
+            validation = validation.audience(audience.clone());
+        }
+        let builder = HybridSessions::builder(issuer.clone(), validation)
+            .access_ttl(self.access_ttl)
+            .refresh_ttl(self.refresh_ttl)
+            .absolute_ttl(self.absolute_ttl)
+            .grace_window(self.grace)
+            .leeway(self.leeway);
+        Ok((builder, issuer))
+    }
+
+    /// The cookie transport: path-scoped refresh cookie, or transparent refresh.
+    pub fn cookies(&self) -> CookieTransport {
+        if self.transparent_refresh {
+            CookieTransport::transparent()
+        } else {
+            CookieTransport::new()
+        }
+    }
+}
+
+/// Chooses where sessions live and how revocations travel: the in-memory store and the
+/// in-process feed. This is the one place to swap in a shared backend (Redis) so that several
+/// instances behave as one service.
+///
+/// # Errors
+///
+/// None for the in-memory backend; kept fallible for shared backends.
+pub fn with_backend(builder: HybridSessionsBuilder) -> Result<HybridSessionsBuilder, SetupError> {
+    Ok(builder
+        .store(MemoryRefreshStore::new())
+        .feed(InProcessFeed::new()))
+}
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    sessions: HybridSessions,
+    issuer: TokenIssuer,
+    users: DemoUsers,
+    cookies: CookieTransport,
+    layer: HybridLayer,
+}
+
+impl fmt::Debug for AppState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppState")
+            .field("sessions", &self.sessions)
+            .field("cookies", &self.cookies)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// State from its parts (tests build sessions with a manual clock).
+    ///
+    /// # Errors
+    ///
+    /// [`SetupError::Hybrid`] when the cookie settings are invalid.
+    pub fn new(
+        sessions: HybridSessions,
+        issuer: TokenIssuer,
+        users: DemoUsers,
+        cookies: CookieTransport,
+    ) -> Result<Self, SetupError> {
+        let layer = HybridLayer::new(&sessions)
+            .realm("hybrid-app")
+            .cookies(cookies.clone())?;
+        Ok(Self {
+            sessions,
+            issuer,
+            users,
+            cookies,
+            layer,
+        })
+    }
+
+    /// Builds everything from `settings`: demo users (argon2-hashed now), keys, sessions on
+    /// the backend [`with_backend`] picks.
+    ///
+    /// # Errors
+    ///
+    /// Any [`SetupError`].
+    pub async fn from_settings(settings: &Settings) -> Result<Self, SetupError> {
+        let (builder, issuer) = settings.sessions_builder()?;
+        let sessions = with_backend(builder)?.build().await?;
+        let users = tokio::task::spawn_blocking(DemoUsers::new)
+            .await
+            .unwrap_or_else(|_| DemoUsers::new());
+        Self::new(sessions, issuer, users, settings.cookies())
+    }
+
+    /// The hybrid sessions.
+    pub fn sessions(&self) -> &HybridSessions {
+        &self.sessions
+    }
+}
+
+/// The application: every route behind the hybrid edge check.
+pub fn app(state: AppState) -> Router {
+    let layer = state.layer.clone();
+    Router::new()
+        .route("/", get(home))
+        .route("/login", post(login))
+        .route("/token", post(token))
+        .route("/refresh", post(refresh))
+        .route("/logout", post(logout))
+        .route("/logout-all", post(logout_all))
+        .route("/me", get(me))
+        .route("/admin", get(admin))
+        .route("/sessions", get(list_sessions))
+        .route("/.well-known/jwks.json", get(jwks))
+        .layer(layer)
+        .with_state(state)
+}
+
+/// Responses that carry credentials are never cached (RFC 6749 §5.1).
+fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn user_agent(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+}
+
+fn challenge(rejection: impl Into<AuthRejection>) -> AuthRejection {
+    rejection.into().with_bearer_challenge("hybrid-app")
+}
+
+/// Checks the password off the async runtime: argon2 is deliberately slow.
+async fn authenticate(users: &DemoUsers, credentials: Credentials) -> Result<User, AuthRejection> {
+    let users = users.clone();
+    tokio::task::spawn_blocking(move || users.authenticate(&credentials))
+        .await
+        .map_err(|_| AuthRejection::unavailable("the password check failed; retry"))?
+}
+
+async fn start_session(
+    state: &AppState,
+    headers: &HeaderMap,
+    credentials: Credentials,
+) -> Result<(User, TokenPair), AuthRejection> {
+    let user = authenticate(&state.users, credentials).await?;
+    let pair = state
+        .sessions
+        .login(user.id(), &user, user_agent(headers))
+        .await?;
+    Ok((user, pair))
+}
+
+/// `POST /login`: cookie transport; the body is the user.
+async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    credentials: Credentials,
+) -> Result<Response, AuthRejection> {
+    let (user, pair) = start_session(&state, &headers, credentials).await?;
+    let mut response = Json(user).into_response();
+    state.cookies.set_cookies(&pair, response.headers_mut());
+    Ok(no_store(response))
+}
+
+/// `POST /token`: bearer transport; the body holds both tokens.
+async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    credentials: Credentials,
+) -> Result<Response, AuthRejection> {
+    let (_, pair) = start_session(&state, &headers, credentials).await?;
+    Ok(no_store(Json(pair.to_json()).into_response()))
+}
+
+#[derive(Deserialize)]
+struct RefreshBody {
+    refresh_token: String,
+}
+
+/// The refresh token of a JSON body `{"refresh_token": ".."}`, if the request has a body.
+fn body_refresh_token(headers: &HeaderMap, body: &Bytes) -> Result<Option<String>, AuthRejection> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !is_json {
+        return Err(AuthRejection::invalid_request(
+            "send {\"refresh_token\": \"...\"} as application/json, or the refresh cookie",
+        ));
+    }
+    serde_json::from_slice::<RefreshBody>(body)
+        .map(|body| Some(body.refresh_token))
+        .map_err(|error| {
+            AuthRejection::invalid_request(format!("invalid refresh request JSON: {error}"))
+        })
+}
+
+/// `POST /refresh`: `{"refresh_token"}` in, a new pair out (bearer); or the refresh cookie in,
+/// new cookies out (cookie transport).
+async fn refresh(State(state): State<AppState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(body) => body,
+        Err(_) => {
+            return AuthRejection::invalid_request("the request body is too large").into_response();
+        }
+    };
+    let from_body = match body_refresh_token(&parts.headers, &body) {
+        Ok(token) => token,
+        Err(rejection) => return rejection.into_response(),
+    };
+    if let Some(presented) = from_body {
+        return match state.sessions.refresh(&presented).await {
+            Ok(pair) => no_store(Json(pair.to_json()).into_response()),
+            Err(error) => challenge(error).into_response(),
+        };
+    }
+    let Some(presented) = state.cookies.refresh_token(&parts.headers) else {
+        return challenge(AuthRejection::missing_credentials()).into_response();
+    };
+    match state.sessions.refresh(presented).await {
+        Ok(pair) => {
+            let user: Option<User> = pair.identity().user().ok();
+            let mut response = Json(user).into_response();
+            state.cookies.set_cookies(&pair, response.headers_mut());
+            no_store(response)
+        }
+        Err(error) => {
+            let ended = !matches!(
+                error,
+                portcullis_hybrid::HybridError::Store(_)
+                    | portcullis_hybrid::HybridError::Contention
+            );
+            let mut response = challenge(error).into_response();
+            if ended {
+                state.cookies.clear_cookies(response.headers_mut());
+            }
+            response
+        }
+    }
+}
+
+/// `POST /logout`: ends this session (the access token's, else the refresh token's), so its
+/// access tokens are refused at once on every instance.
+async fn logout(State(state): State<AppState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let result = if let Some(session) = parts.extensions.get::<AccessSession>() {
+        state
+            .sessions
+            .revoke(session.session_id())
+            .await
+            .map(|_| ())
+            .map_err(AuthRejection::from)
+    } else {
+        let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
+            .await
+            .unwrap_or_default();
+        match body_refresh_token(&parts.headers, &body) {
+            Err(rejection) => Err(rejection),
+            Ok(from_body) => {
+                let presented = from_body.or_else(|| {
+                    state
+                        .cookies
+                        .refresh_token(&parts.headers)
+                        .map(str::to_owned)
+                });
+                match presented {
+                    Some(presented) => state
+                        .sessions
+                        .logout_with_refresh_token(&presented)
+                        .await
+                        .map_err(AuthRejection::from),
+                    None => Err(missing(&parts.extensions).await),
+                }
+            }
+        }
+    };
+    let mut response = match result {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(rejection) => challenge(rejection).into_response(),
+    };
+    // Whatever happened, this browser's cookies are of no further use.
+    state.cookies.clear_cookies(response.headers_mut());
+    no_store(response)
+}
+
+/// The rejection for a request without usable credentials: the layer's own verdict on a bad
+/// cookie when there was one, else "authentication is required".
+async fn missing(extensions: &axum::http::Extensions) -> AuthRejection {
+    match extensions.get::<Authentication>() {
+        Some(authentication) => match authentication.identity().await {
+            Err(rejection) => rejection,
+            Ok(_) => authentication.challenge(AuthRejection::missing_credentials()),
+        },
+        None => AuthRejection::missing_credentials(),
+    }
+}
+
+/// `POST /logout-all`: ends every session of the caller.
+async fn logout_all(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser<User>,
+) -> Result<Response, AuthRejection> {
+    let ended = state.sessions.revoke_all(user.id()).await?;
+    let mut response = Json(serde_json::json!({ "sessions_ended": ended })).into_response();
+    state.cookies.clear_cookies(response.headers_mut());
+    Ok(no_store(response))
+}
+
+/// `GET /me`: the caller.
+async fn me(CurrentUser(user): CurrentUser<User>) -> Response {
+    no_store(Json(user).into_response())
+}
+
+/// `GET /admin`: admins only.
+async fn admin(admin: Authorized<User, IsAdmin>) -> Response {
+    no_store(Json(admin.into_inner()).into_response())
+}
+
+/// `GET /sessions`: the caller's live sessions.
+async fn list_sessions(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser<User>,
+) -> Result<Response, AuthRejection> {
+    let sessions = state.sessions.list(user.id()).await?;
+    Ok(no_store(Json(sessions).into_response()))
+}
+
+/// `GET /.well-known/jwks.json`: the public keys (none for HMAC).
+async fn jwks(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(state.issuer.jwks())
+}
+
+/// `GET /`: a small page that signs in with cookies and refreshes once on a 401.
+async fn home() -> Html<&'static str> {
+    Html(HOME_PAGE)
+}
+
+const HOME_PAGE: &str = r#"<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>hybrid-app</title></head>
+<body>
+<h1>hybrid-app</h1>
+<form id="login">
+  <input name="username" placeholder="username" autocomplete="username">
+  <input name="password" type="password" placeholder="password" autocomplete="current-password">
+  <button>Sign in</button>
+</form>
+<p><button id="me">Who am I?</button> <button id="logout">Sign out</button>
+   <button id="logout-all">Sign out everywhere</button></p>
+<pre id="out"></pre>
+<script>
+const out = (text) => { document.getElementById("out").textContent = text; };
+// On 401 the access cookie has expired: refresh once, then retry.
+async function call(method, path, body) {
+  const init = { method, headers: body ? { "content-type": "application/json" } : {}, body };
+  let response = await fetch(path, init);
+  if (response.status === 401) {
+    const refreshed = await fetch("/refresh", { method: "POST" });
+    if (refreshed.ok) response = await fetch(path, init);
+  }
+  return response;
+}
+document.getElementById("login").onsubmit = async (event) => {
+  event.preventDefault();
+  const form = new FormData(event.target);
+  const response = await fetch("/login", { method: "POST", headers: { "content-type": "application/json" },
+    body: JSON.stringify({ username: form.get("username"), password: form.get("password") }) });
+  out(response.status + " " + await response.text());
+};
+document.getElementById("me").onclick = async () => {
+  const response = await call("GET", "/me");
+  out(response.status + " " + await response.text());
+};
+document.getElementById("logout").onclick = async () => {
+  const response = await call("POST", "/logout");
+  out(response.status === 204 ? "signed out" : response.status + " " + await response.text());
+};
+document.getElementById("logout-all").onclick = async () => {
+  const response = await call("POST", "/logout-all");
+  out(response.status + " " + await response.text());
+};
+</script>
+</body>
+</html>
+"#;
