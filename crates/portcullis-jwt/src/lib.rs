@@ -1,1 +1,69 @@
-//! portcullis jwt mechanism (work in progress).
+//! JWT bearer authentication for tower and axum: the stateless mechanism of portcullis.
+//!
+//! - [`BearerLayer`] reads a token from the `Authorization: Bearer` header or a cookie
+//!   ([`TokenSources`]), verifies it with a [`TokenVerifier`] and puts the claims in the request
+//!   for `CurrentUser<U>` / `Authorized<U, P>` (the application's `U` is decoded from the claims
+//!   object). No token: the request passes anonymous; a bad token: 401 `invalid_token`.
+//! - [`KeySet`]: trusted keys, each pinned to one [`Algorithm`]: HMAC secrets, PEM, JWK and JWKS
+//!   JSON or files, JWKS URLs refreshed in the background (feature `jwks-url`), token issuers.
+//! - [`Validation`]: issuer, audience, bounded leeway, `typ`, required claims, size limit.
+//! - [`TokenIssuer`] mints tokens and publishes its public keys; [`SigningKey`] holds a private
+//!   key or HMAC secret.
+//!
+//! Built on `jsonwebtoken` with its `aws_lc_rs` backend (key parsing, JWKs, signing); tokens are
+//! verified against aws-lc-rs keys parsed once when the set is built. The checks follow
+//! RFC 8725 (JWT Best Current Practices), RFC 7519 (JWT), RFC 7515 (JWS) and RFC 6750 (bearer).
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use axum::{Router, routing::get};
+//! use portcullis_core::{Authorized, CurrentUser, Policy};
+//! use portcullis_jwt::{Algorithm, BearerLayer, SigningKey, TokenIssuer, TokenVerifier, Validation};
+//!
+//! #[derive(Clone, serde::Serialize, serde::Deserialize)]
+//! struct User { user: String, role: String }
+//!
+//! #[derive(Default)]
+//! struct IsAdmin;
+//! impl Policy<User> for IsAdmin {
+//!     fn allows(&self, user: &User) -> bool { user.role == "admin" }
+//! }
+//!
+//! let issuer = TokenIssuer::new(SigningKey::generate(Algorithm::EdDSA).unwrap())
+//!     .issuer("https://auth.example")
+//!     .audience("https://api.example")
+//!     .ttl(Duration::from_secs(600));
+//! let verifier = TokenVerifier::new(
+//!     issuer.key_set(),
+//!     Validation::new().issuer("https://auth.example").audience("https://api.example"),
+//! );
+//! let app: Router = Router::new()
+//!     .route("/me", get(|CurrentUser(user): CurrentUser<User>| async move { user.user }))
+//!     .route("/admin", get(|_: Authorized<User, IsAdmin>| async { "welcome" }))
+//!     .layer(BearerLayer::new(verifier).realm("api"));
+//!
+//! let token = issuer.issue("alice", &User { user: "alice".into(), role: "advertiser".into() }).unwrap();
+//! assert!(token.expires_in == 600);
+//! ```
+
+mod algorithm;
+mod issue;
+mod keys;
+mod layer;
+#[cfg(feature = "jwks-url")]
+mod remote;
+mod sources;
+mod validation;
+mod verify;
+
+pub use algorithm::{Algorithm, UnknownAlgorithm};
+pub use issue::{DEFAULT_TTL, IssueError, IssueOptions, IssuedToken, TokenIssuer};
+pub use keys::{KeyError, KeySet, SigningKey};
+pub use layer::{Bearer, BearerLayer, DEFAULT_REALM, ResponseFuture};
+#[cfg(feature = "jwks-url")]
+pub use remote::JwksOptions;
+pub use sources::TokenSources;
+pub use validation::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, MAX_LEEWAY, Validation};
+pub use verify::{TokenError, TokenVerifier, VerifiedToken};

@@ -1,0 +1,401 @@
+//! Key sets fetched from a JWKS URL (RFC 7517 §5, as published at an OpenID Connect `jwks_uri`
+//! or an OAuth authorization server's metadata), refreshed in the background.
+//!
+//! - The set is refreshed as its `Cache-Control: max-age` says, clamped between
+//!   [`JwksOptions::min_refresh`] and [`JwksOptions::max_refresh`].
+//! - A token with an unknown `kid` triggers a refetch (the issuer may have rotated keys), at most
+//!   once per [`JwksOptions::min_refetch_interval`], so a flood of forged `kid`s cannot turn the
+//!   service into a load generator against the issuer.
+//! - A failed fetch keeps the last good set; an issuer unreachable at start-up does not stop the
+//!   application: its tokens get 503 until a background retry succeeds.
+//! - Symmetric (`oct`) keys are refused from a URL, and only the configured URL is ever fetched:
+//!   never a `jku` or `x5u` from a token (RFC 8725 §3.10).
+
+use std::{
+    sync::{Arc, Mutex, RwLock, Weak},
+    time::{Duration, Instant},
+};
+
+use crate::{
+    KeySet,
+    keys::{KeyError, VerifyingKey, parse_jwks},
+};
+
+/// How a JWKS URL key set is fetched and refreshed.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use portcullis_jwt::JwksOptions;
+///
+/// let options = JwksOptions::new()
+///     .default_refresh(Duration::from_secs(600))
+///     .min_refetch_interval(Duration::from_secs(30))
+///     .timeout(Duration::from_secs(3));
+/// ```
+#[derive(Debug, Clone)]
+pub struct JwksOptions {
+    default_refresh: Duration,
+    min_refresh: Duration,
+    max_refresh: Duration,
+    min_refetch_interval: Duration,
+    retry_interval: Duration,
+    timeout: Duration,
+    max_body_bytes: usize,
+}
+
+impl Default for JwksOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl JwksOptions {
+    /// Refresh every 5 minutes unless `Cache-Control` says otherwise (kept between 1 minute and
+    /// 1 day), refetch on an unknown `kid` at most every 10 s, retry failures after 2 s (doubling
+    /// up to the refresh period), 5 s timeout, 256 KiB body limit.
+    pub fn new() -> Self {
+        Self {
+            default_refresh: Duration::from_secs(300),
+            min_refresh: Duration::from_secs(60),
+            max_refresh: Duration::from_secs(86_400),
+            min_refetch_interval: Duration::from_secs(10),
+            retry_interval: Duration::from_secs(2),
+            timeout: Duration::from_secs(5),
+            max_body_bytes: 256 * 1024,
+        }
+    }
+
+    /// The refresh period when the response has no usable `Cache-Control: max-age`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let options = portcullis_jwt::JwksOptions::new().default_refresh(std::time::Duration::from_secs(60));
+    /// ```
+    #[must_use]
+    pub fn default_refresh(mut self, period: Duration) -> Self {
+        self.default_refresh = period;
+        self
+    }
+
+    /// The shortest refresh period a `max-age` may ask for.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let options = portcullis_jwt::JwksOptions::new().min_refresh(std::time::Duration::from_secs(30));
+    /// ```
+    #[must_use]
+    pub fn min_refresh(mut self, period: Duration) -> Self {
+        self.min_refresh = period;
+        self
+    }
+
+    /// The longest refresh period a `max-age` may ask for.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let options = portcullis_jwt::JwksOptions::new().max_refresh(std::time::Duration::from_secs(3600));
+    /// ```
+    #[must_use]
+    pub fn max_refresh(mut self, period: Duration) -> Self {
+        self.max_refresh = period;
+        self
+    }
+
+    /// The least time between two fetches triggered by tokens with an unknown `kid`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let options = portcullis_jwt::JwksOptions::new().min_refetch_interval(std::time::Duration::from_secs(60));
+    /// ```
+    #[must_use]
+    pub fn min_refetch_interval(mut self, interval: Duration) -> Self {
+        self.min_refetch_interval = interval;
+        self
+    }
+
+    /// The first retry delay after a failed fetch (doubling after each further failure).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let options = portcullis_jwt::JwksOptions::new().retry_interval(std::time::Duration::from_secs(1));
+    /// ```
+    #[must_use]
+    pub fn retry_interval(mut self, interval: Duration) -> Self {
+        self.retry_interval = interval.max(Duration::from_millis(10));
+        self
+    }
+
+    /// The time limit of one fetch, connection included.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let options = portcullis_jwt::JwksOptions::new().timeout(std::time::Duration::from_secs(2));
+    /// ```
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The largest JWKS document accepted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let options = portcullis_jwt::JwksOptions::new().max_body_bytes(64 * 1024);
+    /// ```
+    #[must_use]
+    pub fn max_body_bytes(mut self, max: usize) -> Self {
+        self.max_body_bytes = max;
+        self
+    }
+
+    fn clamp_refresh(&self, period: Duration) -> Duration {
+        period.clamp(self.min_refresh, self.max_refresh.max(self.min_refresh))
+    }
+}
+
+type Keys = Arc<[Arc<VerifyingKey>]>;
+
+pub(crate) struct RemoteJwks {
+    url: reqwest::Url,
+    client: reqwest::Client,
+    options: JwksOptions,
+    /// `None` until the first successful fetch.
+    keys: RwLock<Option<Keys>>,
+    /// One fetch at a time; requests that wait for it reuse its result.
+    fetching: tokio::sync::Mutex<()>,
+    last_attempt: Mutex<Option<Instant>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum FetchError {
+    #[error("request failed")]
+    Http(#[source] reqwest::Error),
+    #[error("unexpected status {0}")]
+    Status(reqwest::StatusCode),
+    #[error("the JWKS document is larger than the limit")]
+    TooLarge,
+    #[error("the JWKS document is invalid")]
+    Invalid(#[source] KeyError),
+}
+
+impl RemoteJwks {
+    pub(crate) fn snapshot(&self) -> Option<Keys> {
+        self.keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Whether an unknown-`kid` refetch is allowed now (rate limit).
+    pub(crate) fn may_refetch(&self) -> bool {
+        let last = *self
+            .last_attempt
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        last.is_none_or(|at| at.elapsed() >= self.options.min_refetch_interval)
+    }
+
+    /// Refetches for an unknown `kid` (or a set never loaded), unless the rate limit forbids it
+    /// or another fetch just ran. Returns whether this call fetched.
+    pub(crate) async fn refetch_unknown_kid(&self) -> bool {
+        let _guard = self.fetching.lock().await;
+        if !self.may_refetch() {
+            return false;
+        }
+        let _ = self.fetch().await;
+        true
+    }
+
+    /// Fetches the set; on success replaces the keys and returns when to refresh next.
+    async fn fetch(&self) -> Result<Duration, FetchError> {
+        *self
+            .last_attempt
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
+        let result = self.fetch_inner().await;
+        match &result {
+            Ok(next) => {
+                tracing::debug!(url = %self.url, next_refresh_secs = next.as_secs(), "JWKS fetched")
+            }
+            Err(error) => {
+                tracing::warn!(url = %self.url, %error, "JWKS fetch failed; keeping the last good key set")
+            }
+        }
+        result
+    }
+
+    async fn fetch_inner(&self) -> Result<Duration, FetchError> {
+        let mut response = self
+            .client
+            .get(self.url.clone())
+            .header(
+                reqwest::header::ACCEPT,
+                "application/jwk-set+json, application/json",
+            )
+            .send()
+            .await
+            .map_err(FetchError::Http)?;
+        if response.status() != reqwest::StatusCode::OK {
+            return Err(FetchError::Status(response.status()));
+        }
+        let max = self.options.max_body_bytes;
+        if response
+            .content_length()
+            .is_some_and(|len| len > max as u64)
+        {
+            return Err(FetchError::TooLarge);
+        }
+        let refresh = cache_max_age(response.headers())
+            .map_or(self.options.default_refresh, |max_age| {
+                self.options.clamp_refresh(max_age)
+            });
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(FetchError::Http)? {
+            if body.len() + chunk.len() > max {
+                return Err(FetchError::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let keys = parse_jwks(&body, false).map_err(FetchError::Invalid)?;
+        let keys: Keys = keys.into_iter().map(Arc::new).collect::<Vec<_>>().into();
+        *self
+            .keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(keys);
+        Ok(refresh)
+    }
+}
+
+/// `max-age` of a `Cache-Control` header (RFC 9111 §5.2.2.1); `no-store`/`no-cache` count as 0.
+fn cache_max_age(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let mut max_age = None;
+    for value in headers.get_all(reqwest::header::CACHE_CONTROL) {
+        let Ok(value) = value.to_str() else { continue };
+        for directive in value.split(',') {
+            let directive = directive.trim();
+            if directive.eq_ignore_ascii_case("no-store")
+                || directive.eq_ignore_ascii_case("no-cache")
+            {
+                return Some(Duration::ZERO);
+            }
+            if let Some((name, seconds)) = directive.split_once('=')
+                && name.trim().eq_ignore_ascii_case("max-age")
+                && let Ok(seconds) = seconds.trim().trim_matches('"').parse::<u64>()
+            {
+                max_age = Some(Duration::from_secs(seconds));
+            }
+        }
+    }
+    max_age
+}
+
+async fn refresh_loop(remote: Weak<RemoteJwks>, retry_interval: Duration) {
+    let mut backoff = retry_interval;
+    loop {
+        let Some(strong) = remote.upgrade() else {
+            return;
+        };
+        let wait = {
+            let _guard = strong.fetching.lock().await;
+            match strong.fetch().await {
+                Ok(next) => {
+                    backoff = retry_interval;
+                    next
+                }
+                Err(_) => {
+                    let wait = backoff;
+                    backoff = (backoff * 2).min(strong.options.default_refresh.max(retry_interval));
+                    wait
+                }
+            }
+        };
+        drop(strong);
+        tokio::time::sleep(wait).await;
+    }
+}
+
+impl KeySet {
+    /// A set fetched from a JWKS URL (`https://`, or `http://` for a local issuer) and kept
+    /// fresh by a background task, which ends when the last clone of the set is dropped.
+    ///
+    /// Returns at once, before the first fetch: until it succeeds, tokens that no other key
+    /// verifies are answered with 503 (fail closed), and each such request may trigger a
+    /// rate-limited fetch.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::InvalidUrl`] for a URL that is not `http`/`https`, [`KeyError::NoRuntime`]
+    /// outside a Tokio runtime, [`KeyError::HttpClient`] when the TLS setup fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use portcullis_jwt::{JwksOptions, KeySet};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let keys = KeySet::from_jwks_url("https://auth.example/.well-known/jwks.json", JwksOptions::new())
+    ///     .unwrap()
+    ///     .for_issuer("https://auth.example");
+    /// # });
+    /// assert!(KeySet::from_jwks_url("ftp://auth.example/jwks", JwksOptions::new()).is_err());
+    /// ```
+    pub fn from_jwks_url(url: &str, options: JwksOptions) -> Result<KeySet, KeyError> {
+        let parsed = reqwest::Url::parse(url).map_err(|_| KeyError::InvalidUrl(url.to_owned()))?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+            return Err(KeyError::InvalidUrl(url.to_owned()));
+        }
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| KeyError::NoRuntime)?;
+        let client = reqwest::Client::builder()
+            .timeout(options.timeout)
+            .connect_timeout(options.timeout)
+            .redirect(reqwest::redirect::Policy::limited(3))
+            .build()
+            .map_err(KeyError::HttpClient)?;
+        let retry_interval = options.retry_interval;
+        let remote = Arc::new(RemoteJwks {
+            url: parsed,
+            client,
+            options,
+            keys: RwLock::new(None),
+            fetching: tokio::sync::Mutex::new(()),
+            last_attempt: Mutex::new(None),
+        });
+        runtime.spawn(refresh_loop(Arc::downgrade(&remote), retry_interval));
+        Ok(KeySet::from_remote(remote))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_control_table() {
+        let cases = [
+            ("max-age=600", Some(600)),
+            ("public, max-age=60, must-revalidate", Some(60)),
+            ("MAX-AGE=\"5\"", Some(5)),
+            ("no-store", Some(0)),
+            ("private", None),
+            ("max-age=abc", None),
+        ];
+        for (value, expected) in cases {
+            let mut headers = reqwest::header::HeaderMap::new();
+            headers.insert(reqwest::header::CACHE_CONTROL, value.parse().unwrap());
+            assert_eq!(
+                cache_max_age(&headers),
+                expected.map(Duration::from_secs),
+                "{value}"
+            );
+        }
+    }
+}
