@@ -59,6 +59,8 @@ mod revocation;
 mod rotation;
 mod sessions;
 mod store;
+#[cfg(test)]
+mod tests;
 
 pub use cookies::{CookieTransport, SameSite};
 pub use layer::{AccessSession, Hybrid, HybridLayer, ResponseFuture};

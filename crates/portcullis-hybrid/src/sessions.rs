@@ -416,7 +416,7 @@ pub(crate) struct Inner {
 /// use portcullis_hybrid::{HybridSessions, InProcessFeed, MemoryRefreshStore};
 /// use portcullis_jwt::{SigningKey, TokenIssuer, Validation};
 ///
-/// let issuer = TokenIssuer::new(SigningKey::generate_hs256()).issuer("https://auth.example");
+/// let issuer = TokenIssuer::new(SigningKey::generate(portcullis_jwt::Algorithm::HS256).unwrap()).issuer("https://auth.example");
 /// let sessions = HybridSessions::builder(issuer, Validation::new().issuer("https://auth.example"))
 ///     .store(MemoryRefreshStore::new())
 ///     .feed(InProcessFeed::new())
@@ -770,7 +770,7 @@ impl HybridSessionsBuilder {
     /// ```
     /// # use portcullis_hybrid::{HybridSessions, MemoryRefreshStore};
     /// # use portcullis_jwt::{SigningKey, TokenIssuer, Validation};
-    /// # let issuer = TokenIssuer::new(SigningKey::generate_hs256());
+    /// # let issuer = TokenIssuer::new(SigningKey::generate(portcullis_jwt::Algorithm::HS256).unwrap());
     /// let builder = HybridSessions::builder(issuer, Validation::new()).store(MemoryRefreshStore::new());
     /// ```
     pub fn store(mut self, store: impl RefreshStore) -> Self {
@@ -786,7 +786,7 @@ impl HybridSessionsBuilder {
     /// ```
     /// # use portcullis_hybrid::{HybridSessions, InProcessFeed};
     /// # use portcullis_jwt::{SigningKey, TokenIssuer, Validation};
-    /// # let issuer = TokenIssuer::new(SigningKey::generate_hs256());
+    /// # let issuer = TokenIssuer::new(SigningKey::generate(portcullis_jwt::Algorithm::HS256).unwrap());
     /// let builder = HybridSessions::builder(issuer, Validation::new()).feed(InProcessFeed::new());
     /// ```
     pub fn feed(mut self, feed: impl RevocationFeed) -> Self {
@@ -802,7 +802,7 @@ impl HybridSessionsBuilder {
     /// ```
     /// # use portcullis_hybrid::HybridSessions;
     /// # use portcullis_jwt::{SigningKey, TokenIssuer, Validation};
-    /// let issuer = TokenIssuer::new(SigningKey::generate_hs256());
+    /// let issuer = TokenIssuer::new(SigningKey::generate(portcullis_jwt::Algorithm::HS256).unwrap());
     /// let keys = issuer.key_set();
     /// let builder = HybridSessions::builder(issuer, Validation::new()).key_set(keys);
     /// ```
@@ -818,7 +818,7 @@ impl HybridSessionsBuilder {
     /// ```
     /// # use portcullis_hybrid::HybridSessions;
     /// # use portcullis_jwt::{SigningKey, TokenIssuer, Validation};
-    /// # let issuer = TokenIssuer::new(SigningKey::generate_hs256());
+    /// # let issuer = TokenIssuer::new(SigningKey::generate(portcullis_jwt::Algorithm::HS256).unwrap());
     /// let builder = HybridSessions::builder(issuer, Validation::new())
     ///     .reload_user(|_id: String, stored: serde_json::Value| async move {
     ///         Ok::<_, portcullis_core::StoreError>(Some(stored))
@@ -838,7 +838,7 @@ impl HybridSessionsBuilder {
     /// # use std::sync::Arc;
     /// # use portcullis_hybrid::HybridSessions;
     /// # use portcullis_jwt::{SigningKey, TokenIssuer, Validation};
-    /// # let issuer = TokenIssuer::new(SigningKey::generate_hs256());
+    /// # let issuer = TokenIssuer::new(SigningKey::generate(portcullis_jwt::Algorithm::HS256).unwrap());
     /// let clock = Arc::new(portcullis_core::ManualClock::new());
     /// let builder = HybridSessions::builder(issuer, Validation::new()).clock(clock);
     /// ```
@@ -856,7 +856,7 @@ impl HybridSessionsBuilder {
     /// # use std::time::Duration;
     /// # use portcullis_hybrid::HybridSessions;
     /// # use portcullis_jwt::{SigningKey, TokenIssuer, Validation};
-    /// # let issuer = TokenIssuer::new(SigningKey::generate_hs256());
+    /// # let issuer = TokenIssuer::new(SigningKey::generate(portcullis_jwt::Algorithm::HS256).unwrap());
     /// let builder = HybridSessions::builder(issuer, Validation::new())
     ///     .access_ttl(Duration::from_secs(300));
     /// ```
@@ -874,7 +874,7 @@ impl HybridSessionsBuilder {
     /// # use std::time::Duration;
     /// # use portcullis_hybrid::HybridSessions;
     /// # use portcullis_jwt::{SigningKey, TokenIssuer, Validation};
-    /// # let issuer = TokenIssuer::new(SigningKey::generate_hs256());
+    /// # let issuer = TokenIssuer::new(SigningKey::generate(portcullis_jwt::Algorithm::HS256).unwrap());
     /// let builder = HybridSessions::builder(issuer, Validation::new())
     ///     .access_jitter(Duration::ZERO);
     /// ```
@@ -891,7 +891,7 @@ impl HybridSessionsBuilder {
     /// # use std::time::Duration;
     /// # use portcullis_hybrid::HybridSessions;
     /// # use portcullis_jwt::{SigningKey, TokenIssuer, Validation};
-    /// # let issuer = TokenIssuer::new(SigningKey::generate_hs256());
+    /// # let issuer = TokenIssuer::new(SigningKey::generate(portcullis_jwt::Algorithm::HS256).unwrap());
     /// let builder = HybridSessions::builder(issuer, Validation::new())
     ///     .refresh_ttl(Duration::from_secs(24 * 3600));
     /// ```
@@ -909,7 +909,7 @@ impl HybridSessionsBuilder {
     /// # use std::time::Duration;
     /// # use portcullis_hybrid::HybridSessions;
     /// # use portcullis_jwt::{SigningKey, TokenIssuer, Validation};
-    /// # let issuer = TokenIssuer::new(SigningKey::generate_hs256());
+    /// # let issuer = TokenIssuer::new(SigningKey::generate(portcullis_jwt::Algorithm::HS256).unwrap());
     /// let builder = HybridSessions::builder(issuer, Validation::new())
     ///     .absolute_ttl(Duration::from_secs(7 * 24 * 3600));
     /// ```
@@ -932,7 +932,7 @@ impl HybridSessionsBuilder {
     /// # use std::time::Duration;
     /// # use portcullis_hybrid::HybridSessions;
     /// # use portcullis_jwt::{SigningKey, TokenIssuer, Validation};
-    /// # let issuer = TokenIssuer::new(SigningKey::generate_hs256());
+    /// # let issuer = TokenIssuer::new(SigningKey::generate(portcullis_jwt::Algorithm::HS256).unwrap());
     /// let builder = HybridSessions::builder(issuer, Validation::new())
     ///     .grace_window(Duration::from_secs(2));
     /// ```
@@ -950,7 +950,7 @@ impl HybridSessionsBuilder {
     /// # use std::time::Duration;
     /// # use portcullis_hybrid::HybridSessions;
     /// # use portcullis_jwt::{SigningKey, TokenIssuer, Validation};
-    /// # let issuer = TokenIssuer::new(SigningKey::generate_hs256());
+    /// # let issuer = TokenIssuer::new(SigningKey::generate(portcullis_jwt::Algorithm::HS256).unwrap());
     /// let builder = HybridSessions::builder(issuer, Validation::new())
     ///     .leeway(Duration::ZERO);
     /// ```
