@@ -4,6 +4,7 @@
 use std::{
     fmt,
     future::Future,
+    marker::PhantomData,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
@@ -268,16 +269,17 @@ pin_project! {
     #[project = KindProjection]
     enum Kind<F, B, E> {
         Inner { #[pin] future: F },
-        Rejected { response: Option<Response<B>> },
+        Rejected { rejection: Option<AuthRejection>, body: PhantomData<fn() -> B> },
         Waiting { #[pin] future: Waiting<B, E> },
     }
 }
 
-impl<F, B: From<Bytes>, E> ResponseFuture<F, B, E> {
+impl<F, B, E> ResponseFuture<F, B, E> {
     fn rejected(rejection: AuthRejection) -> Self {
         Self {
             kind: Kind::Rejected {
-                response: Some(rejection.to_response()),
+                rejection: Some(rejection),
+                body: PhantomData,
             },
         }
     }
@@ -294,14 +296,15 @@ impl<F, B: From<Bytes>, E> ResponseFuture<F, B, E> {
 impl<F, B, E> Future for ResponseFuture<F, B, E>
 where
     F: Future<Output = Result<Response<B>, E>>,
+    B: From<Bytes>,
 {
     type Output = Result<Response<B>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
             KindProjection::Inner { future } => future.poll(cx),
-            KindProjection::Rejected { response } => match response.take() {
-                Some(response) => Poll::Ready(Ok(response)),
+            KindProjection::Rejected { rejection, .. } => match rejection.take() {
+                Some(rejection) => Poll::Ready(Ok(rejection.to_response())),
                 None => panic!("ResponseFuture polled after completion"),
             },
             KindProjection::Waiting { future } => future.poll(cx),
@@ -312,5 +315,222 @@ where
 impl<F, B, E> fmt::Debug for ResponseFuture<F, B, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use axum::{Router, body::Body, routing::get};
+    use http::{StatusCode, header};
+    use http_body_util::BodyExt;
+    use portcullis_core::{Authorized, CurrentUser, Policy, testing::AuthenticateAsLayer};
+    use serde_json::{Value, json};
+    use tower::{ServiceBuilder, ServiceExt};
+
+    use super::*;
+    use crate::{Algorithm, SigningKey, TokenIssuer, Validation};
+
+    #[derive(Clone, serde::Serialize, serde::Deserialize)]
+    struct User {
+        user: String,
+        role: String,
+    }
+
+    #[derive(Default)]
+    struct IsAdmin;
+    impl Policy<User> for IsAdmin {
+        fn allows(&self, user: &User) -> bool {
+            user.role == "admin"
+        }
+    }
+
+    fn issuer() -> TokenIssuer {
+        TokenIssuer::new(SigningKey::generate(Algorithm::HS256).unwrap()).audience("api")
+    }
+
+    fn app(issuer: &TokenIssuer, session: Option<AuthenticateAsLayer>) -> Router {
+        let verifier = TokenVerifier::new(issuer.key_set(), Validation::new().audience("api"));
+        Router::new()
+            .route(
+                "/me",
+                get(|CurrentUser(user): CurrentUser<User>| async move { user.user }),
+            )
+            .route(
+                "/maybe",
+                get(|user: Option<CurrentUser<User>>| async move {
+                    user.map_or("anonymous".to_owned(), |CurrentUser(u)| u.user)
+                }),
+            )
+            .route(
+                "/admin",
+                get(|_: Authorized<User, IsAdmin>| async { "welcome" }),
+            )
+            .route("/public", get(|| async { "public" }))
+            .layer(
+                ServiceBuilder::new()
+                    .layer(BearerLayer::new(verifier).realm("ads"))
+                    .option_layer(session),
+            )
+    }
+
+    fn token(issuer: &TokenIssuer, role: &str) -> String {
+        issuer
+            .issue("alice", &json!({"user": "alice", "role": role}))
+            .unwrap()
+            .token
+    }
+
+    async fn call(
+        app: Router,
+        path: &str,
+        authorization: &[&str],
+    ) -> (StatusCode, Option<String>, String) {
+        let mut request = Request::get(path);
+        for value in authorization {
+            request = request.header(header::AUTHORIZATION, *value);
+        }
+        let response = app
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let challenge = response
+            .headers()
+            .get(header::WWW_AUTHENTICATE)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, challenge, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn rfc_6750_responses() {
+        let issuer = issuer();
+        let good = format!("Bearer {}", token(&issuer, "advertiser"));
+        let admin = format!("bearer {}", token(&issuer, "admin"));
+
+        let (status, challenge, body) = call(app(&issuer, None), "/me", &[&good]).await;
+        assert_eq!(
+            (status, challenge, body.as_str()),
+            (StatusCode::OK, None, "alice")
+        );
+
+        let (status, challenge, _) = call(app(&issuer, None), "/me", &[]).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(challenge.as_deref(), Some(r#"Bearer realm="ads""#));
+
+        let (status, _, body) = call(app(&issuer, None), "/maybe", &[]).await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "anonymous"));
+
+        let (status, challenge, body) =
+            call(app(&issuer, None), "/public", &["Bearer a.b.c"]).await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "an invalid token is refused on any route"
+        );
+        assert!(
+            challenge
+                .unwrap()
+                .starts_with(r#"Bearer realm="ads", error="invalid_token", error_description=""#)
+        );
+        assert_eq!(
+            serde_json::from_str::<Value>(&body).unwrap()["error"],
+            "invalid_token"
+        );
+
+        let (status, challenge, _) = call(app(&issuer, None), "/admin", &[&good]).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(challenge.unwrap().contains(r#"error="insufficient_scope""#));
+        let (status, _, _) = call(app(&issuer, None), "/admin", &[&admin]).await;
+        assert_eq!(status, StatusCode::OK);
+
+        let (status, challenge, body) = call(app(&issuer, None), "/me", &[&good, &good]).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(challenge.unwrap().contains(r#"error="invalid_request""#));
+        assert_eq!(
+            serde_json::from_str::<Value>(&body).unwrap()["error"],
+            "invalid_request"
+        );
+        let (status, _, _) = call(app(&issuer, None), "/me", &["Bearer"]).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+
+        let foreign = format!("Bearer {}", token(&self::issuer(), "admin"));
+        let (status, _, _) = call(app(&issuer, None), "/admin", &[&foreign]).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+
+    #[tokio::test]
+    async fn stacks_with_another_mechanism() {
+        let issuer = issuer();
+        let session = || {
+            Some(AuthenticateAsLayer::new(&User {
+                user: "bob".into(),
+                role: "advertiser".into(),
+            }))
+        };
+        // No bearer token: the other mechanism's caller is used.
+        let (status, _, body) = call(app(&issuer, session()), "/me", &[]).await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "bob"));
+        // A valid bearer token comes first (outer layer).
+        let good = format!("Bearer {}", token(&issuer, "advertiser"));
+        let (_, _, body) = call(app(&issuer, session()), "/me", &[&good]).await;
+        assert_eq!(body, "alice");
+        // An invalid one is refused, never silently downgraded to the other mechanism.
+        let (status, _, _) = call(app(&issuer, session()), "/me", &["Bearer x.y.z"]).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+
+    #[tokio::test]
+    async fn works_on_a_bare_tower_service() {
+        let issuer = issuer();
+        let verifier = TokenVerifier::new(issuer.key_set(), Validation::new().audience("api"));
+        let service = ServiceBuilder::new()
+            .layer(BearerLayer::new(verifier))
+            .service_fn(|request: Request<Body>| async move {
+                let authentication = request.extensions().get::<Authentication>().unwrap();
+                let user: Option<User> = authentication.user().await.unwrap();
+                Ok::<_, Infallible>(Response::new(Body::from(
+                    user.map_or("none".into(), |u| u.role),
+                )))
+            });
+        let request = Request::get("/")
+            .header(
+                header::AUTHORIZATION,
+                format!("Bearer {}", token(&issuer, "admin")),
+            )
+            .body(Body::empty())
+            .unwrap();
+        let response = service.oneshot(request).await.unwrap();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"admin");
+    }
+
+    #[test]
+    fn public_types_are_send_and_sync() {
+        fn assert_send<T: Send>() {}
+        fn assert_sync<T: Sync>() {}
+        assert_send::<BearerLayer>();
+        assert_sync::<BearerLayer>();
+        assert_send::<Bearer<axum::routing::Route>>();
+        assert_sync::<Bearer<axum::routing::Route>>();
+        assert_send::<
+            ResponseFuture<axum::routing::future::RouteFuture<Infallible>, Body, Infallible>,
+        >();
+        type Full = http_body_util::Full<Bytes>;
+        type SyncFuture = ResponseFuture<
+            std::future::Ready<Result<Response<Full>, Infallible>>,
+            Full,
+            Infallible,
+        >;
+        assert_send::<SyncFuture>();
+        assert_sync::<SyncFuture>();
+        assert_send::<TokenVerifier>();
+        assert_sync::<TokenVerifier>();
+        assert_send::<crate::KeySet>();
+        assert_sync::<crate::KeySet>();
+        assert_send::<TokenIssuer>();
+        assert_sync::<TokenIssuer>();
     }
 }

@@ -406,7 +406,14 @@ fn parse<'a, 'b>(
     let header_len = URL_SAFE_NO_PAD
         .decode_slice(header, &mut header_bytes[..])
         .map_err(|_| TokenError::Malformed("the header is not base64url"))?;
-    let header: Header<'b> = serde_json::from_slice(&header_bytes[..header_len])
+    let header_json = &header_bytes[..header_len];
+    // serde would also read a struct from a JSON array; RFC 7515 §4 wants an object.
+    if header_json.trim_ascii_start().first() != Some(&b'{') {
+        return Err(TokenError::Malformed(
+            "the header is not a valid JSON object",
+        ));
+    }
+    let header: Header<'b> = serde_json::from_slice(header_json)
         .map_err(|_| TokenError::Malformed("the header is not a valid JSON object"))?;
     let alg = Algorithm::from_header(&header.alg).ok_or(TokenError::UnsupportedAlgorithm)?;
     if header.crit.is_some() {
@@ -495,6 +502,12 @@ fn validate_claims(
     // disagree about which `exp` or `sub` counts (RFC 8725 §3.10 on parser differentials).
     let claims = RawValue::from_string(text)
         .map_err(|_| TokenError::Malformed("the payload is not JSON"))?;
+    // RFC 7519 §7.2 step 10: the claims set is a JSON object (serde would accept an array too).
+    if !claims.get().trim_start().starts_with('{') {
+        return Err(TokenError::Malformed(
+            "the payload is not a valid claims object",
+        ));
+    }
     let registered: Registered<'_> = serde_json::from_str(claims.get())
         .map_err(|_| TokenError::Malformed("the payload is not a valid claims object"))?;
 
@@ -562,3 +575,7 @@ fn validate_claims(
         claims,
     })
 }
+
+#[cfg(test)]
+#[path = "verify_tests.rs"]
+mod tests;
