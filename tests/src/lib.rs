@@ -1,1 +1,5 @@
-//! Workspace-level integration tests live in `tests/`.
+//! Workspace-level integration tests live in `tests/`; shared helpers and the store
+//! conformance suites live here.
+
+pub mod conformance;
+pub mod redis_server;

@@ -1,0 +1,293 @@
+//! The [`RefreshStore`] contract as a test suite, run against every implementation.
+//!
+//! Use it with [`refresh_store_conformance!`](crate::refresh_store_conformance), giving a
+//! function that builds a fresh, empty store judging expiry by the clock it is given:
+//!
+//! ```ignore
+//! fn store(clock: ManualClock) -> MemoryRefreshStore {
+//!     MemoryRefreshStore::new().with_clock(Arc::new(clock))
+//! }
+//! portcullis_tests::refresh_store_conformance!(store);
+//! ```
+
+use std::{sync::Arc, time::Duration};
+
+use futures_util::future::join_all;
+use portcullis_core::{ManualClock, SecretToken};
+use portcullis_hybrid::{RefreshRecord, RefreshStore, RotatedToken};
+use serde_json::json;
+
+/// Expands to one `#[tokio::test]` per case of the refresh-store suite, each on a fresh store
+/// from `$make: fn(ManualClock) -> impl RefreshStore`.
+#[macro_export]
+macro_rules! refresh_store_conformance {
+    ($make:path) => {
+        $crate::refresh_store_conformance!(@cases $make;
+            create_then_load_round_trips,
+            load_of_unknown_or_malformed_ids_is_none,
+            expired_sessions_are_absent_everywhere,
+            compare_and_swap_succeeds_once_per_generation,
+            concurrent_rotations_have_exactly_one_winner,
+            compare_and_swap_of_a_missing_session_fails,
+            compare_and_swap_that_extends_expiry_keeps_the_session_listed,
+            compare_and_swap_to_another_user_moves_the_session,
+            delete_returns_the_record_once,
+            list_by_user_is_oldest_first_and_only_theirs,
+            delete_by_user_deletes_all_and_only_theirs,
+            sessions_created_after_delete_by_user_survive_it,
+            many_sessions_per_user,
+        );
+    };
+    (@cases $make:path; $($case:ident),* $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let clock = $crate::conformance::ManualClock::new();
+                let store = $make(clock.clone());
+                $crate::conformance::refresh_store::$case(store, clock).await;
+            }
+        )*
+    };
+}
+
+fn now(clock: &ManualClock) -> u64 {
+    use portcullis_core::Clock;
+    clock.unix_seconds()
+}
+
+/// A record of `user` created `age` seconds ago, idle-expiring in `ttl` seconds.
+pub fn record(clock: &ManualClock, session_id: &str, user: &str, age: u64, ttl: u64) -> RefreshRecord {
+    let now = now(clock);
+    RefreshRecord {
+        session_id: session_id.to_owned(),
+        user_id: user.to_owned(),
+        user: json!({"user": user, "role": "advertiser"}),
+        created_at: now - age,
+        authenticated_at: now - age,
+        refreshed_at: now - age,
+        idle_expires_at: now + ttl,
+        absolute_expires_at: now + ttl + 3_600,
+        current_hash: SecretToken::generate().store_key(),
+        previous: Vec::new(),
+        generation: 0,
+        user_agent: Some("conformance/1.0".to_owned()),
+    }
+}
+
+/// The record after one rotation.
+fn rotated(record: &RefreshRecord, clock: &ManualClock, idle_ttl: u64) -> RefreshRecord {
+    let now = now(clock);
+    let mut next = record.clone();
+    next.previous.push(RotatedToken {
+        hash: record.current_hash,
+        rotated_at: now,
+        successor: None,
+    });
+    next.current_hash = SecretToken::generate().store_key();
+    next.generation += 1;
+    next.refreshed_at = now;
+    next.idle_expires_at = now + idle_ttl;
+    next
+}
+
+fn ids(records: &[RefreshRecord]) -> Vec<&str> {
+    records.iter().map(|record| record.session_id.as_str()).collect()
+}
+
+/// What `create` stores, `load` returns unchanged.
+pub async fn create_then_load_round_trips(store: impl RefreshStore, clock: ManualClock) {
+    let mut original = record(&clock, "sid-a", "alice", 0, 600);
+    original.previous.push(RotatedToken {
+        hash: SecretToken::generate().store_key(),
+        rotated_at: now(&clock) - 5,
+        successor: None,
+    });
+    original.user = json!({"user": "alice", "nested": {"list": [1, 2, 3], "empty": []}});
+    store.create(&original).await.unwrap();
+    assert_eq!(store.load("sid-a").await.unwrap(), Some(original));
+}
+
+/// Unknown ids, and ids no session could have, are `None` rather than errors.
+pub async fn load_of_unknown_or_malformed_ids_is_none(store: impl RefreshStore, _clock: ManualClock) {
+    let long = "x".repeat(10_000);
+    for id in ["nope", "", "{tag}", "a:b", "..", long.as_str()] {
+        assert_eq!(store.load(id).await.unwrap(), None, "{id:?}");
+        assert_eq!(store.delete(id).await.unwrap(), None, "{id:?}");
+    }
+}
+
+/// Past its idle deadline a session is gone for load, listing, rotation and delete.
+pub async fn expired_sessions_are_absent_everywhere(store: impl RefreshStore, clock: ManualClock) {
+    let short = record(&clock, "sid-short", "alice", 0, 10);
+    let long = record(&clock, "sid-long", "alice", 0, 1_000);
+    store.create(&short).await.unwrap();
+    store.create(&long).await.unwrap();
+    clock.advance(Duration::from_secs(10));
+    assert_eq!(store.load("sid-short").await.unwrap(), None, "expires_at <= now is expired");
+    assert_eq!(ids(&store.list_by_user("alice").await.unwrap()), ["sid-long"]);
+    assert!(!store.compare_and_swap(&rotated(&short, &clock, 600), 0).await.unwrap());
+    assert_eq!(store.delete("sid-short").await.unwrap(), None);
+    assert_eq!(ids(&store.delete_by_user("alice").await.unwrap()), ["sid-long"]);
+}
+
+/// A rotation succeeds against the current generation only.
+pub async fn compare_and_swap_succeeds_once_per_generation(store: impl RefreshStore, clock: ManualClock) {
+    let first = record(&clock, "sid-a", "alice", 0, 600);
+    store.create(&first).await.unwrap();
+    let second = rotated(&first, &clock, 600);
+    assert!(store.compare_and_swap(&second, 0).await.unwrap());
+    assert!(!store.compare_and_swap(&second, 0).await.unwrap(), "stale generation");
+    assert_eq!(store.load("sid-a").await.unwrap(), Some(second.clone()));
+    let third = rotated(&second, &clock, 600);
+    assert!(!store.compare_and_swap(&third, 0).await.unwrap());
+    assert!(store.compare_and_swap(&third, 1).await.unwrap());
+    assert_eq!(store.load("sid-a").await.unwrap().unwrap().generation, 2);
+}
+
+/// Many rotations of one generation racing: exactly one wins, and the store holds its record.
+pub async fn concurrent_rotations_have_exactly_one_winner(store: impl RefreshStore, clock: ManualClock) {
+    let store = Arc::new(store);
+    let first = record(&clock, "sid-race", "alice", 0, 600);
+    store.create(&first).await.unwrap();
+    let candidates: Vec<RefreshRecord> = (0..16).map(|_| rotated(&first, &clock, 600)).collect();
+    let results = join_all(candidates.iter().map(|candidate| {
+        let store = Arc::clone(&store);
+        let candidate = candidate.clone();
+        tokio::spawn(async move { store.compare_and_swap(&candidate, 0).await.unwrap() })
+    }))
+    .await;
+    let winners: Vec<usize> = results
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, won)| won.unwrap().then_some(i))
+        .collect();
+    assert_eq!(winners.len(), 1, "exactly one rotation wins: {winners:?}");
+    assert_eq!(
+        store.load("sid-race").await.unwrap().unwrap().current_hash,
+        candidates[winners[0]].current_hash
+    );
+}
+
+/// No compare-and-swap creates a session.
+pub async fn compare_and_swap_of_a_missing_session_fails(store: impl RefreshStore, clock: ManualClock) {
+    let ghost = record(&clock, "sid-ghost", "alice", 0, 600);
+    assert!(!store.compare_and_swap(&ghost, 0).await.unwrap());
+    assert_eq!(store.load("sid-ghost").await.unwrap(), None);
+    assert!(store.list_by_user("alice").await.unwrap().is_empty());
+    let created = record(&clock, "sid-gone", "alice", 0, 600);
+    store.create(&created).await.unwrap();
+    store.delete("sid-gone").await.unwrap();
+    assert!(!store.compare_and_swap(&rotated(&created, &clock, 600), 0).await.unwrap());
+    assert_eq!(store.load("sid-gone").await.unwrap(), None);
+}
+
+/// A rotation moves the idle deadline; the session stays listed (and reachable by logout-all)
+/// past its original deadline.
+pub async fn compare_and_swap_that_extends_expiry_keeps_the_session_listed(
+    store: impl RefreshStore,
+    clock: ManualClock,
+) {
+    let first = record(&clock, "sid-a", "alice", 0, 60);
+    store.create(&first).await.unwrap();
+    clock.advance(Duration::from_secs(50));
+    let second = rotated(&first, &clock, 600);
+    assert!(store.compare_and_swap(&second, 0).await.unwrap());
+    clock.advance(Duration::from_secs(100));
+    assert_eq!(store.load("sid-a").await.unwrap(), Some(second.clone()));
+    assert_eq!(ids(&store.list_by_user("alice").await.unwrap()), ["sid-a"]);
+    assert_eq!(ids(&store.delete_by_user("alice").await.unwrap()), ["sid-a"]);
+    assert_eq!(store.load("sid-a").await.unwrap(), None);
+}
+
+/// A record rewritten with another user id is listed under that user only.
+pub async fn compare_and_swap_to_another_user_moves_the_session(
+    store: impl RefreshStore,
+    clock: ManualClock,
+) {
+    let first = record(&clock, "sid-a", "alice", 0, 600);
+    store.create(&first).await.unwrap();
+    let mut moved = rotated(&first, &clock, 600);
+    moved.user_id = "bob".to_owned();
+    assert!(store.compare_and_swap(&moved, 0).await.unwrap());
+    assert!(store.list_by_user("alice").await.unwrap().is_empty());
+    assert_eq!(ids(&store.list_by_user("bob").await.unwrap()), ["sid-a"]);
+    assert!(store.delete_by_user("alice").await.unwrap().is_empty());
+    assert_eq!(ids(&store.delete_by_user("bob").await.unwrap()), ["sid-a"]);
+}
+
+/// Delete hands back what it deleted, once.
+pub async fn delete_returns_the_record_once(store: impl RefreshStore, clock: ManualClock) {
+    let session = record(&clock, "sid-a", "alice", 0, 600);
+    store.create(&session).await.unwrap();
+    assert_eq!(store.delete("sid-a").await.unwrap(), Some(session));
+    assert_eq!(store.delete("sid-a").await.unwrap(), None);
+    assert_eq!(store.load("sid-a").await.unwrap(), None);
+    assert!(store.list_by_user("alice").await.unwrap().is_empty());
+}
+
+/// Listing is per user, oldest first (ties by session id).
+pub async fn list_by_user_is_oldest_first_and_only_theirs(store: impl RefreshStore, clock: ManualClock) {
+    for (id, user, age) in [
+        ("sid-3", "alice", 10),
+        ("sid-1", "alice", 30),
+        ("sid-b", "bob", 20),
+        ("sid-2b", "alice", 20),
+        ("sid-2a", "alice", 20),
+    ] {
+        store.create(&record(&clock, id, user, age, 600)).await.unwrap();
+    }
+    assert_eq!(
+        ids(&store.list_by_user("alice").await.unwrap()),
+        ["sid-1", "sid-2a", "sid-2b", "sid-3"]
+    );
+    assert_eq!(ids(&store.list_by_user("bob").await.unwrap()), ["sid-b"]);
+    assert!(store.list_by_user("carol").await.unwrap().is_empty());
+}
+
+/// Logout-all deletes every session of the user, returns them, and spares everyone else.
+pub async fn delete_by_user_deletes_all_and_only_theirs(store: impl RefreshStore, clock: ManualClock) {
+    for (id, user, age) in [("sid-1", "alice", 30), ("sid-2", "alice", 20), ("sid-b", "bob", 10)] {
+        store.create(&record(&clock, id, user, age, 600)).await.unwrap();
+    }
+    let deleted = store.delete_by_user("alice").await.unwrap();
+    assert_eq!(ids(&deleted), ["sid-1", "sid-2"]);
+    assert_eq!(deleted[0].user_id, "alice");
+    for id in ["sid-1", "sid-2"] {
+        assert_eq!(store.load(id).await.unwrap(), None);
+    }
+    assert!(store.load("sid-b").await.unwrap().is_some());
+    assert!(store.delete_by_user("alice").await.unwrap().is_empty());
+    assert!(store.delete_by_user("nobody").await.unwrap().is_empty());
+}
+
+/// A login after logout-all is a new session and stays.
+pub async fn sessions_created_after_delete_by_user_survive_it(
+    store: impl RefreshStore,
+    clock: ManualClock,
+) {
+    store.create(&record(&clock, "sid-old", "alice", 10, 600)).await.unwrap();
+    assert_eq!(store.delete_by_user("alice").await.unwrap().len(), 1);
+    store.create(&record(&clock, "sid-new", "alice", 0, 600)).await.unwrap();
+    assert_eq!(ids(&store.list_by_user("alice").await.unwrap()), ["sid-new"]);
+    assert!(store.load("sid-new").await.unwrap().is_some());
+}
+
+/// Dozens of sessions for one user, created concurrently, are all listed and all deleted.
+pub async fn many_sessions_per_user(store: impl RefreshStore, clock: ManualClock) {
+    let store = Arc::new(store);
+    let records: Vec<RefreshRecord> = (0..40)
+        .map(|i| record(&clock, &format!("sid-{i:02}"), "alice", 100 - i, 600))
+        .collect();
+    for result in join_all(records.iter().cloned().map(|record| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move { store.create(&record).await })
+    }))
+    .await
+    {
+        result.unwrap().unwrap();
+    }
+    let listed = store.list_by_user("alice").await.unwrap();
+    assert_eq!(ids(&listed), ids(&records));
+    assert_eq!(store.delete_by_user("alice").await.unwrap().len(), 40);
+    assert!(store.list_by_user("alice").await.unwrap().is_empty());
+}
