@@ -734,11 +734,12 @@ impl HybridSessions {
     /// not all refresh in the same second.
     fn jittered_ttl(&self) -> Duration {
         let settings = &self.inner.settings;
+        // Whole seconds: tokens carry whole-second times, and a fraction would be truncated
+        // into a full second lost (a 2-second token must not become a 1-second one).
         let jitter = settings
             .access_jitter
-            .as_millis()
-            .min(settings.access_ttl.as_millis() / 10);
-        let jitter = u64::try_from(jitter).unwrap_or(0);
+            .as_secs()
+            .min(settings.access_ttl.as_secs() / 10);
         if jitter == 0 {
             return settings.access_ttl;
         }
@@ -749,7 +750,7 @@ impl HybridSessions {
         let shortening = u64::from_le_bytes(bytes) % (jitter + 1);
         settings
             .access_ttl
-            .saturating_sub(Duration::from_millis(shortening))
+            .saturating_sub(Duration::from_secs(shortening))
     }
 }
 
