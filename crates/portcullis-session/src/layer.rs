@@ -222,7 +222,9 @@ where
         let extensions = request.extensions_mut();
         let authentication = Authentication::of(extensions);
         if has_secret {
-            authentication.add_source(Arc::new(SessionIdentity(state.clone())));
+            authentication
+                .set_clock(self.shared.config.clock.clone())
+                .add_source(Arc::new(SessionIdentity(state.clone())));
         }
         extensions.insert(Session::new(state.clone()));
         ResponseFuture {

@@ -1,3 +1,88 @@
-//! Run with: `cargo run -p session-app` (work in progress).
+//! Run with: `cargo run -p session-app` (then open http://127.0.0.1:3000)
+//!
+//! Flags and environment: `--addr ADDR` or `PORTCULLIS_ADDR` (default `127.0.0.1:3000`), and the
+//! session settings of the README (`SESSION_IDLE_SECS`, `SESSION_ABSOLUTE_SECS`,
+//! `SESSION_MAX_PER_USER`, `SESSION_LIMIT_POLICY`).
 
-fn main() {}
+use std::{io::Write as _, process::ExitCode, sync::Arc, time::Duration};
+
+use portcullis_session::{MemoryStore, SessionLayer, SessionStore};
+use session_app::{Settings, Users, app};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+const DEFAULT_ADDR: &str = "127.0.0.1:3000";
+
+/// `--addr ADDR` / `--addr=ADDR`, else `PORTCULLIS_ADDR`, else the default.
+fn address() -> Result<String, String> {
+    let mut args = std::env::args().skip(1);
+    match args.next() {
+        None => Ok(std::env::var("PORTCULLIS_ADDR").unwrap_or_else(|_| DEFAULT_ADDR.to_owned())),
+        Some(flag) if flag == "--addr" => {
+            args.next().ok_or_else(|| "--addr needs a value".to_owned())
+        }
+        Some(arg) => arg
+            .strip_prefix("--addr=")
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                format!("unknown argument {arg:?} (usage: session-app [--addr HOST:PORT])")
+            }),
+    }
+}
+
+async fn serve<S: SessionStore>(
+    listener: TcpListener,
+    store: S,
+    settings: &Settings,
+) -> Result<(), String> {
+    let users = tokio::task::spawn_blocking(Users::demo)
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let layer = SessionLayer::new(store, settings.session_config()).map_err(|e| e.to_string())?;
+    let router = app(layer, Arc::new(users));
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    // The line test harnesses wait for: the server accepts connections from now on.
+    let mut stdout = std::io::stdout();
+    writeln!(stdout, "listening on http://{addr}")
+        .and_then(|()| stdout.flush())
+        .map_err(|e| e.to_string())?;
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn run() -> Result<(), String> {
+    let settings = Settings::from_env().map_err(|e| e.to_string())?;
+    let addr = address()?;
+    let listener = TcpListener::bind(&addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    if std::env::var_os("REDIS_URL").is_some() {
+        tracing::warn!("REDIS_URL is set, but this build of session-app keeps sessions in memory");
+    }
+    let store = MemoryStore::new();
+    let _sweeper = store.spawn_sweeper(Duration::from_secs(30));
+    serve(listener, store, &settings).await
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error}");
+            let _ = writeln!(std::io::stderr(), "session-app: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
