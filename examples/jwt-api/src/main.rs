@@ -1,3 +1,47 @@
-//! Run with: `cargo run -p jwt-api` (work in progress).
+//! Run with: cargo run -p jwt-api (see README.md for the environment variables and a curl
+//! session).
 
-fn main() {}
+use std::process::ExitCode;
+
+use jwt_api::{AppState, Settings, app};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            let mut message = error.to_string();
+            let mut source = error.source();
+            while let Some(cause) = source {
+                message.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            eprintln!("jwt-api: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let settings = Settings::from_env()?;
+    tracing::info!(?settings, "starting");
+    let state = AppState::from_settings(&settings).await?;
+    let listener = tokio::net::TcpListener::bind(settings.addr).await?;
+    let addr = listener.local_addr()?;
+    #[allow(clippy::print_stdout)]
+    {
+        println!("listening on http://{addr}");
+    }
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
