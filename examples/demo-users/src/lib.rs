@@ -4,7 +4,11 @@
 //!
 //! Copy this into your application and replace the user table with your database.
 
-use std::{collections::HashMap, fmt, sync::Arc};
+use std::{
+    collections::HashMap,
+    fmt,
+    sync::{Arc, PoisonError, RwLock},
+};
 
 use argon2::{
     Argon2, PasswordHash, PasswordHasher, PasswordVerifier,
@@ -132,7 +136,7 @@ struct Account {
 /// The demo user table, with passwords hashed by argon2 at start-up.
 #[derive(Clone)]
 pub struct DemoUsers {
-    accounts: Arc<HashMap<String, Account>>,
+    accounts: Arc<RwLock<HashMap<String, Account>>>,
     // Checked when the username is unknown, so a wrong username costs as much time as a wrong
     // password (OWASP Authentication Cheat Sheet, "Authentication Responses").
     decoy_hash: Arc<str>,
@@ -141,7 +145,7 @@ pub struct DemoUsers {
 impl fmt::Debug for DemoUsers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DemoUsers")
-            .field("users", &self.accounts.keys().collect::<Vec<_>>())
+            .field("users", &self.accounts.read().map(|a| a.len()).unwrap_or(0))
             .finish()
     }
 }
@@ -177,7 +181,7 @@ impl DemoUsers {
         })
         .collect();
         Self {
-            accounts: Arc::new(accounts),
+            accounts: Arc::new(RwLock::new(accounts)),
             decoy_hash: hash("decoy password that matches nothing").into(),
         }
     }
@@ -189,15 +193,23 @@ impl DemoUsers {
     /// 401 `invalid_credentials` for an unknown user or a wrong password (the same answer for
     /// both, so the response does not reveal which usernames exist).
     pub fn authenticate(&self, credentials: &Credentials) -> Result<User, AuthRejection> {
-        let account = self.accounts.get(&credentials.username);
-        let hash = account.map_or(&*self.decoy_hash, |a| a.password_hash.as_str());
+        // Copy the hash out: argon2 is slow and must not run under the lock.
+        let account = self
+            .accounts
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&credentials.username)
+            .map(|a| (a.user.clone(), a.password_hash.clone()));
+        let hash = account
+            .as_ref()
+            .map_or(&*self.decoy_hash, |(_, hash)| hash.as_str());
         let verified = PasswordHash::new(hash).is_ok_and(|hash| {
             Argon2::default()
                 .verify_password(credentials.password.as_bytes(), &hash)
                 .is_ok()
         });
         match account {
-            Some(account) if verified => Ok(account.user.clone()),
+            Some((user, _)) if verified => Ok(user),
             _ => Err(AuthRejection::invalid_credentials(
                 "wrong username or password",
             )),
@@ -206,7 +218,37 @@ impl DemoUsers {
 
     /// The current record of a user, for re-reading a user at refresh.
     pub fn find(&self, user_id: &str) -> Option<User> {
-        self.accounts.get(user_id).map(|a| a.user.clone())
+        self.accounts
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(user_id)
+            .map(|a| a.user.clone())
+    }
+
+    /// Sets a new password; `false` when the user does not exist.
+    pub fn set_password(&self, user_id: &str, password: &str) -> bool {
+        let password_hash = hash(password);
+        match self
+            .accounts
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(user_id)
+        {
+            Some(account) => {
+                account.password_hash = password_hash;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Deletes a user; `false` when there was none.
+    pub fn remove(&self, user_id: &str) -> bool {
+        self.accounts
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(user_id)
+            .is_some()
     }
 }
 
@@ -305,6 +347,30 @@ mod tests {
                 .status(),
             400
         );
+    }
+
+    #[test]
+    fn password_change_and_removal() {
+        let users = DemoUsers::new();
+        assert!(users.set_password("alice", "new-password-2"));
+        assert!(
+            users
+                .authenticate(&credentials("alice", "alice-password-1"))
+                .is_err()
+        );
+        assert!(
+            users
+                .authenticate(&credentials("alice", "new-password-2"))
+                .is_ok()
+        );
+        assert!(users.remove("alice"));
+        assert!(
+            users
+                .authenticate(&credentials("alice", "new-password-2"))
+                .is_err()
+        );
+        assert!(users.find("alice").is_none());
+        assert!(!users.set_password("alice", "x"));
     }
 
     #[test]
