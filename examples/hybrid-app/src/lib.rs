@@ -115,7 +115,7 @@ impl Settings {
     ///
     /// [`SetupError::Setting`] naming the variable that does not parse.
     pub fn from_env() -> Result<Self, SetupError> {
-        let mut settings = Self::from_lookup(|name| env::var(name).ok())?;
+        let mut flag_addr = None;
         let mut args = env::args().skip(1);
         while let Some(arg) = args.next() {
             let value = match arg.strip_prefix("--addr=") {
@@ -125,9 +125,19 @@ impl Settings {
                     .ok_or_else(|| setting("--addr", "expects an address"))?,
                 None => return Err(setting("arguments", format!("unknown argument {arg:?}"))),
             };
-            settings.addr = value
-                .parse()
-                .map_err(|_| setting("--addr", format!("{value:?} is not HOST:PORT")))?;
+            flag_addr = Some(
+                value
+                    .parse()
+                    .map_err(|_| setting("--addr", format!("{value:?} is not HOST:PORT")))?,
+            );
+        }
+        // The flag wins over PORTCULLIS_ADDR, which is then not even parsed.
+        let mut settings = Self::from_lookup(|name| match (name, flag_addr) {
+            ("PORTCULLIS_ADDR", Some(_)) => None,
+            _ => env::var(name).ok(),
+        })?;
+        if let Some(addr) = flag_addr {
+            settings.addr = addr;
         }
         Ok(settings)
     }
@@ -622,3 +632,98 @@ document.getElementById("logout-all").onclick = async () => {
 </body>
 </html>
 "#;
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, SetupError> {
+        let env: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Settings::from_lookup(|name| env.get(name).cloned())
+    }
+
+    #[test]
+    fn settings_defaults_and_overrides() {
+        let defaults = settings(&[]).unwrap();
+        assert_eq!(defaults.addr.to_string(), "127.0.0.1:3000");
+        assert_eq!(defaults.access_ttl, Duration::from_secs(600));
+        assert_eq!(defaults.grace, Duration::from_secs(5));
+        assert_eq!(defaults.leeway, Duration::from_secs(30));
+        assert!(!defaults.transparent_refresh);
+        assert_eq!(defaults.cookies().refresh_cookie(), "__Secure-refresh");
+
+        let custom = settings(&[
+            ("ACCESS_TTL_SECS", "2"),
+            ("REFRESH_TTL_SECS", "60"),
+            ("REFRESH_GRACE_SECS", "0"),
+            ("JWT_LEEWAY_SECS", "0"),
+            ("HYBRID_TRANSPARENT_REFRESH", "1"),
+            ("JWT_ALG", "ES256"),
+        ])
+        .unwrap();
+        assert_eq!(custom.access_ttl, Duration::from_secs(2));
+        assert_eq!(custom.refresh_ttl, Duration::from_secs(60));
+        assert_eq!(custom.grace, Duration::ZERO);
+        assert_eq!(custom.algorithm, Algorithm::ES256);
+        assert_eq!(custom.cookies().refresh_cookie(), "__Host-refresh");
+        assert!(!format!("{custom:?}").contains("secret\":"));
+
+        for bad in [
+            ("ACCESS_TTL_SECS", "-1"),
+            ("JWT_ALG", "none"),
+            ("JWT_LEEWAY_SECS", "31"),
+            ("PORTCULLIS_ADDR", "nowhere"),
+        ] {
+            assert!(settings(&[bad]).is_err(), "{bad:?}");
+        }
+        let secret =
+            settings(&[("JWT_HS256_SECRET", "s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t")]).unwrap();
+        assert!(!format!("{secret:?}").contains("s3cr3t"));
+    }
+
+    #[tokio::test]
+    async fn form_login_and_me_without_a_socket() {
+        let state = AppState::from_settings(&settings(&[]).unwrap())
+            .await
+            .unwrap();
+        let app = app(state);
+        let login = app
+            .clone()
+            .oneshot(
+                Request::post("/login")
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(Body::from("username=admin&password=admin-password-1"))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(login.status(), StatusCode::OK);
+        let access = login
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| v.strip_prefix("__Host-access="))
+            .and_then(|v| v.split(';').next())
+            .unwrap()
+            .to_owned();
+        let admin = app
+            .oneshot(
+                Request::get("/admin")
+                    .header(header::COOKIE, format!("__Host-access={access}"))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(admin.status(), StatusCode::OK);
+    }
+}
