@@ -1,8 +1,8 @@
 //! [`RedisSessionStore`]: the session-cookie layer's [`SessionStore`] on Redis or Redis Cluster.
 //!
 //! A session is a hash at `<prefix>:s:<store key hex>` with fields `r` (the record as JSON),
-//! `v` (version), `e` (expires at), `l` (last seen) and `u` (user id, when signed in); the key
-//! expires with the session. `load` is one `HMGET`; `save` and `touch` are Lua scripts that
+//! `v` (version), `e` (expires at), `a` (absolute deadline), `l` (last seen) and `u` (user id,
+//! when signed in); the key expires with the session, at the earlier of `e` and `a`. `load` is one `HMGET`; `save` and `touch` are Lua scripts that
 //! compare and write on that one key. A signed-in user's sessions are also indexed on the
 //! user's slot (see the crate docs for the ordering between the two).
 
@@ -24,14 +24,15 @@ use crate::{
 /// being written right now by a `create` (which writes the index first).
 const REAP_GRACE_SECS: u64 = 60;
 
-/// ARGV: record JSON, version, expires_at, last_seen_at, user flag (`some`|`none`), user id, ttl.
+/// ARGV: record JSON, version, expires_at, absolute_expires_at, last_seen_at, user flag
+/// (`some`|`none`), user id, ttl.
 static PUT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'r', ARGV[1], 'v', ARGV[2], 'e', ARGV[3], 'l', ARGV[4])
-if ARGV[5] == 'some' then redis.call('HSET', KEYS[1], 'u', ARGV[6]) end
-redis.call('EXPIRE', KEYS[1], ARGV[7])
+redis.call('HSET', KEYS[1], 'r', ARGV[1], 'v', ARGV[2], 'e', ARGV[3], 'a', ARGV[4], 'l', ARGV[5])
+if ARGV[6] == 'some' then redis.call('HSET', KEYS[1], 'u', ARGV[7]) end
+redis.call('EXPIRE', KEYS[1], ARGV[8])
 return 1",
     )
 });
@@ -40,27 +41,33 @@ return 1",
 static SAVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local current = redis.call('HMGET', KEYS[1], 'v', 'e', 'u')
-if not current[1] or tonumber(current[2]) <= tonumber(ARGV[1]) then return {'missing', ''} end
+local current = redis.call('HMGET', KEYS[1], 'v', 'e', 'a', 'u')
+if not current[1] or math.min(tonumber(current[2]), tonumber(current[3])) <= tonumber(ARGV[1]) then
+  return {'missing', ''}
+end
 if current[1] ~= ARGV[2] then return {'conflict', ''} end
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'r', ARGV[3], 'v', ARGV[4], 'e', ARGV[5], 'l', ARGV[6])
-if ARGV[7] == 'some' then redis.call('HSET', KEYS[1], 'u', ARGV[8]) end
-redis.call('EXPIRE', KEYS[1], ARGV[9])
+redis.call('HSET', KEYS[1], 'r', ARGV[3], 'v', ARGV[4], 'e', ARGV[5], 'a', ARGV[6], 'l', ARGV[7])
+if ARGV[8] == 'some' then redis.call('HSET', KEYS[1], 'u', ARGV[9]) end
+redis.call('EXPIRE', KEYS[1], ARGV[10])
 local previous = ''
-if current[3] then previous = '=' .. current[3] end
+if current[4] then previous = '=' .. current[4] end
 return {'saved', previous}",
     )
 });
 
-/// ARGV: now, expires_at, last_seen_at, ttl. Returns 1 if the live session was touched.
+/// ARGV: now, expires_at, last_seen_at. Returns 1 if the live session was touched.
 static TOUCH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local expires = redis.call('HGET', KEYS[1], 'e')
-if not expires or tonumber(expires) <= tonumber(ARGV[1]) then return 0 end
+local current = redis.call('HMGET', KEYS[1], 'e', 'a')
+local now = tonumber(ARGV[1])
+if not current[1] or math.min(tonumber(current[1]), tonumber(current[2])) <= now then
+  return 0
+end
 redis.call('HSET', KEYS[1], 'e', ARGV[2], 'l', ARGV[3])
-redis.call('EXPIRE', KEYS[1], ARGV[4])
+local deadline = math.min(tonumber(ARGV[2]), tonumber(current[2]))
+redis.call('EXPIRE', KEYS[1], math.max(1, math.floor(deadline - now)))
 return 1",
     )
 });
@@ -69,13 +76,13 @@ return 1",
 static DELETE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local current = redis.call('HMGET', KEYS[1], 'e', 'u')
+local current = redis.call('HMGET', KEYS[1], 'e', 'a', 'u')
 if not current[1] then return {0, ''} end
 redis.call('DEL', KEYS[1])
 local live = 0
-if tonumber(current[1]) > tonumber(ARGV[1]) then live = 1 end
+if math.min(tonumber(current[1]), tonumber(current[2])) > tonumber(ARGV[1]) then live = 1 end
 local user = ''
-if current[2] then user = '=' .. current[2] end
+if current[3] then user = '=' .. current[3] end
 return {live, user}",
     )
 });
@@ -164,7 +171,7 @@ impl RedisSessionStore {
         record.version = parse(&version)?;
         record.expires_at = parse(&expires)?;
         record.last_seen_at = parse(&seen)?;
-        if record.expires_at <= now {
+        if expiry(&record) <= now {
             return Ok(Fetched::Expired);
         }
         Ok(Fetched::Live(Box::new(record)))
@@ -177,9 +184,10 @@ impl RedisSessionStore {
             .arg(json)
             .arg(record.version)
             .arg(record.expires_at)
+            .arg(record.absolute_expires_at)
             .arg(record.last_seen_at);
         user_args(&mut invocation, record.user_id.as_deref());
-        invocation.arg(ttl(record.expires_at, now));
+        invocation.arg(ttl(expiry(record), now));
         let _: i64 = self.redis.eval(&invocation).await?;
         Ok(())
     }
@@ -253,10 +261,15 @@ fn user_args(invocation: &mut redis::ScriptInvocation<'_>, user_id: Option<&str>
     };
 }
 
+/// When the session stops existing: its (idle) expiry, capped by the absolute deadline.
+fn expiry(record: &SessionRecord) -> u64 {
+    record.expires_at.min(record.absolute_expires_at)
+}
+
 fn entry<'a>(member: &'a str, record: &'a SessionRecord) -> Entry<'a> {
     Entry {
         member,
-        expires_at: record.expires_at,
+        expires_at: expiry(record),
         created_at: record.created_at,
         handle: &record.handle,
     }
@@ -348,9 +361,10 @@ impl SessionStore for RedisSessionStore {
                     .arg(json)
                     .arg(record.version)
                     .arg(record.expires_at)
+                    .arg(record.absolute_expires_at)
                     .arg(record.last_seen_at);
                 user_args(&mut invocation, record.user_id.as_deref());
-                invocation.arg(ttl(record.expires_at, now));
+                invocation.arg(ttl(expiry(record), now));
                 let (status, previous): (String, String) = self.redis.eval(&invocation).await?;
                 match status.as_str() {
                     "saved" => {
@@ -385,13 +399,16 @@ impl SessionStore for RedisSessionStore {
             .bounded(async {
                 let fields: Vec<Option<String>> = self
                     .redis
-                    .query(redis::cmd("HMGET").arg(&record_key).arg(&["e", "u"]))
+                    .query(redis::cmd("HMGET").arg(&record_key).arg(&["e", "a", "u"]))
                     .await?;
                 let mut fields = fields.into_iter();
-                let Some(stored_expiry) = fields.next().flatten() else {
+                let (Some(stored_expiry), Some(absolute)) =
+                    (fields.next().flatten(), fields.next().flatten())
+                else {
                     return Ok(false);
                 };
-                if parse(&stored_expiry)? <= now {
+                let absolute = parse(&absolute)?;
+                if parse(&stored_expiry)?.min(absolute) <= now {
                     return Ok(false);
                 }
                 // Raise the index score before the record's expiry, so the index never lets go
@@ -399,7 +416,7 @@ impl SessionStore for RedisSessionStore {
                 if let Some(user_id) = fields.next().flatten() {
                     let entry = Entry {
                         member: &member,
-                        expires_at,
+                        expires_at: expires_at.min(absolute),
                         created_at: 0,
                         handle: "",
                     };
@@ -408,11 +425,7 @@ impl SessionStore for RedisSessionStore {
                         .await?;
                 }
                 let mut invocation = TOUCH.key(&record_key);
-                invocation
-                    .arg(now)
-                    .arg(expires_at)
-                    .arg(last_seen_at)
-                    .arg(ttl(expires_at, now));
+                invocation.arg(now).arg(expires_at).arg(last_seen_at);
                 let touched: i64 = self.redis.eval(&invocation).await?;
                 Ok(touched == 1)
             })
