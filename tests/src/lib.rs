@@ -2,4 +2,5 @@
 //! conformance suites live here.
 
 pub mod conformance;
+pub mod http;
 pub mod redis_server;

@@ -1,0 +1,153 @@
+//! Hybrid mode: `POST /login` sets an access cookie checked at the edge and a refresh cookie
+//! that the layer uses transparently when the access token expires; logout and password changes
+//! revoke sessions in the refresh store and on the revocation feed.
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{delete, get, post},
+};
+use demo_users::{Credentials, User};
+use portcullis_core::{AuthRejection, CurrentUser, RecentlyAuthenticated};
+use portcullis_hybrid::{AccessSession, CookieTransport, HybridLayer, HybridSessions, TokenPair};
+
+use crate::{
+    AppState, PasswordBody, REAUTH_MAX_AGE_SECS, SetupError, ads, check_password, me, set_password,
+    sign_in,
+};
+
+#[derive(Clone)]
+struct HybridState {
+    app: AppState,
+    sessions: HybridSessions,
+    cookies: CookieTransport,
+}
+
+impl axum::extract::FromRef<HybridState> for crate::AdBoard {
+    fn from_ref(state: &HybridState) -> Self {
+        state.app.board.clone()
+    }
+}
+
+/// The hybrid-mode router: keys and lifetimes from the same variables as hybrid-app
+/// (`JWT_*`, `ACCESS_TTL_SECS`, `REFRESH_TTL_SECS`, `REFRESH_GRACE_SECS`), transparent refresh.
+///
+/// # Errors
+///
+/// When the settings are invalid.
+pub async fn router(
+    state: AppState,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Router, SetupError> {
+    let settings = hybrid_app::Settings::from_lookup(lookup)?;
+    let (builder, _) = settings.sessions_builder()?;
+    let sessions = hybrid_app::with_backend(builder)?
+        .build()
+        .await
+        .map_err(hybrid_app::SetupError::from)?;
+    let cookies = CookieTransport::transparent();
+    let layer = HybridLayer::new(&sessions)
+        .realm("adboard")
+        .cookies(cookies.clone())
+        .map_err(hybrid_app::SetupError::from)?;
+    let state = HybridState {
+        app: state,
+        sessions,
+        cookies,
+    };
+    Ok(Router::new()
+        .route("/login", post(login))
+        .route("/logout", post(logout))
+        .route("/me", get(me))
+        .route("/reauth", post(reauth))
+        .route("/password", post(change_password))
+        .route("/account", delete(delete_account))
+        .merge(ads::routes())
+        .with_state(state)
+        .layer(layer))
+}
+
+fn user_agent(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+}
+
+fn signed_in(state: &HybridState, user: &User, pair: &TokenPair) -> Response {
+    let mut response = Json(user).into_response();
+    state.cookies.set_cookies(pair, response.headers_mut());
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn login(
+    State(state): State<HybridState>,
+    headers: HeaderMap,
+    credentials: Credentials,
+) -> Result<Response, AuthRejection> {
+    let user = sign_in(&state.app.users, credentials).await?;
+    let pair = state
+        .sessions
+        .login(user.id(), &user, user_agent(&headers))
+        .await?;
+    Ok(signed_in(&state, &user, &pair))
+}
+
+async fn logout(
+    State(state): State<HybridState>,
+    session: Option<AccessSession>,
+) -> Result<Response, AuthRejection> {
+    if let Some(session) = session {
+        state.sessions.revoke(session.session_id()).await?;
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    state.cookies.clear_cookies(response.headers_mut());
+    Ok(response)
+}
+
+/// Confirms the password: a new session with a fresh `auth_time` replaces the current one.
+async fn reauth(
+    State(state): State<HybridState>,
+    session: AccessSession,
+    CurrentUser(user): CurrentUser<User>,
+    headers: HeaderMap,
+    Json(body): Json<PasswordBody>,
+) -> Result<Response, AuthRejection> {
+    let user = check_password(&state.app.users, user.id(), body.password).await?;
+    let pair = state
+        .sessions
+        .login(user.id(), &user, user_agent(&headers))
+        .await?;
+    state.sessions.revoke(session.session_id()).await?;
+    Ok(signed_in(&state, &user, &pair))
+}
+
+async fn change_password(
+    RecentlyAuthenticated(user): RecentlyAuthenticated<User, REAUTH_MAX_AGE_SECS>,
+    session: AccessSession,
+    State(state): State<HybridState>,
+    Json(body): Json<PasswordBody>,
+) -> Result<StatusCode, AuthRejection> {
+    set_password(&state.app.users, &user, body.password).await?;
+    for other in state.sessions.list(user.id()).await? {
+        if other.session_id != session.session_id() {
+            state.sessions.revoke(&other.session_id).await?;
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn delete_account(
+    RecentlyAuthenticated(user): RecentlyAuthenticated<User, REAUTH_MAX_AGE_SECS>,
+    State(state): State<HybridState>,
+) -> Result<Response, AuthRejection> {
+    state.app.users.remove(user.id());
+    state.sessions.revoke_all(user.id()).await?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    state.cookies.clear_cookies(response.headers_mut());
+    Ok(response)
+}

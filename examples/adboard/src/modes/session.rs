@@ -1,0 +1,107 @@
+//! Session mode: `POST /login` sets a session cookie; logout, re-authentication and revocation
+//! go through the [`Session`] handle.
+
+use std::time::Duration;
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::StatusCode,
+    routing::{delete, get, post},
+};
+use demo_users::{Credentials, DemoUsers, User};
+use portcullis_core::{AuthRejection, CurrentUser, RecentlyAuthenticated};
+use portcullis_session::{MemoryStore, Session, SessionConfig, SessionLayer};
+
+use crate::{
+    AppState, PasswordBody, REAUTH_MAX_AGE_SECS, SetupError, ads, check_password, me, set_password,
+    sign_in,
+};
+
+/// The session-mode router. Reads `SESSION_IDLE_SECS` and `SESSION_ABSOLUTE_SECS`.
+///
+/// # Errors
+///
+/// When a timeout is not a number of seconds or the session settings are inconsistent.
+pub fn router(
+    state: AppState,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Router, SetupError> {
+    let secs = |name: &str| -> Result<Option<Duration>, SetupError> {
+        lookup(name)
+            .map(|v| {
+                v.trim().parse().map(Duration::from_secs).map_err(|_| {
+                    SetupError::Setting(format!("{name}: {v:?} is not a number of seconds"))
+                })
+            })
+            .transpose()
+    };
+    let mut config = SessionConfig::default();
+    if let Some(idle) = secs("SESSION_IDLE_SECS")? {
+        config = config.idle_timeout(idle);
+    }
+    if let Some(absolute) = secs("SESSION_ABSOLUTE_SECS")? {
+        config = config.absolute_timeout(absolute);
+    }
+    let layer = SessionLayer::new(MemoryStore::new(), config)?;
+    Ok(Router::new()
+        .route("/login", post(login))
+        .route("/logout", post(logout))
+        .route("/me", get(me))
+        .route("/reauth", post(reauth))
+        .route("/password", post(change_password))
+        .route("/account", delete(delete_account))
+        .merge(ads::routes())
+        .with_state(state)
+        .layer(layer))
+}
+
+async fn login(
+    session: Session,
+    State(users): State<DemoUsers>,
+    credentials: Credentials,
+) -> Result<Json<User>, AuthRejection> {
+    let user = sign_in(&users, credentials).await?;
+    session.login(user.id(), &user).await?;
+    Ok(Json(user))
+}
+
+async fn logout(session: Session) -> Result<StatusCode, AuthRejection> {
+    session.logout().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Confirms the password: signing in again renews the session ID and its `auth_time`.
+async fn reauth(
+    session: Session,
+    CurrentUser(user): CurrentUser<User>,
+    State(users): State<DemoUsers>,
+    Json(body): Json<PasswordBody>,
+) -> Result<Json<User>, AuthRejection> {
+    let user = check_password(&users, user.id(), body.password).await?;
+    session.login(user.id(), &user).await?;
+    Ok(Json(user))
+}
+
+async fn change_password(
+    RecentlyAuthenticated(user): RecentlyAuthenticated<User, REAUTH_MAX_AGE_SECS>,
+    session: Session,
+    State(users): State<DemoUsers>,
+    Json(body): Json<PasswordBody>,
+) -> Result<StatusCode, AuthRejection> {
+    set_password(&users, &user, body.password).await?;
+    // OWASP Session Management Cheat Sheet: a password change ends every other session.
+    session.revoke_others().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn delete_account(
+    RecentlyAuthenticated(user): RecentlyAuthenticated<User, REAUTH_MAX_AGE_SECS>,
+    session: Session,
+    State(users): State<DemoUsers>,
+) -> Result<StatusCode, AuthRejection> {
+    users.remove(user.id());
+    session.revoke_all().await?;
+    session.logout().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
