@@ -72,7 +72,9 @@ impl RedisServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|error| panic!("cannot start redis-server ({error}): {HOW_TO_GET_REDIS}"));
+            .unwrap_or_else(|error| {
+                panic!("cannot start redis-server ({error}): {HOW_TO_GET_REDIS}")
+            });
         self.child = Some(child);
         wait_until_pingable(self.port);
     }

@@ -204,7 +204,10 @@ async fn round_trips_per_store_operation() {
     sessions.create(&warm, &warm_record, None).await.unwrap();
     warm_record.version = 1;
     sessions.save(&warm, &warm_record, 0).await.unwrap();
-    sessions.touch(&warm, 1, warm_record.expires_at).await.unwrap();
+    sessions
+        .touch(&warm, 1, warm_record.expires_at)
+        .await
+        .unwrap();
     sessions.delete_by_handle("warm", "none").await.unwrap();
     sessions.list_by_user("warm").await.unwrap();
     sessions.delete(&warm).await.unwrap();
@@ -247,7 +250,10 @@ async fn round_trips_per_store_operation() {
     table.push(("refresh delete", monitor.take().await));
 
     for (operation, commands) in &table {
-        eprintln!("{operation:<34} {} round trip(s): {commands:?}", commands.len());
+        eprintln!(
+            "{operation:<34} {} round trip(s): {commands:?}",
+            commands.len()
+        );
     }
     let count = |name: &str| table.iter().find(|(op, _)| *op == name).unwrap().1.clone();
     assert_eq!(count("session load"), ["hmget"]);
@@ -275,7 +281,9 @@ async fn per_request_cost_against_the_memory_store() {
             me(&app, &cookie).await;
         }
         let per_request = started.elapsed() / REQUESTS;
-        eprintln!("GET /me through SessionLayer with the {name} store: {per_request:?} per request (sequential, debug build)");
+        eprintln!(
+            "GET /me through SessionLayer with the {name} store: {per_request:?} per request (sequential, debug build)"
+        );
         results.push(per_request);
     }
     // Not a performance assertion (CI machines vary): only that Redis costs more than

@@ -419,7 +419,9 @@ mod tests {
         assert_eq!(ok.key_prefix(), "portcullis");
         assert!(!ok.is_cluster());
         for prefix in ["", "a{b", "a}b", "a b", "a\nb", &"x".repeat(65)] {
-            let result = RedisConfig::new("redis://127.0.0.1").key_prefix(prefix).build();
+            let result = RedisConfig::new("redis://127.0.0.1")
+                .key_prefix(prefix)
+                .build();
             assert!(
                 matches!(result, Err(ConfigError::InvalidKeyPrefix)),
                 "{prefix:?}"

@@ -234,7 +234,10 @@ impl UserIndex {
     ) -> Result<Added, StoreError> {
         let mut invocation = self.invocation(&ADD, now);
         let (max, policy) = limit.map_or((0, "evict"), |limit| {
-            (limit.max.max(1), if limit.refuse { "refuse" } else { "evict" })
+            (
+                limit.max.max(1),
+                if limit.refuse { "refuse" } else { "evict" },
+            )
         });
         invocation
             .arg(entry.member)
@@ -370,7 +373,11 @@ mod tests {
         let index = UserIndex::new("app", "su", "alice");
         assert_eq!(
             index.keys,
-            ["{app:su:alice}:live", "{app:su:alice}:info", "{app:su:alice}:doomed"]
+            [
+                "{app:su:alice}:live",
+                "{app:su:alice}:info",
+                "{app:su:alice}:doomed"
+            ]
         );
         // A user id with braces ends the tag early, but identically for all three keys.
         let odd = UserIndex::new("app", "su", "a}b{c");

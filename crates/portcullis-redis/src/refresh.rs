@@ -260,8 +260,7 @@ impl RefreshStore for RedisRefreshStore {
                     .arg(record.expires_at())
                     .arg(&record.user_id)
                     .arg(ttl(record.expires_at(), now));
-                let (swapped, previous_user): (i64, String) =
-                    self.redis.eval(&invocation).await?;
+                let (swapped, previous_user): (i64, String) = self.redis.eval(&invocation).await?;
                 if swapped == 1 && previous_user != record.user_id {
                     self.index(&previous_user)
                         .forget(&self.redis, now, std::slice::from_ref(&record.session_id))

@@ -160,7 +160,11 @@ impl RedisSessionStore {
     async fn fetch(&self, record_key: &str, now: u64) -> Result<Fetched, StoreError> {
         let fields: Vec<Option<String>> = self
             .redis
-            .query(redis::cmd("HMGET").arg(record_key).arg(&["r", "v", "e", "l"]))
+            .query(
+                redis::cmd("HMGET")
+                    .arg(record_key)
+                    .arg(&["r", "v", "e", "l"]),
+            )
             .await?;
         let [Some(json), Some(version), Some(expires), Some(seen)] =
             <[Option<String>; 4]>::try_from(fields).unwrap_or_default()
@@ -177,7 +181,12 @@ impl RedisSessionStore {
         Ok(Fetched::Live(Box::new(record)))
     }
 
-    async fn put(&self, record_key: &str, record: &SessionRecord, now: u64) -> Result<(), StoreError> {
+    async fn put(
+        &self,
+        record_key: &str,
+        record: &SessionRecord,
+        now: u64,
+    ) -> Result<(), StoreError> {
         let json = serde_json::to_string(record).map_err(StoreError::corrupt)?;
         let mut invocation = PUT.key(record_key);
         invocation
@@ -235,7 +244,8 @@ impl RedisSessionStore {
             .into_iter()
             .zip(fetched)
             .filter(|((_, created), fetched)| {
-                matches!(fetched, Fetched::Missing) && created.saturating_add(REAP_GRACE_SECS) <= now
+                matches!(fetched, Fetched::Missing)
+                    && created.saturating_add(REAP_GRACE_SECS) <= now
             })
             .map(|((member, _), _)| member)
             .collect();

@@ -56,7 +56,13 @@ fn now(clock: &ManualClock) -> u64 {
 }
 
 /// A record of `user` created `age` seconds ago, idle-expiring in `ttl` seconds.
-pub fn record(clock: &ManualClock, session_id: &str, user: &str, age: u64, ttl: u64) -> RefreshRecord {
+pub fn record(
+    clock: &ManualClock,
+    session_id: &str,
+    user: &str,
+    age: u64,
+    ttl: u64,
+) -> RefreshRecord {
     let now = now(clock);
     RefreshRecord {
         session_id: session_id.to_owned(),
@@ -91,7 +97,10 @@ fn rotated(record: &RefreshRecord, clock: &ManualClock, idle_ttl: u64) -> Refres
 }
 
 fn ids(records: &[RefreshRecord]) -> Vec<&str> {
-    records.iter().map(|record| record.session_id.as_str()).collect()
+    records
+        .iter()
+        .map(|record| record.session_id.as_str())
+        .collect()
 }
 
 /// What `create` stores, `load` returns unchanged.
@@ -108,7 +117,10 @@ pub async fn create_then_load_round_trips(store: impl RefreshStore, clock: Manua
 }
 
 /// Unknown ids, and ids no session could have, are `None` rather than errors.
-pub async fn load_of_unknown_or_malformed_ids_is_none(store: impl RefreshStore, _clock: ManualClock) {
+pub async fn load_of_unknown_or_malformed_ids_is_none(
+    store: impl RefreshStore,
+    _clock: ManualClock,
+) {
     let long = "x".repeat(10_000);
     for id in ["nope", "", "{tag}", "a:b", "..", long.as_str()] {
         assert_eq!(store.load(id).await.unwrap(), None, "{id:?}");
@@ -123,20 +135,41 @@ pub async fn expired_sessions_are_absent_everywhere(store: impl RefreshStore, cl
     store.create(&short).await.unwrap();
     store.create(&long).await.unwrap();
     clock.advance(Duration::from_secs(10));
-    assert_eq!(store.load("sid-short").await.unwrap(), None, "expires_at <= now is expired");
-    assert_eq!(ids(&store.list_by_user("alice").await.unwrap()), ["sid-long"]);
-    assert!(!store.compare_and_swap(&rotated(&short, &clock, 600), 0).await.unwrap());
+    assert_eq!(
+        store.load("sid-short").await.unwrap(),
+        None,
+        "expires_at <= now is expired"
+    );
+    assert_eq!(
+        ids(&store.list_by_user("alice").await.unwrap()),
+        ["sid-long"]
+    );
+    assert!(
+        !store
+            .compare_and_swap(&rotated(&short, &clock, 600), 0)
+            .await
+            .unwrap()
+    );
     assert_eq!(store.delete("sid-short").await.unwrap(), None);
-    assert_eq!(ids(&store.delete_by_user("alice").await.unwrap()), ["sid-long"]);
+    assert_eq!(
+        ids(&store.delete_by_user("alice").await.unwrap()),
+        ["sid-long"]
+    );
 }
 
 /// A rotation succeeds against the current generation only.
-pub async fn compare_and_swap_succeeds_once_per_generation(store: impl RefreshStore, clock: ManualClock) {
+pub async fn compare_and_swap_succeeds_once_per_generation(
+    store: impl RefreshStore,
+    clock: ManualClock,
+) {
     let first = record(&clock, "sid-a", "alice", 0, 600);
     store.create(&first).await.unwrap();
     let second = rotated(&first, &clock, 600);
     assert!(store.compare_and_swap(&second, 0).await.unwrap());
-    assert!(!store.compare_and_swap(&second, 0).await.unwrap(), "stale generation");
+    assert!(
+        !store.compare_and_swap(&second, 0).await.unwrap(),
+        "stale generation"
+    );
     assert_eq!(store.load("sid-a").await.unwrap(), Some(second.clone()));
     let third = rotated(&second, &clock, 600);
     assert!(!store.compare_and_swap(&third, 0).await.unwrap());
@@ -145,7 +178,10 @@ pub async fn compare_and_swap_succeeds_once_per_generation(store: impl RefreshSt
 }
 
 /// Many rotations of one generation racing: exactly one wins, and the store holds its record.
-pub async fn concurrent_rotations_have_exactly_one_winner(store: impl RefreshStore, clock: ManualClock) {
+pub async fn concurrent_rotations_have_exactly_one_winner(
+    store: impl RefreshStore,
+    clock: ManualClock,
+) {
     let store = Arc::new(store);
     let first = record(&clock, "sid-race", "alice", 0, 600);
     store.create(&first).await.unwrap();
@@ -169,7 +205,10 @@ pub async fn concurrent_rotations_have_exactly_one_winner(store: impl RefreshSto
 }
 
 /// No compare-and-swap creates a session.
-pub async fn compare_and_swap_of_a_missing_session_fails(store: impl RefreshStore, clock: ManualClock) {
+pub async fn compare_and_swap_of_a_missing_session_fails(
+    store: impl RefreshStore,
+    clock: ManualClock,
+) {
     let ghost = record(&clock, "sid-ghost", "alice", 0, 600);
     assert!(!store.compare_and_swap(&ghost, 0).await.unwrap());
     assert_eq!(store.load("sid-ghost").await.unwrap(), None);
@@ -177,7 +216,12 @@ pub async fn compare_and_swap_of_a_missing_session_fails(store: impl RefreshStor
     let created = record(&clock, "sid-gone", "alice", 0, 600);
     store.create(&created).await.unwrap();
     store.delete("sid-gone").await.unwrap();
-    assert!(!store.compare_and_swap(&rotated(&created, &clock, 600), 0).await.unwrap());
+    assert!(
+        !store
+            .compare_and_swap(&rotated(&created, &clock, 600), 0)
+            .await
+            .unwrap()
+    );
     assert_eq!(store.load("sid-gone").await.unwrap(), None);
 }
 
@@ -195,7 +239,10 @@ pub async fn compare_and_swap_that_extends_expiry_keeps_the_session_listed(
     clock.advance(Duration::from_secs(100));
     assert_eq!(store.load("sid-a").await.unwrap(), Some(second.clone()));
     assert_eq!(ids(&store.list_by_user("alice").await.unwrap()), ["sid-a"]);
-    assert_eq!(ids(&store.delete_by_user("alice").await.unwrap()), ["sid-a"]);
+    assert_eq!(
+        ids(&store.delete_by_user("alice").await.unwrap()),
+        ["sid-a"]
+    );
     assert_eq!(store.load("sid-a").await.unwrap(), None);
 }
 
@@ -226,7 +273,10 @@ pub async fn delete_returns_the_record_once(store: impl RefreshStore, clock: Man
 }
 
 /// Listing is per user, oldest first (ties by session id).
-pub async fn list_by_user_is_oldest_first_and_only_theirs(store: impl RefreshStore, clock: ManualClock) {
+pub async fn list_by_user_is_oldest_first_and_only_theirs(
+    store: impl RefreshStore,
+    clock: ManualClock,
+) {
     for (id, user, age) in [
         ("sid-3", "alice", 10),
         ("sid-1", "alice", 30),
@@ -234,7 +284,10 @@ pub async fn list_by_user_is_oldest_first_and_only_theirs(store: impl RefreshSto
         ("sid-2b", "alice", 20),
         ("sid-2a", "alice", 20),
     ] {
-        store.create(&record(&clock, id, user, age, 600)).await.unwrap();
+        store
+            .create(&record(&clock, id, user, age, 600))
+            .await
+            .unwrap();
     }
     assert_eq!(
         ids(&store.list_by_user("alice").await.unwrap()),
@@ -245,9 +298,19 @@ pub async fn list_by_user_is_oldest_first_and_only_theirs(store: impl RefreshSto
 }
 
 /// Logout-all deletes every session of the user, returns them, and spares everyone else.
-pub async fn delete_by_user_deletes_all_and_only_theirs(store: impl RefreshStore, clock: ManualClock) {
-    for (id, user, age) in [("sid-1", "alice", 30), ("sid-2", "alice", 20), ("sid-b", "bob", 10)] {
-        store.create(&record(&clock, id, user, age, 600)).await.unwrap();
+pub async fn delete_by_user_deletes_all_and_only_theirs(
+    store: impl RefreshStore,
+    clock: ManualClock,
+) {
+    for (id, user, age) in [
+        ("sid-1", "alice", 30),
+        ("sid-2", "alice", 20),
+        ("sid-b", "bob", 10),
+    ] {
+        store
+            .create(&record(&clock, id, user, age, 600))
+            .await
+            .unwrap();
     }
     let deleted = store.delete_by_user("alice").await.unwrap();
     assert_eq!(ids(&deleted), ["sid-1", "sid-2"]);
@@ -265,10 +328,19 @@ pub async fn sessions_created_after_delete_by_user_survive_it(
     store: impl RefreshStore,
     clock: ManualClock,
 ) {
-    store.create(&record(&clock, "sid-old", "alice", 10, 600)).await.unwrap();
+    store
+        .create(&record(&clock, "sid-old", "alice", 10, 600))
+        .await
+        .unwrap();
     assert_eq!(store.delete_by_user("alice").await.unwrap().len(), 1);
-    store.create(&record(&clock, "sid-new", "alice", 0, 600)).await.unwrap();
-    assert_eq!(ids(&store.list_by_user("alice").await.unwrap()), ["sid-new"]);
+    store
+        .create(&record(&clock, "sid-new", "alice", 0, 600))
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&store.list_by_user("alice").await.unwrap()),
+        ["sid-new"]
+    );
     assert!(store.load("sid-new").await.unwrap().is_some());
 }
 

@@ -75,7 +75,10 @@ pub async fn publish_reaches_the_publishing_node_at_once<F: RevocationFeed>(
     let list = subscribed(&node).await;
     node.publish(&revocation("sid-1", now + 60)).await.unwrap();
     assert!(list.is_revoked("sid-1", now));
-    assert!(list.is_revoked("sid-1", now + 60), "in force until `until` inclusive");
+    assert!(
+        list.is_revoked("sid-1", now + 60),
+        "in force until `until` inclusive"
+    );
     assert!(!list.is_revoked("sid-1", now + 61));
     assert!(!list.is_revoked("sid-2", now));
 }
@@ -87,8 +90,14 @@ pub async fn publish_reaches_every_other_node<F: RevocationFeed>(
 ) {
     let now = clock.unix_seconds();
     let (a, b, c) = (nodes(), nodes(), nodes());
-    let (list_a, list_b, list_c) = (subscribed(&a).await, subscribed(&b).await, subscribed(&c).await);
-    b.publish(&revocation("sid-from-b", now + 60)).await.unwrap();
+    let (list_a, list_b, list_c) = (
+        subscribed(&a).await,
+        subscribed(&b).await,
+        subscribed(&c).await,
+    );
+    b.publish(&revocation("sid-from-b", now + 60))
+        .await
+        .unwrap();
     for (name, list) in [("a", &list_a), ("b", &list_b), ("c", &list_c)] {
         assert!(
             eventually(DELIVERY_DEADLINE, || list.is_revoked("sid-from-b", now))
@@ -115,7 +124,10 @@ pub async fn a_late_subscriber_catches_up_on_revocations_in_force<F: RevocationF
     let late = nodes();
     let list = subscribed(&late).await;
     for i in 0..5 {
-        assert!(list.is_revoked(&format!("sid-{i}"), now), "sid-{i} not caught up");
+        assert!(
+            list.is_revoked(&format!("sid-{i}"), now),
+            "sid-{i} not caught up"
+        );
     }
     assert_eq!(list.len(), 5);
 }
@@ -127,8 +139,14 @@ pub async fn revocations_no_longer_in_force_are_not_replayed<F: RevocationFeed>(
 ) {
     let now = clock.unix_seconds();
     let publisher = nodes();
-    publisher.publish(&revocation("sid-short", now + 10)).await.unwrap();
-    publisher.publish(&revocation("sid-long", now + 100)).await.unwrap();
+    publisher
+        .publish(&revocation("sid-short", now + 10))
+        .await
+        .unwrap();
+    publisher
+        .publish(&revocation("sid-long", now + 100))
+        .await
+        .unwrap();
     clock.advance(Duration::from_secs(20));
     let late = nodes();
     let list = subscribed(&late).await;
@@ -146,7 +164,10 @@ pub async fn the_later_deadline_wins<F: RevocationFeed>(nodes: impl Fn() -> F, c
     node.publish(&revocation("sid-1", now + 50)).await.unwrap();
     assert!(list.is_revoked("sid-1", now + 80));
     let late = subscribed(&nodes()).await;
-    assert!(late.is_revoked("sid-1", now + 80), "a shorter deadline must not shorten the record");
+    assert!(
+        late.is_revoked("sid-1", now + 80),
+        "a shorter deadline must not shorten the record"
+    );
 }
 
 /// Many revocations published back to back all reach another node.
@@ -164,7 +185,9 @@ pub async fn a_burst_of_revocations_all_arrive<F: RevocationFeed>(
             .unwrap();
     }
     assert!(
-        eventually(DELIVERY_DEADLINE, || list.len() == 100).await.is_some(),
+        eventually(DELIVERY_DEADLINE, || list.len() == 100)
+            .await
+            .is_some(),
         "only {} of 100 revocations arrived",
         list.len()
     );
