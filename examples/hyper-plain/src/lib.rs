@@ -1,0 +1,151 @@
+//! The layers on a bare hyper service, no axum: `SessionLayer` authenticates, a
+//! `RequireLayer` guards `/admin`, and the handler reads the caller from the request's
+//! [`Authentication`] extension and the [`Session`] handle, which is all the axum extractors do.
+//!
+//! Routes: `POST /login` (JSON credentials), `POST /logout`, `GET /me`, `GET /admin`.
+
+use std::{convert::Infallible, net::SocketAddr, sync::Arc};
+
+use bytes::Bytes;
+use demo_users::{Credentials, DemoUsers, IsAdmin, User};
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::{rt::TokioIo, service::TowerToHyperService};
+use portcullis_core::{AuthRejection, Authentication, RequireLayer};
+use portcullis_session::{ConfigError, MemoryStore, Session, SessionConfig, SessionLayer};
+use tokio::net::TcpListener;
+use tower::{ServiceBuilder, service_fn, util::BoxCloneSyncService};
+
+/// The response body: hyper's plain `Full<Bytes>`; the layers render rejections into it.
+pub type Body = Full<Bytes>;
+
+/// A service made only of tower layers and a function.
+pub type AppService = BoxCloneSyncService<Request<Incoming>, Response<Body>, Infallible>;
+
+/// Largest login body read, so a client cannot make the server buffer without bound.
+const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// The whole service.
+///
+/// # Errors
+///
+/// When the session settings are inconsistent.
+pub fn service(users: DemoUsers) -> Result<AppService, ConfigError> {
+    let users = Arc::new(users);
+    let sessions = SessionLayer::new(MemoryStore::new(), SessionConfig::default())?;
+    let admin_guard = RequireLayer::<User>::new(IsAdmin);
+    let admin = ServiceBuilder::new()
+        .layer(admin_guard)
+        .service_fn(|_: Request<Incoming>| async {
+            Ok::<_, Infallible>(json(StatusCode::OK, &serde_json::json!({"admin": true})))
+        });
+    let service = ServiceBuilder::new().layer(sessions).service(service_fn(
+        move |request: Request<Incoming>| {
+            let users = users.clone();
+            let admin = admin.clone();
+            async move {
+                Ok::<_, Infallible>(match (request.method(), request.uri().path()) {
+                    (&Method::POST, "/login") => login(&users, request).await,
+                    (&Method::POST, "/logout") => logout(&request).await,
+                    (&Method::GET, "/me") => me(&request).await,
+                    (&Method::GET, "/admin") => tower::ServiceExt::oneshot(admin, request).await?,
+                    _ => json(
+                        StatusCode::NOT_FOUND,
+                        &serde_json::json!({"error": "not_found"}),
+                    ),
+                })
+            }
+        },
+    ));
+    Ok(BoxCloneSyncService::new(service))
+}
+
+fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    let mut response = Response::new(Body::from(value.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn session(request: &Request<Incoming>) -> Result<Session, AuthRejection> {
+    Session::from_extensions(request.extensions())
+        .ok_or_else(|| AuthRejection::misconfigured("the session layer is missing"))
+}
+
+async fn login(users: &DemoUsers, request: Request<Incoming>) -> Response<Body> {
+    let result = async {
+        let session = session(&request)?;
+        let body = Limited::new(request.into_body(), MAX_BODY_BYTES)
+            .collect()
+            .await
+            .map_err(|_| {
+                AuthRejection::invalid_request("the body is unreadable or larger than 16 KiB")
+            })?
+            .to_bytes();
+        let credentials: Credentials = serde_json::from_slice(&body).map_err(|error| {
+            AuthRejection::invalid_request(format!("invalid login JSON: {error}"))
+        })?;
+        let users = users.clone();
+        let user = tokio::task::spawn_blocking(move || users.authenticate(&credentials))
+            .await
+            .map_err(|_| AuthRejection::unavailable("the password check failed; retry"))??;
+        session.login(user.id(), &user).await?;
+        Ok::<_, AuthRejection>(user)
+    }
+    .await;
+    match result {
+        Ok(user) => json(StatusCode::OK, &serde_json::json!(user)),
+        Err(rejection) => rejection.to_response(),
+    }
+}
+
+async fn logout(request: &Request<Incoming>) -> Response<Body> {
+    let result = async { Ok::<_, AuthRejection>(session(request)?.logout().await?) }.await;
+    match result {
+        Ok(()) => json(StatusCode::OK, &serde_json::json!({"signed_out": true})),
+        Err(rejection) => rejection.to_response(),
+    }
+}
+
+/// What `CurrentUser<User>` does, by hand: resolve the caller, 401 when there is none.
+async fn me(request: &Request<Incoming>) -> Response<Body> {
+    let Some(authentication) = request.extensions().get::<Authentication>() else {
+        return AuthRejection::misconfigured("no authentication layer").to_response();
+    };
+    match authentication.user::<User>().await {
+        Ok(Some(user)) => json(StatusCode::OK, &serde_json::json!(user)),
+        Ok(None) => authentication
+            .challenge(AuthRejection::missing_credentials())
+            .to_response(),
+        Err(rejection) => rejection.to_response(),
+    }
+}
+
+/// Serves `service` on `listener`, one task per connection, until the process ends.
+///
+/// # Errors
+///
+/// When accepting a connection fails.
+pub async fn serve(listener: TcpListener, service: AppService) -> std::io::Result<()> {
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let service = TowerToHyperService::new(service.clone());
+        tokio::spawn(async move {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// The listen address: `PORTCULLIS_ADDR` or 127.0.0.1:3000.
+pub fn addr() -> SocketAddr {
+    std::env::var("PORTCULLIS_ADDR")
+        .ok()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 3000)))
+}
