@@ -48,6 +48,7 @@ mod cross_site;
 #[cfg(feature = "axum")]
 mod extract;
 mod identity;
+pub mod observe;
 mod policy;
 mod rejection;
 mod render;

@@ -199,6 +199,7 @@ impl AuthRejection {
     /// `http_body_util::Full<Bytes>`, ...). A copy of the rejection rides in the response
     /// extensions.
     pub fn to_response<B: From<Bytes>>(&self) -> Response<B> {
+        crate::observe::rejection(self);
         let body = serde_json::json!({
             "error": self.error_code(),
             "error_description": self.description,
