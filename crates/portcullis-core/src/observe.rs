@@ -1,0 +1,225 @@
+//! What portcullis reports about itself: `tracing` events under the `portcullis` target and
+//! counters through the [`metrics`] facade, which an application exports to Prometheus (or
+//! anything else) by installing a recorder. Without a recorder the counters cost an atomic load.
+//!
+//! Events and counters never carry a secret: no session ID, token or password, only the
+//! mechanism, the outcome and public handles (OWASP Logging Cheat Sheet, "Data to exclude").
+//!
+//! | counter | labels |
+//! |---|---|
+//! | [`REJECTIONS_TOTAL`] | `reason` (the error code), `status` |
+//! | [`LOGINS_TOTAL`] | `mechanism` |
+//! | [`REFRESHES_TOTAL`] | `outcome`: `rotated`, `grace`, `reuse_detected`, `invalid`, `expired` |
+//! | [`REVOCATIONS_TOTAL`] | `mechanism`, `scope`: `session`, `user`, `theft` |
+
+use crate::{AuthRejection, Mechanism};
+
+/// Requests refused, by reason.
+pub const REJECTIONS_TOTAL: &str = "portcullis_rejections_total";
+/// Successful logins, by mechanism.
+pub const LOGINS_TOTAL: &str = "portcullis_logins_total";
+/// Refresh attempts, by outcome.
+pub const REFRESHES_TOTAL: &str = "portcullis_refreshes_total";
+/// Sessions revoked, by mechanism and scope.
+pub const REVOCATIONS_TOTAL: &str = "portcullis_revocations_total";
+
+fn mechanism_label(mechanism: Mechanism) -> &'static str {
+    match mechanism {
+        Mechanism::Session => "session",
+        Mechanism::Bearer => "bearer",
+        Mechanism::Hybrid => "hybrid",
+        Mechanism::Testing => "testing",
+    }
+}
+
+/// Records a refused request.
+pub fn rejection(rejection: &AuthRejection) {
+    let status = rejection.status().as_u16();
+    let reason = rejection.error_code();
+    if status >= 500 {
+        tracing::warn!(target: "portcullis", event = "rejection", reason, status, description = rejection.description());
+    } else {
+        tracing::debug!(target: "portcullis", event = "rejection", reason, status, description = rejection.description());
+    }
+    metrics::counter!(REJECTIONS_TOTAL, "reason" => reason, "status" => status_label(status))
+        .increment(1);
+}
+
+fn status_label(status: u16) -> &'static str {
+    match status {
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        503 => "503",
+        500 => "500",
+        _ => "other",
+    }
+}
+
+/// Records a login. `handle` is the public session handle, never the secret.
+pub fn login(mechanism: Mechanism, handle: Option<&str>) {
+    let mechanism = mechanism_label(mechanism);
+    tracing::info!(target: "portcullis", event = "login", mechanism, handle);
+    metrics::counter!(LOGINS_TOTAL, "mechanism" => mechanism).increment(1);
+}
+
+/// How a refresh attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// The current refresh token was rotated.
+    Rotated,
+    /// A just-rotated token was presented inside the grace window (a racing tab).
+    Grace,
+    /// A rotated-out token was presented after the grace window: the session was revoked.
+    ReuseDetected,
+    /// The token matched nothing.
+    Invalid,
+    /// The session had expired.
+    Expired,
+}
+
+/// Records a refresh attempt. Reuse detection is a warning: it means a stolen token or a
+/// badly broken client.
+pub fn refresh(outcome: RefreshOutcome, session_id: Option<&str>) {
+    let label = match outcome {
+        RefreshOutcome::Rotated => "rotated",
+        RefreshOutcome::Grace => "grace",
+        RefreshOutcome::ReuseDetected => "reuse_detected",
+        RefreshOutcome::Invalid => "invalid",
+        RefreshOutcome::Expired => "expired",
+    };
+    if outcome == RefreshOutcome::ReuseDetected {
+        tracing::warn!(target: "portcullis", event = "refresh_token_reuse", session = session_id, "a rotated-out refresh token was presented again: the session is revoked");
+    } else {
+        tracing::debug!(target: "portcullis", event = "refresh", outcome = label, session = session_id);
+    }
+    metrics::counter!(REFRESHES_TOTAL, "outcome" => label).increment(1);
+}
+
+/// What a revocation covered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevocationScope {
+    /// One session (logout, revoke by handle).
+    Session,
+    /// Every session of a user (logout-all, password change).
+    User,
+    /// A session revoked because its refresh token was reused.
+    Theft,
+}
+
+/// Records `count` revoked sessions.
+pub fn revocation(mechanism: Mechanism, scope: RevocationScope, count: u64) {
+    let mechanism = mechanism_label(mechanism);
+    let scope = match scope {
+        RevocationScope::Session => "session",
+        RevocationScope::User => "user",
+        RevocationScope::Theft => "theft",
+    };
+    tracing::info!(target: "portcullis", event = "revocation", mechanism, scope, count);
+    metrics::counter!(REVOCATIONS_TOTAL, "mechanism" => mechanism, "scope" => scope)
+        .increment(count);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        io,
+        sync::{Arc, Mutex},
+    };
+
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn counter(
+        snapshot: &[(
+            metrics_util::CompositeKey,
+            Option<metrics::Unit>,
+            Option<metrics::SharedString>,
+            DebugValue,
+        )],
+        name: &str,
+        label: (&str, &str),
+    ) -> u64 {
+        snapshot
+            .iter()
+            .filter(|(key, ..)| {
+                key.key().name() == name
+                    && key
+                        .key()
+                        .labels()
+                        .any(|l| l.key() == label.0 && l.value() == label.1)
+            })
+            .map(|(.., value)| match value {
+                DebugValue::Counter(n) => *n,
+                _ => 0,
+            })
+            .sum()
+    }
+
+    #[test]
+    fn events_and_counters_appear_without_secrets() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let logs = Captured::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let secret = crate::SecretToken::generate();
+        metrics::with_local_recorder(&recorder, || {
+            tracing::subscriber::with_default(subscriber, || {
+                login(Mechanism::Session, Some("handle-1"));
+                refresh(RefreshOutcome::ReuseDetected, Some("sid-1"));
+                revocation(Mechanism::Hybrid, RevocationScope::User, 3);
+                let response: http::Response<bytes::Bytes> =
+                    AuthRejection::invalid_credentials("expired").to_response();
+                assert_eq!(response.status(), 401);
+            });
+        });
+        let snapshot = snapshotter.snapshot().into_vec();
+        assert_eq!(
+            counter(&snapshot, LOGINS_TOTAL, ("mechanism", "session")),
+            1
+        );
+        assert_eq!(
+            counter(&snapshot, REFRESHES_TOTAL, ("outcome", "reuse_detected")),
+            1
+        );
+        assert_eq!(counter(&snapshot, REVOCATIONS_TOTAL, ("scope", "user")), 3);
+        assert_eq!(
+            counter(
+                &snapshot,
+                REJECTIONS_TOTAL,
+                ("reason", "invalid_credentials")
+            ),
+            1
+        );
+        let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        for needle in [
+            "event=\"login\"",
+            "handle-1",
+            "refresh_token_reuse",
+            "event=\"revocation\"",
+            "reason=\"invalid_credentials\"",
+        ] {
+            assert!(logs.contains(needle), "missing {needle} in {logs}");
+        }
+        assert!(!logs.contains(secret.expose()));
+    }
+}
