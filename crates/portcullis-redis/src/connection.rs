@@ -115,6 +115,56 @@ impl RedisConfig {
         Self::with_target(Target::Cluster(nodes.into_iter().map(Into::into).collect()))
     }
 
+    /// One URL for a single server, or several separated by commas for a cluster's nodes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use portcullis_redis::RedisConfig;
+    ///
+    /// let single = RedisConfig::from_urls("redis://127.0.0.1:6379");
+    /// let cluster = RedisConfig::from_urls("redis://127.0.0.1:7000, redis://127.0.0.1:7001");
+    /// # let _ = (single, cluster);
+    /// ```
+    pub fn from_urls(urls: &str) -> Self {
+        let urls: Vec<&str> = urls
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .collect();
+        match urls.as_slice() {
+            [url] => Self::new(*url),
+            _ => Self::cluster(urls),
+        }
+    }
+
+    /// The configuration the example applications read: `REDIS_URL` (see
+    /// [`RedisConfig::from_urls`]) and, when set, `REDIS_KEY_PREFIX`. `None` when `REDIS_URL`
+    /// is unset or empty, meaning "use the in-memory stores".
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use portcullis_redis::RedisConfig;
+    ///
+    /// let backend = match RedisConfig::from_env() {
+    ///     Some(_config) => "Redis",
+    ///     None => "in-memory stores",
+    /// };
+    /// # let _ = backend;
+    /// ```
+    pub fn from_env() -> Option<Self> {
+        let urls = std::env::var("REDIS_URL").ok()?;
+        if urls.trim().is_empty() {
+            return None;
+        }
+        let config = Self::from_urls(&urls);
+        Some(match std::env::var("REDIS_KEY_PREFIX") {
+            Ok(prefix) if !prefix.is_empty() => config.key_prefix(prefix),
+            _ => config,
+        })
+    }
+
     fn with_target(target: Target) -> Self {
         Self {
             target,
@@ -453,6 +503,32 @@ mod tests {
             RedisConfig::new("redis://127.0.0.1").build(),
             Err(ConfigError::NoRuntime)
         ));
+    }
+
+    #[test]
+    fn from_urls_tells_a_server_from_a_cluster() {
+        assert!(matches!(
+            RedisConfig::from_urls(" redis://a:1 ").target,
+            Target::Single(url) if url == "redis://a:1"
+        ));
+        assert!(matches!(
+            RedisConfig::from_urls("redis://a:1,redis://b:2,").target,
+            Target::Cluster(nodes) if nodes == ["redis://a:1", "redis://b:2"]
+        ));
+    }
+
+    #[test]
+    fn stores_and_handles_are_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<RedisConfig>();
+        assert_send_sync::<RedisConnection>();
+        assert_send_sync::<ConfigError>();
+        #[cfg(feature = "session")]
+        assert_send_sync::<crate::RedisSessionStore>();
+        #[cfg(feature = "hybrid")]
+        assert_send_sync::<crate::RedisRefreshStore>();
+        #[cfg(feature = "hybrid")]
+        assert_send_sync::<crate::RedisRevocationFeed>();
     }
 
     #[test]

@@ -181,7 +181,13 @@ impl RevocationFeed for RedisRevocationFeed {
             list: list.clone(),
             resync_interval: self.resync_interval,
         };
-        let (pubsub, node) = subscriber.connect(0).await?;
+        // Spread subscribers over a cluster's nodes; any node hears every message.
+        let first = usize::try_from(std::hash::BuildHasher::hash_one(
+            &std::collections::hash_map::RandomState::new(),
+            0u8,
+        ))
+        .unwrap_or(0);
+        let (pubsub, node) = subscriber.connect(first).await?;
         let stream = pubsub.into_on_message();
         // Only now that pub/sub is listening: whatever was published before is in the set.
         subscriber.catch_up().await?;
@@ -211,7 +217,7 @@ impl Subscriber {
         let nodes = self.redis.nodes();
         let mut last_error = StoreError::Timeout;
         for attempt in 0..nodes.len() {
-            let node = (first + attempt) % nodes.len();
+            let node = first.wrapping_add(attempt) % nodes.len();
             let subscribed = tokio::time::timeout(
                 self.redis.connection_timeout() + self.redis.command_timeout(),
                 async {
@@ -292,7 +298,7 @@ impl Subscriber {
                     _ = alive.changed() => return,
                 }
                 delay = (delay * 2).min(MAX_RECONNECT_DELAY);
-                let connected = match self.connect(node + 1).await {
+                let connected = match self.connect(node.wrapping_add(1)).await {
                     Ok((pubsub, connected_node)) => {
                         node = connected_node;
                         let next = pubsub.into_on_message();
