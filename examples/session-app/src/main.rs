@@ -2,10 +2,12 @@
 //!
 //! Flags and environment: `--addr ADDR` or `PORTCULLIS_ADDR` (default `127.0.0.1:3000`), and the
 //! session settings of the README (`SESSION_IDLE_SECS`, `SESSION_ABSOLUTE_SECS`,
-//! `SESSION_MAX_PER_USER`, `SESSION_LIMIT_POLICY`).
+//! `SESSION_MAX_PER_USER`, `SESSION_LIMIT_POLICY`). Sessions live in Redis when `REDIS_URL` is
+//! set (`REDIS_KEY_PREFIX` optional), in memory otherwise.
 
 use std::{io::Write as _, process::ExitCode, sync::Arc, time::Duration};
 
+use portcullis_redis::{RedisConfig, RedisSessionStore};
 use portcullis_session::{MemoryStore, SessionLayer, SessionStore};
 use session_app::{Settings, Users, app};
 use tokio::net::TcpListener;
@@ -61,8 +63,14 @@ async fn run() -> Result<(), String> {
     let listener = TcpListener::bind(&addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    if std::env::var_os("REDIS_URL").is_some() {
-        tracing::warn!("REDIS_URL is set, but this build of session-app keeps sessions in memory");
+    if let Some(config) = RedisConfig::from_env() {
+        let redis = config.build().map_err(|e| format!("REDIS_URL: {e}"))?;
+        if let Err(error) = redis.ping().await {
+            // Start anyway: the store reconnects by itself; session routes answer 503 meanwhile.
+            tracing::warn!(%error, "Redis does not answer yet");
+        }
+        tracing::info!("sessions in Redis (REDIS_URL)");
+        return serve(listener, RedisSessionStore::new(redis), &settings).await;
     }
     let store = MemoryStore::new();
     let _sweeper = store.spawn_sweeper(Duration::from_secs(30));
