@@ -168,15 +168,14 @@ impl Monitor {
     async fn take(&self) -> Vec<String> {
         tokio::time::sleep(Duration::from_millis(150)).await;
         let mut lines = self.lines.lock().unwrap();
-        let commands = lines
+        lines
             .drain(..)
             .filter(|line| line != "OK" && !line.contains(" lua] "))
             .filter_map(|line| {
                 let command = line.split_once("] \"")?.1;
                 Some(command.split('"').next()?.to_lowercase())
             })
-            .collect();
-        commands
+            .collect()
     }
 }
 
