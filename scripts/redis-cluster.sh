@@ -56,7 +56,12 @@ start() {
   for port in "${ports[@]}"; do
     wait_for "redis on port $port" redis-cli -p "$port" ping
   done
-  redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes >&2
+  if ! redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes \
+    >"$dir/create.log" 2>&1; then
+    cat "$dir/create.log" >&2
+    log "redis-cli --cluster create failed"
+    return 1
+  fi
   for port in "${ports[@]}"; do
     wait_for "cluster_state:ok on port $port" cluster_ok "$port"
   done

@@ -312,3 +312,12 @@ async fn the_feed_resubscribes_after_redis_restarts() {
         "the listener never resubscribed"
     );
 }
+
+#[tokio::test]
+async fn the_eviction_policy_can_be_checked_at_start_up() {
+    let server = RedisServer::start();
+    let redis = connect(&server.url());
+    assert_eq!(redis.eviction_policy().await.unwrap(), "noeviction");
+    server.cli(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]);
+    assert_eq!(redis.eviction_policy().await.unwrap(), "allkeys-lru");
+}

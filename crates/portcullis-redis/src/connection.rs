@@ -372,6 +372,37 @@ impl RedisConnection {
         })
     }
 
+    /// The server's `maxmemory-policy` (on a cluster, that of the node answering), so an
+    /// application can check at start-up that it is `noeviction`: under any other policy Redis
+    /// may evict a revocation or session record (see the crate docs).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when Redis does not answer, or refuses `CONFIG GET` (some managed
+    /// services do; check the policy in their console then).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run(redis: portcullis_redis::RedisConnection) {
+    /// match redis.eviction_policy().await {
+    ///     Ok(policy) if policy != "noeviction" => eprintln!("warning: maxmemory-policy is {policy}"),
+    ///     _ => {}
+    /// }
+    /// # }
+    /// ```
+    pub fn eviction_policy(&self) -> impl Future<Output = Result<String, StoreError>> + Send + '_ {
+        self.bounded(async move {
+            let reply: Vec<String> = self
+                .query(redis::cmd("CONFIG").arg("GET").arg("maxmemory-policy"))
+                .await?;
+            reply
+                .into_iter()
+                .nth(1)
+                .ok_or_else(|| StoreError::corrupt("CONFIG GET maxmemory-policy gave no value"))
+        })
+    }
+
     pub(crate) fn command_timeout(&self) -> Duration {
         self.shared.command_timeout
     }
