@@ -17,7 +17,9 @@ use std::{
 use http::HeaderValue;
 use portcullis_core::{
     AuthRejection, Identity, IdentityFuture, IdentitySource, Mechanism, SecretToken, StoreError,
-    StoreKey, random_handle,
+    StoreKey,
+    observe::{self, RevocationScope},
+    random_handle,
 };
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Map, Value};
@@ -807,7 +809,11 @@ impl Session {
         record.user = Some(user);
         record.authenticated_at = Some(now);
         let limit = self.state.shared.config.limit;
-        self.state.create(&mut current, record, limit).await
+        self.state.create(&mut current, record, limit).await?;
+        // The public handle only, never the secret (OWASP Logging Cheat Sheet).
+        let handle = current.live.as_ref().map(|live| live.record.handle.as_str());
+        observe::login(Mechanism::Session, handle);
+        Ok(())
     }
 
     /// Signs out: deletes the session from the store at once and clears the cookie.
@@ -827,6 +833,7 @@ impl Session {
         if let Some(key) = key {
             current.cookie = CookieAction::Clear;
             self.state.store().delete(&key).await?;
+            observe::revocation(Mechanism::Session, RevocationScope::Session, 1);
         }
         Ok(())
     }
@@ -908,13 +915,18 @@ impl Session {
             current.changes.clear();
             current.cookie = CookieAction::Clear;
             self.state.store().delete(&key).await?;
+            observe::revocation(Mechanism::Session, RevocationScope::Session, 1);
             return Ok(true);
         }
-        Ok(self
+        let revoked = self
             .state
             .store()
             .delete_by_handle(&user_id, handle)
-            .await?)
+            .await?;
+        if revoked {
+            observe::revocation(Mechanism::Session, RevocationScope::Session, 1);
+        }
+        Ok(revoked)
     }
 
     /// Ends every other session of the signed-in user ("sign out other devices"); returns how
@@ -925,11 +937,13 @@ impl Session {
     /// [`SessionError::NotSignedIn`], store errors.
     pub async fn revoke_others(&self) -> Result<u64, SessionError> {
         let (_current, user_id, _, key) = self.signed_in().await?;
-        Ok(self
+        let revoked = self
             .state
             .store()
             .delete_by_user(&user_id, Some(&key))
-            .await?)
+            .await?;
+        observe::revocation(Mechanism::Session, RevocationScope::User, revoked);
+        Ok(revoked)
     }
 
     /// Ends every session of the signed-in user, this one included, and clears the cookie;
@@ -946,6 +960,7 @@ impl Session {
         let deleted = self.state.store().delete_by_user(&user_id, None).await?;
         // Belt and braces for stores whose index missed this key.
         self.state.store().delete(&key).await?;
+        observe::revocation(Mechanism::Session, RevocationScope::User, deleted);
         Ok(deleted)
     }
 }

@@ -9,3 +9,4 @@ pub use portcullis_core::ManualClock;
 
 pub mod refresh_store;
 pub mod revocation_feed;
+pub mod session_store;
