@@ -811,7 +811,10 @@ impl Session {
         let limit = self.state.shared.config.limit;
         self.state.create(&mut current, record, limit).await?;
         // The public handle only, never the secret (OWASP Logging Cheat Sheet).
-        let handle = current.live.as_ref().map(|live| live.record.handle.as_str());
+        let handle = current
+            .live
+            .as_ref()
+            .map(|live| live.record.handle.as_str());
         observe::login(Mechanism::Session, handle);
         Ok(())
     }
