@@ -633,3 +633,86 @@ async fn the_home_page_is_html() {
     );
     assert!(String::from_utf8_lossy(&reply.body).contains("/refresh"));
 }
+
+#[tokio::test]
+async fn session_listing_revoke_by_handle_and_login_csrf() {
+    let addr = start(&[]).await;
+    let laptop = token(addr, "alice").await;
+    let phone = token(addr, "alice").await;
+    let auth = format!("Bearer {}", str_of(&laptop, "access_token"));
+    let listed = http(addr, "GET", "/sessions", &[("authorization", &auth)], None).await;
+    assert_eq!(listed.status, 200);
+    let listed = listed.json();
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    let text = listed.to_string();
+    assert!(
+        !text.contains(str_of(&laptop, "refresh_token")),
+        "no secrets in listings"
+    );
+
+    // Revoke the phone's session by its id from the laptop: refused at once.
+    let phone_sid = str_of(&phone, "refresh_token")
+        .split('.')
+        .next()
+        .unwrap()
+        .to_owned();
+    let path = format!("/sessions/{phone_sid}");
+    let revoked = http(addr, "DELETE", &path, &[("authorization", &auth)], None).await;
+    assert_eq!(revoked.status, 204);
+    assert_eq!(
+        me_bearer(addr, str_of(&phone, "access_token")).await.status,
+        401
+    );
+    assert_eq!(
+        me_bearer(addr, str_of(&laptop, "access_token"))
+            .await
+            .status,
+        200
+    );
+
+    // Another user's session is not found, and stays alive.
+    let admin = token(addr, "admin").await;
+    let admin_sid = str_of(&admin, "refresh_token")
+        .split('.')
+        .next()
+        .unwrap()
+        .to_owned();
+    let path = format!("/sessions/{admin_sid}");
+    let foreign = http(addr, "DELETE", &path, &[("authorization", &auth)], None).await;
+    assert_eq!(foreign.status, 404);
+    assert_eq!(
+        me_bearer(addr, str_of(&admin, "access_token")).await.status,
+        200
+    );
+
+    // Login CSRF: another site cannot sign the browser in.
+    let cross = http(
+        addr,
+        "POST",
+        "/login",
+        &[JSON, ("sec-fetch-site", "cross-site")],
+        Some(&credentials("alice")),
+    )
+    .await;
+    assert_eq!(cross.status, 403);
+    assert!(cross.set_cookies().is_empty());
+
+    // Signing in again from a browser with a session ends the old one.
+    let first = login_cookies(addr, "alice").await;
+    let old = format!("__Host-access={}", first.cookie("__Host-access").unwrap());
+    let again = http(
+        addr,
+        "POST",
+        "/login",
+        &[JSON, ("cookie", &old)],
+        Some(&credentials("alice")),
+    )
+    .await;
+    assert_eq!(again.status, 200);
+    assert_eq!(
+        http(addr, "GET", "/me", &[("cookie", &old)], None)
+            .await
+            .status,
+        401
+    );
+}

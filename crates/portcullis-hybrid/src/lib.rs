@@ -25,7 +25,7 @@
 //! # Example
 //!
 //! ```
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! use axum::{Router, routing::get};
 //! use portcullis_core::CurrentUser;
 //! use portcullis_hybrid::{HybridLayer, HybridSessions, InProcessFeed, MemoryRefreshStore};
@@ -46,8 +46,13 @@
 //!
 //! let pair = sessions.login("alice", &User { user: "alice".into() }, None).await?;
 //! // The client sends `Authorization: Bearer {pair.access_token()}`, and later exchanges
-//! // `pair.refresh_token()` for a new pair with `sessions.refresh(..)`.
-//! # Ok(()) }
+//! // `pair.refresh_token()` for a new pair:
+//! let next = sessions.refresh(&pair.refresh_token().expose()).await?;
+//! assert_eq!(next.session_id(), pair.session_id());
+//! // Logout: the session's access tokens are refused at once on every node.
+//! sessions.revoke(pair.session_id()).await?;
+//! assert!(sessions.revocations().is_revoked(pair.session_id(), 0));
+//! # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
 //! ```
 
 mod access;

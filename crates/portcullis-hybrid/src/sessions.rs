@@ -616,6 +616,8 @@ impl HybridSessions {
     /// [`HybridError::Store`] when the store or the feed fails. The revocation is in this
     /// node's list either way.
     pub async fn revoke(&self, session_id: &str) -> Result<bool, HybridError> {
+        // This node refuses the session's access tokens first, whatever the store says.
+        self.inner.revoked.insert(&self.revocation(session_id));
         let deleted = self.inner.store.delete(session_id).await?;
         self.publish(session_id).await?;
         Ok(deleted.is_some())
@@ -685,21 +687,25 @@ impl HybridSessions {
         }
     }
 
-    /// Lists the session locally at once, then tells the other nodes.
-    async fn publish(&self, session_id: &str) -> Result<(), HybridError> {
+    /// The revocation of `session_id`, in force until the longest access token of the session
+    /// could have expired, with the leeway verifiers allow and a second for rounding.
+    fn revocation(&self, session_id: &str) -> Revocation {
         let settings = &self.inner.settings;
-        let now = self.now();
-        // Until the longest access token of the session could have expired, with the leeway
-        // verifiers allow and a second for rounding.
-        let until = now
+        let until = self
+            .now()
             .saturating_add(settings.access_ttl.as_secs())
             .saturating_add(settings.leeway.as_secs())
             .saturating_add(1);
-        let revocation = Revocation {
+        Revocation {
             session_id: session_id.to_owned(),
             until,
-        };
-        self.inner.revoked.purge_expired(now);
+        }
+    }
+
+    /// Lists the session locally at once, then tells the other nodes.
+    async fn publish(&self, session_id: &str) -> Result<(), HybridError> {
+        let revocation = self.revocation(session_id);
+        self.inner.revoked.purge_expired(self.now());
         self.inner.revoked.insert(&revocation);
         self.inner.feed.publish(&revocation).await?;
         Ok(())

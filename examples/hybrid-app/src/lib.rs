@@ -7,13 +7,13 @@ use std::{env, fmt, net::SocketAddr, path::PathBuf, time::Duration};
 use axum::{
     Json, Router,
     body::Bytes,
-    extract::{Request, State},
+    extract::{FromRequest, Path, Request, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{Html, IntoResponse, Response},
-    routing::{get, post},
+    routing::{delete, get, post},
 };
 use demo_users::{Credentials, DemoUsers, IsAdmin, User};
-use portcullis_core::{AuthRejection, Authentication, Authorized, CurrentUser};
+use portcullis_core::{AuthRejection, Authentication, Authorized, CrossSiteCheck, CurrentUser};
 use portcullis_hybrid::{
     AccessSession, ConfigError, CookieTransport, HybridLayer, HybridSessions,
     HybridSessionsBuilder, InProcessFeed, MemoryRefreshStore, TokenPair,
@@ -351,6 +351,7 @@ pub fn app(state: AppState) -> Router {
         .route("/me", get(me))
         .route("/admin", get(admin))
         .route("/sessions", get(list_sessions))
+        .route("/sessions/{session_id}", delete(revoke_session))
         .route("/.well-known/jwks.json", get(jwks))
         .layer(layer)
         .with_state(state)
@@ -396,12 +397,26 @@ async fn start_session(
 }
 
 /// `POST /login`: cookie transport; the body is the user.
-async fn login(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    credentials: Credentials,
-) -> Result<Response, AuthRejection> {
+async fn login(State(state): State<AppState>, request: Request) -> Result<Response, AuthRejection> {
+    // Login CSRF (OWASP CSRF Prevention Cheat Sheet, "Login CSRF"): another site must not
+    // sign the browser in to an account of its choosing, so the cross-site check applies here
+    // too, although the request carries no session yet.
+    CrossSiteCheck::new().check(&request)?;
+    let previous = request
+        .extensions()
+        .get::<AccessSession>()
+        .map(|session| session.session_id().to_owned());
+    let headers = request.headers().clone();
+    let credentials = Credentials::from_request(request, &state).await?;
     let (user, pair) = start_session(&state, &headers, credentials).await?;
+    if let Some(previous) = previous {
+        // A new login gets a new session (OWASP Session Management Cheat Sheet, "Renew the
+        // Session ID After Any Privilege Level Change"); the one it replaces ends. The login
+        // itself has succeeded, so a failure here is only logged.
+        if let Err(error) = state.sessions.revoke(&previous).await {
+            tracing::warn!(%error, "could not end the session a login replaced");
+        }
+    }
     let mut response = Json(user).into_response();
     state.cookies.set_cookies(&pair, response.headers_mut());
     Ok(no_store(response))
@@ -572,6 +587,26 @@ async fn list_sessions(
 ) -> Result<Response, AuthRejection> {
     let sessions = state.sessions.list(user.id()).await?;
     Ok(no_store(Json(sessions).into_response()))
+}
+
+/// `DELETE /sessions/{session_id}`: ends one of the caller's sessions (revoke by handle);
+/// 404 for a session that is not theirs.
+async fn revoke_session(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser<User>,
+    Path(session_id): Path<String>,
+) -> Result<Response, AuthRejection> {
+    let theirs = state
+        .sessions
+        .list(user.id())
+        .await?
+        .iter()
+        .any(|session| session.session_id == session_id);
+    if !theirs {
+        return Ok(no_store(StatusCode::NOT_FOUND.into_response()));
+    }
+    state.sessions.revoke(&session_id).await?;
+    Ok(no_store(StatusCode::NO_CONTENT.into_response()))
 }
 
 /// `GET /.well-known/jwks.json`: the public keys (none for HMAC).
