@@ -280,8 +280,13 @@ async fn per_request_cost_against_the_memory_store() {
             me(&app, &cookie).await;
         }
         let per_request = started.elapsed() / REQUESTS;
+        let build = if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        };
         eprintln!(
-            "GET /me through SessionLayer with the {name} store: {per_request:?} per request (sequential, debug build)"
+            "GET /me through SessionLayer with the {name} store: {per_request:?} per request (sequential, {build} build)"
         );
         results.push(per_request);
     }
