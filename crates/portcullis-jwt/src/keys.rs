@@ -595,6 +595,14 @@ impl DynamicKeys {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
+
+    /// Runs `f` on the current keys under the read lock (no reference count traffic).
+    fn with<T>(&self, f: impl FnOnce(&[Arc<VerifyingKey>]) -> T) -> T {
+        f(&self
+            .keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
 }
 
 #[derive(Clone)]
@@ -860,7 +868,7 @@ impl KeySet {
             let found = match &source.kind {
                 SourceKind::Static(keys) => check_keys(keys, kid, alg, message, signature),
                 SourceKind::Dynamic(keys) => {
-                    check_keys(&keys.snapshot(), kid, alg, message, signature)
+                    keys.with(|keys| check_keys(keys, kid, alg, message, signature))
                 }
                 #[cfg(feature = "jwks-url")]
                 SourceKind::Remote(remote) => match remote.snapshot() {
