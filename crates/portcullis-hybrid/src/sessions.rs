@@ -11,6 +11,7 @@ use std::{
 
 use portcullis_core::{
     AuthRejection, Identity, Mechanism, SecretToken, SharedClock, StoreError, SystemClock,
+    observe::{self, RefreshOutcome, RevocationScope},
     random_handle,
 };
 use portcullis_jwt::{IssueError, TokenIssuer, TokenVerifier, Validation};
@@ -531,6 +532,8 @@ impl HybridSessions {
             user_agent: user_agent.map(truncate_user_agent),
         };
         self.inner.store.create(&record).await?;
+        // The session id is public (it rides in every access token); the secret never is logged.
+        observe::login(Mechanism::Hybrid, Some(&record.session_id));
         let refresh = RefreshToken::new(record.session_id.clone(), secret);
         self.pair(&record, refresh, now)
     }
@@ -547,7 +550,10 @@ impl HybridSessions {
     /// - [`HybridError::UserGone`]: the reload hook found no such user; revoked.
     /// - [`HybridError::Contention`], [`HybridError::Store`]: retry later.
     pub async fn refresh(&self, presented: &str) -> Result<TokenPair, HybridError> {
-        let token = RefreshToken::parse(presented).ok_or(HybridError::InvalidRefreshToken)?;
+        let Some(token) = RefreshToken::parse(presented) else {
+            observe::refresh(RefreshOutcome::Invalid, None);
+            return Err(HybridError::InvalidRefreshToken);
+        };
         let session_id = token.session_id();
         let timing = Timing {
             idle_secs: self.inner.settings.idle_ttl.as_secs(),
@@ -555,6 +561,7 @@ impl HybridSessions {
         };
         for _ in 0..MAX_ATTEMPTS {
             let Some(record) = self.inner.store.load(session_id).await? else {
+                observe::refresh(RefreshOutcome::Expired, Some(session_id));
                 return Err(HybridError::SessionEnded);
             };
             let now = self.now();
@@ -571,7 +578,8 @@ impl HybridSessions {
                         {
                             Some(user) => next.user = user,
                             None => {
-                                self.revoke_quietly(session_id).await;
+                                self.revoke_quietly(session_id, RevocationScope::Session)
+                                    .await;
                                 return Err(HybridError::UserGone);
                             }
                         }
@@ -582,11 +590,13 @@ impl HybridSessions {
                         .compare_and_swap(&next, record.generation)
                         .await?
                     {
+                        observe::refresh(RefreshOutcome::Rotated, Some(session_id));
                         return self.pair(&next, RefreshToken::new(session_id, secret), now);
                     }
                     // Another refresh won: reload; ours is now a grace-window case.
                 }
                 Decision::Grace { secret } => {
+                    observe::refresh(RefreshOutcome::Grace, Some(session_id));
                     return self.pair(&record, RefreshToken::new(session_id, secret), now);
                 }
                 Decision::Reuse => {
@@ -597,11 +607,19 @@ impl HybridSessions {
                         user_id = %record.user_id,
                         "rotated-out refresh token replayed after the grace window: revoking the session"
                     );
-                    self.revoke_quietly(session_id).await;
+                    observe::refresh(RefreshOutcome::ReuseDetected, Some(session_id));
+                    self.revoke_quietly(session_id, RevocationScope::Theft)
+                        .await;
                     return Err(HybridError::TokenReuse);
                 }
-                Decision::Unknown => return Err(HybridError::InvalidRefreshToken),
-                Decision::Expired => return Err(HybridError::SessionEnded),
+                Decision::Unknown => {
+                    observe::refresh(RefreshOutcome::Invalid, Some(session_id));
+                    return Err(HybridError::InvalidRefreshToken);
+                }
+                Decision::Expired => {
+                    observe::refresh(RefreshOutcome::Expired, Some(session_id));
+                    return Err(HybridError::SessionEnded);
+                }
             }
         }
         Err(HybridError::Contention)
@@ -616,6 +634,15 @@ impl HybridSessions {
     /// [`HybridError::Store`] when the store or the feed fails. The revocation is in this
     /// node's list either way.
     pub async fn revoke(&self, session_id: &str) -> Result<bool, HybridError> {
+        let existed = self.end_session(session_id).await?;
+        if existed {
+            observe::revocation(Mechanism::Hybrid, RevocationScope::Session, 1);
+        }
+        Ok(existed)
+    }
+
+    /// [`HybridSessions::revoke`] without recording it: the caller records the scope.
+    async fn end_session(&self, session_id: &str) -> Result<bool, HybridError> {
         // This node refuses the session's access tokens first, whatever the store says.
         self.inner.revoked.insert(&self.revocation(session_id));
         let deleted = self.inner.store.delete(session_id).await?;
@@ -657,6 +684,11 @@ impl HybridSessions {
     /// [`HybridError::Store`] when the store or the feed fails.
     pub async fn revoke_all(&self, user_id: &str) -> Result<usize, HybridError> {
         let deleted = self.inner.store.delete_by_user(user_id).await?;
+        observe::revocation(
+            Mechanism::Hybrid,
+            RevocationScope::User,
+            deleted.len() as u64,
+        );
         let mut failure = None;
         for record in &deleted {
             if let Err(error) = self.publish(&record.session_id).await {
@@ -681,10 +713,11 @@ impl HybridSessions {
 
     /// Revokes, logging a failure instead of returning it (theft, deleted user: the refusal
     /// stands whatever the store says).
-    async fn revoke_quietly(&self, session_id: &str) {
-        if let Err(error) = self.revoke(session_id).await {
+    async fn revoke_quietly(&self, session_id: &str, scope: RevocationScope) {
+        if let Err(error) = self.end_session(session_id).await {
             tracing::error!(%error, session_id, "could not fully revoke the session");
         }
+        observe::revocation(Mechanism::Hybrid, scope, 1);
     }
 
     /// The revocation of `session_id`, in force until the longest access token of the session
