@@ -1070,6 +1070,44 @@ mod tests {
     }
 
     #[test]
+    fn jwks_files_and_public_pems_load() {
+        let key = SigningKey::generate(Algorithm::EdDSA).unwrap();
+        let path =
+            std::env::temp_dir().join(format!("portcullis-jwks-{}.json", std::process::id()));
+        std::fs::write(
+            &path,
+            serde_json::json!({ "keys": [key.public_jwk().unwrap()] }).to_string(),
+        )
+        .unwrap();
+        let set = KeySet::from_jwks_file(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        let message = b"a.b";
+        let signature =
+            jsonwebtoken::crypto::sign(message, key.encoding_key(), jsonwebtoken::Algorithm::EdDSA)
+                .unwrap();
+        let signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
+        assert!(matches!(
+            set.verify_signature(Some(key.kid()), Algorithm::EdDSA, message, &signature),
+            KeyMatch::Verified(None)
+        ));
+        // The same key as an SPKI PEM.
+        let x = URL_SAFE_NO_PAD
+            .decode(key.public_jwk().unwrap()["x"].as_str().unwrap())
+            .unwrap();
+        let mut spki = vec![
+            0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+        ];
+        spki.extend(x);
+        let pem = pem_encode("PUBLIC KEY", &spki);
+        let set = KeySet::from_public_pem(Algorithm::EdDSA, pem.as_bytes(), Some("ed")).unwrap();
+        assert!(matches!(
+            set.verify_signature(Some("ed"), Algorithm::EdDSA, message, &signature),
+            KeyMatch::Verified(None)
+        ));
+        assert!(KeySet::from_public_pem(Algorithm::ES256, pem.as_bytes(), None).is_err());
+    }
+
+    #[test]
     fn jwks_skips_encryption_keys() {
         let key = SigningKey::generate(Algorithm::ES256).unwrap();
         let mut enc = key.public_jwk().unwrap().clone();

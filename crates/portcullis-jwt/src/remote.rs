@@ -565,6 +565,48 @@ mod tests {
             assert!(verifier.verify(&token(&key)).await.is_ok());
         }
 
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn the_background_refresh_honours_max_age() {
+            let key = SigningKey::generate(Algorithm::ES256).unwrap();
+            let hits = Arc::new(AtomicUsize::new(0));
+            let counter = hits.clone();
+            let jwks = json!({"keys": [key.public_jwk().unwrap()]}).to_string();
+            let app = Router::new().route(
+                "/jwks.json",
+                get(move || {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    let jwks = jwks.clone();
+                    async move { ([("cache-control", "public, max-age=1")], jwks) }
+                }),
+            );
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+            tokio::spawn(async move { axum::serve(listener, app).await });
+            let keys = KeySet::from_jwks_url(
+                &url,
+                options()
+                    .min_refresh(Duration::from_millis(500))
+                    .default_refresh(Duration::from_secs(3600)),
+            )
+            .unwrap();
+            loaded(&keys).await;
+            tokio::time::sleep(Duration::from_millis(2500)).await;
+            let seen = hits.load(Ordering::SeqCst);
+            assert!(
+                (2..=4).contains(&seen),
+                "max-age=1 should give about 3 fetches in 2.5 s, got {seen}"
+            );
+            drop(keys);
+            tokio::time::sleep(Duration::from_millis(1200)).await;
+            let after_drop = hits.load(Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            assert_eq!(
+                hits.load(Ordering::SeqCst),
+                after_drop,
+                "the refresh task outlived its key set"
+            );
+        }
+
         #[tokio::test]
         async fn symmetric_keys_from_a_url_are_refused_and_bad_urls_rejected() {
             let hmac = SigningKey::generate(Algorithm::HS256).unwrap();
