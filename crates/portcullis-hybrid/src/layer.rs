@@ -5,20 +5,26 @@
 use std::{
     fmt,
     future::Future,
+    marker::PhantomData,
     pin::Pin,
     sync::{Arc, Mutex, PoisonError},
-    task::{Context, Poll},
+    task::{Context, Poll, ready},
 };
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, header};
+use pin_project_lite::pin_project;
 use portcullis_core::{
     AuthRejection, Authentication, CrossSiteCheck, IdentityFuture, IdentitySource,
 };
+use sync_wrapper::SyncFuture;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::{ConfigError, CookieTransport, HybridError, HybridSessions, TokenPair, access};
+use crate::{
+    ConfigError, CookieTransport, HybridError, HybridSessions, TokenPair,
+    access::{self, VerifiedAccess},
+};
 
 /// Larger `Authorization` values are refused before any parsing (RFC 6750 tokens are far
 /// smaller; this bounds the work an attacker can ask for).
@@ -254,26 +260,55 @@ impl<S> Hybrid<S> {
     }
 }
 
-/// The response future of [`Hybrid`].
-///
-/// Boxed: token verification is an `async fn` of the key set (it may fetch a JWKS for an
-/// unknown `kid`), whose future has no nameable type. It is `Send` but not `Sync`, like the
-/// futures of most tower services.
-pub struct ResponseFuture<T, E> {
-    inner: Pin<Box<dyn Future<Output = Result<T, E>> + Send>>,
+type Waiting<B, E> = SyncFuture<Pin<Box<dyn Future<Output = Result<Response<B>, E>> + Send>>>;
+
+pin_project! {
+    /// The response future of [`Hybrid`]: the inner service's future, unboxed on the hot path
+    /// (a token verified with the keys at hand). Only a key set that must first fetch keys
+    /// (a JWKS URL) takes a boxed path.
+    pub struct ResponseFuture<F, B, E> {
+        #[pin]
+        kind: Kind<F, B, E>,
+    }
 }
 
-impl<T, E> fmt::Debug for ResponseFuture<T, E> {
+pin_project! {
+    #[project = KindProjection]
+    enum Kind<F, B, E> {
+        Inner { #[pin] future: F, refresh: Option<Arc<TransparentRefresh>> },
+        Rejected { rejection: Option<AuthRejection>, body: PhantomData<fn() -> B> },
+        Waiting { #[pin] future: Waiting<B, E> },
+    }
+}
+
+impl<F, B, E> fmt::Debug for ResponseFuture<F, B, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
 
-impl<T, E> Future for ResponseFuture<T, E> {
-    type Output = Result<T, E>;
+impl<F, B, E> Future for ResponseFuture<F, B, E>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: From<Bytes>,
+{
+    type Output = Result<Response<B>, E>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProjection::Inner { future, refresh } => {
+                let mut response = ready!(future.poll(cx))?;
+                if let Some(refresh) = refresh.take() {
+                    refresh.finish(response.headers_mut());
+                }
+                Poll::Ready(Ok(response))
+            }
+            KindProjection::Rejected { rejection, .. } => Poll::Ready(Ok(rejection
+                .take()
+                .unwrap_or_else(|| AuthRejection::misconfigured("response polled twice"))
+                .to_response())),
+            KindProjection::Waiting { future } => future.poll(cx),
+        }
     }
 }
 
@@ -286,88 +321,158 @@ where
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<Response<ResBody>, S::Error>;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        // The clone that was polled ready serves this request (tower's usual pattern).
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let config = self.config.clone();
-        ResponseFuture {
-            inner: Box::pin(async move {
-                let refresh = match config.authenticate(&mut request).await {
-                    Ok(refresh) => refresh,
-                    Err(rejection) => return Ok(rejection.to_response()),
-                };
-                let mut response = inner.call(request).await?;
-                if let (Some(refresh), Some(cookies)) = (refresh, &config.cookies) {
-                    refresh.finish(cookies, response.headers_mut());
+        let kind = match self.config.authenticate_now(&mut request) {
+            Some(Ok(refresh)) => Kind::Inner {
+                future: self.inner.call(request),
+                refresh,
+            },
+            Some(Err(rejection)) => Kind::Rejected {
+                rejection: Some(rejection),
+                body: PhantomData,
+            },
+            None => {
+                // Slow path: the key set must fetch keys first. Boxed, since it is rare.
+                let config = self.config.clone();
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                Kind::Waiting {
+                    future: SyncFuture::new(Box::pin(async move {
+                        match config.authenticate_later(&mut request).await {
+                            Ok(refresh) => {
+                                let mut response = inner.call(request).await?;
+                                if let Some(refresh) = refresh {
+                                    refresh.finish(response.headers_mut());
+                                }
+                                Ok(response)
+                            }
+                            Err(rejection) => Ok(rejection.to_response()),
+                        }
+                    })),
                 }
-                Ok(response)
-            }),
-        }
+            }
+        };
+        ResponseFuture { kind }
     }
 }
 
-impl Config {
-    /// Records what the request's credentials prove; returns the pending transparent refresh,
-    /// if one was set up.
-    async fn authenticate<B>(
-        &self,
-        request: &mut Request<B>,
-    ) -> Result<Option<Arc<TransparentRefresh>>, AuthRejection> {
-        let challenge =
-            |rejection: AuthRejection| rejection.with_bearer_challenge(self.realm.clone());
-        Authentication::of(request.extensions_mut()).set_bearer_realm(self.realm.clone());
-        let headers = request.headers();
-        let bearer = bearer_token(headers).map_err(challenge)?;
-        let cookies = self.cookies.as_ref();
-        let (token, from_cookie) = match bearer {
-            Some(token) => (Some(token), false),
-            None => (cookies.and_then(|c| c.access_token(headers)), true),
-        };
-        if bearer.is_none() && cookies.is_some_and(|c| c.has_cookies(headers)) {
-            // Cookies ride along on requests other sites trigger: refuse unsafe ones.
-            self.cross_site.check(request).map_err(challenge)?;
-        }
-        let refresh_token = cookies
-            .filter(|c| c.is_transparent() && bearer.is_none())
-            .and_then(|c| c.refresh_token(headers));
+/// Where a request's credentials are.
+struct Found<'a> {
+    /// The access token, from the header or else the cookie.
+    token: Option<&'a str>,
+    from_cookie: bool,
+    /// The refresh cookie, in transparent mode only.
+    refresh_token: Option<&'a str>,
+}
 
+type Pending = Result<Option<Arc<TransparentRefresh>>, AuthRejection>;
+
+impl Config {
+    fn challenge(&self, rejection: AuthRejection) -> AuthRejection {
+        rejection.with_bearer_challenge(self.realm.clone())
+    }
+
+    /// Finds the credentials and applies the cross-site check to cookie-borne ones.
+    fn find<'a, B>(&self, request: &'a Request<B>) -> Result<Found<'a>, AuthRejection> {
+        let headers = request.headers();
+        let bearer = bearer_token(headers).map_err(|r| self.challenge(r))?;
+        let cookies = self.cookies.as_ref().filter(|_| bearer.is_none());
+        if cookies.is_some_and(|c| c.has_cookies(headers)) {
+            // Cookies ride along on requests other sites trigger: refuse unsafe ones
+            // (OWASP CSRF Prevention Cheat Sheet).
+            self.cross_site
+                .check(request)
+                .map_err(|r| self.challenge(r))?;
+        }
+        Ok(Found {
+            token: bearer.or_else(|| cookies.and_then(|c| c.access_token(headers))),
+            from_cookie: bearer.is_none(),
+            refresh_token: cookies
+                .filter(|c| c.is_transparent())
+                .and_then(|c| c.refresh_token(headers)),
+        })
+    }
+
+    /// Authenticates with the keys at hand; `None` when keys must be fetched first.
+    fn authenticate_now<B>(&self, request: &mut Request<B>) -> Option<Pending> {
+        let (verified, refresh_token, from_cookie) = {
+            let found = match self.find(request) {
+                Ok(found) => found,
+                Err(rejection) => return Some(Err(rejection)),
+            };
+            let verified = match found.token {
+                Some(token) => Some(access::verify_now(&self.sessions, token)?),
+                None => None,
+            };
+            (
+                verified,
+                found.refresh_token.map(str::to_owned),
+                found.from_cookie,
+            )
+        };
+        Some(self.record(request, verified, refresh_token, from_cookie))
+    }
+
+    /// Authenticates, fetching keys if needed.
+    async fn authenticate_later<B>(&self, request: &mut Request<B>) -> Pending {
+        let (token, refresh_token, from_cookie) = {
+            let found = self.find(request)?;
+            (
+                found.token.map(str::to_owned),
+                found.refresh_token.map(str::to_owned),
+                found.from_cookie,
+            )
+        };
         let verified = match token {
-            Some(token) => Some(access::verify(&self.sessions, token).await),
+            Some(token) => Some(access::verify(&self.sessions, &token).await),
             None => None,
         };
-        let refresh = match (verified, refresh_token) {
-            (None, None) => None,
-            (Some(Ok(claims)), _) => {
-                let (identity, session) = claims.into_parts();
-                request.extensions_mut().insert(session);
-                Authentication::of(request.extensions_mut()).add_identity(identity);
-                None
+        self.record(request, verified, refresh_token, from_cookie)
+    }
+
+    /// Records what the credentials proved in the request; returns the pending transparent
+    /// refresh, if one was set up.
+    fn record<B>(
+        &self,
+        request: &mut Request<B>,
+        verified: Option<Result<VerifiedAccess, AuthRejection>>,
+        refresh_token: Option<String>,
+        from_cookie: bool,
+    ) -> Pending {
+        let extensions = request.extensions_mut();
+        Authentication::of(extensions).set_bearer_realm(self.realm.clone());
+        match (verified, refresh_token) {
+            (None, None) => Ok(None),
+            (Some(Ok(access)), _) => {
+                let (identity, session) = access.into_parts();
+                extensions.insert(session);
+                Authentication::of(extensions).add_identity(identity);
+                Ok(None)
             }
-            (Some(Err(_)) | None, Some(refresh_token)) => {
+            (Some(Err(_)) | None, Some(token)) => {
                 let refresh = Arc::new(TransparentRefresh {
                     sessions: self.sessions.clone(),
-                    token: refresh_token.to_owned(),
+                    cookies: self.cookies.clone().unwrap_or_default(),
+                    token,
                     outcome: Mutex::new(None),
                 });
-                Authentication::of(request.extensions_mut()).add_source(refresh.clone());
-                Some(refresh)
+                Authentication::of(extensions).add_source(refresh.clone());
+                Ok(Some(refresh))
             }
             (Some(Err(rejection)), None) if from_cookie => {
                 // A stale cookie must not break public pages: refuse only when asked.
-                Authentication::of(request.extensions_mut())
-                    .add_source(Arc::new(Refused(challenge(rejection))));
-                None
+                Authentication::of(extensions)
+                    .add_source(Arc::new(Refused(self.challenge(rejection))));
+                Ok(None)
             }
-            (Some(Err(rejection)), None) => return Err(challenge(rejection)),
-        };
-        Ok(refresh)
+            (Some(Err(rejection)), None) => Err(self.challenge(rejection)),
+        }
     }
 }
 
@@ -420,6 +525,7 @@ enum Outcome {
 /// A refresh run on first use of the user, whose outcome decides the response's cookies.
 struct TransparentRefresh {
     sessions: HybridSessions,
+    cookies: CookieTransport,
     token: String,
     outcome: Mutex<Option<Outcome>>,
 }
@@ -452,7 +558,8 @@ impl IdentitySource for TransparentRefresh {
 }
 
 impl TransparentRefresh {
-    fn finish(&self, cookies: &CookieTransport, headers: &mut HeaderMap) {
+    fn finish(&self, headers: &mut HeaderMap) {
+        let cookies = &self.cookies;
         let outcome = self.outcome.lock().unwrap_or_else(PoisonError::into_inner);
         match outcome.as_ref() {
             Some(Outcome::Refreshed(pair)) => {

@@ -256,7 +256,14 @@ async fn only_at_jwt_tokens_with_a_session_pass_the_edge() {
             &IssueOptions::new().typ("at+jwt"),
         )
         .unwrap();
+    // Signed by a key the set does not know: takes the slow (key-fetching) path, then 401.
+    let stranger = TokenIssuer::new(SigningKey::generate(Algorithm::HS256).unwrap())
+        .issuer(ISSUER)
+        .with_clock(Arc::new(harness.clock.clone()))
+        .issue_with("alice", &claims, &IssueOptions::new().typ("at+jwt"))
+        .unwrap();
     for token in [
+        stranger.token.as_str(),
         plain.token.as_str(),
         &typed_without_sid.token,
         "garbage",
@@ -784,9 +791,8 @@ fn secrets_are_redacted_in_debug_output() {
 
 #[test]
 fn public_types_are_send_and_sync() {
-    fn assert_send<T: Send>() {}
-    fn assert_sync<T: Sync>() {}
     fn assert_send_sync<T: Send + Sync>() {}
+    fn assert_send<T: Send>() {}
     assert_send_sync::<HybridSessions>();
     assert_send_sync::<HybridLayer>();
     assert_send_sync::<Hybrid<axum::routing::Route>>();
@@ -795,6 +801,15 @@ fn public_types_are_send_and_sync() {
     assert_send_sync::<CookieTransport>();
     assert_send_sync::<TokenPair>();
     assert_send_sync::<AccessSession>();
-    assert_send::<ResponseFuture<Response<Body>, Infallible>>();
-    assert_sync::<RevocationList>();
+    // The future is Send whenever the inner one is, and Sync whenever the inner one is too.
+    type AxumFuture =
+        ResponseFuture<axum::routing::future::RouteFuture<Infallible>, Body, Infallible>;
+    assert_send::<AxumFuture>();
+    type ReadyFuture = ResponseFuture<
+        std::future::Ready<Result<Response<String>, Infallible>>,
+        String,
+        Infallible,
+    >;
+    assert_send_sync::<ReadyFuture>();
+    assert_send_sync::<RevocationList>();
 }
