@@ -1,5 +1,6 @@
 //! The store conformance suites against every backend: the in-memory reference
-//! implementations, a single Redis, and a Redis Cluster. Same cases, no copies: each module
+//! implementations (the session store's memory run is in `session_store_memory.rs`), a single
+//! Redis, and a Redis Cluster. Same cases, no copies: each module
 //! only says how to build its backend.
 //!
 //! Redis comes from `REDIS_URL` / `REDIS_CLUSTER_URLS` (set by `scripts/test.sh`), or is started
@@ -8,7 +9,7 @@
 use std::sync::Arc;
 
 use portcullis_core::ManualClock;
-use portcullis_redis::{RedisConfig, RedisRefreshStore, RedisRevocationFeed};
+use portcullis_redis::{RedisConfig, RedisRefreshStore, RedisRevocationFeed, RedisSessionStore};
 use portcullis_tests::redis_server::{cluster_urls, shared_url, unique_prefix};
 
 mod memory {
@@ -44,6 +45,11 @@ fn config(cluster: bool, prefix: &str) -> RedisConfig {
     config.key_prefix(prefix)
 }
 
+fn redis_session_store(cluster: bool, clock: ManualClock) -> RedisSessionStore {
+    let connection = config(cluster, &unique_prefix("session")).build().unwrap();
+    RedisSessionStore::new(connection).with_clock(Arc::new(clock))
+}
+
 fn redis_refresh_store(cluster: bool, clock: ManualClock) -> RedisRefreshStore {
     let connection = config(cluster, &unique_prefix("refresh")).build().unwrap();
     RedisRefreshStore::new(connection).with_clock(Arc::new(clock))
@@ -61,12 +67,20 @@ fn redis_feed_nodes(cluster: bool, clock: ManualClock) -> impl Fn() -> RedisRevo
 mod single {
     use super::*;
 
+    fn session_store(clock: ManualClock) -> RedisSessionStore {
+        redis_session_store(false, clock)
+    }
+
     fn refresh_store(clock: ManualClock) -> RedisRefreshStore {
         redis_refresh_store(false, clock)
     }
 
     fn feed_nodes(clock: ManualClock) -> impl Fn() -> RedisRevocationFeed {
         redis_feed_nodes(false, clock)
+    }
+
+    mod session_store {
+        portcullis_tests::session_store_conformance!(super::session_store);
     }
 
     mod refresh_store {
@@ -81,12 +95,20 @@ mod single {
 mod cluster {
     use super::*;
 
+    fn session_store(clock: ManualClock) -> RedisSessionStore {
+        redis_session_store(true, clock)
+    }
+
     fn refresh_store(clock: ManualClock) -> RedisRefreshStore {
         redis_refresh_store(true, clock)
     }
 
     fn feed_nodes(clock: ManualClock) -> impl Fn() -> RedisRevocationFeed {
         redis_feed_nodes(true, clock)
+    }
+
+    mod session_store {
+        portcullis_tests::session_store_conformance!(super::session_store);
     }
 
     mod refresh_store {
