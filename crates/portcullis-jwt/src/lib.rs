@@ -14,6 +14,21 @@
 //! verified against aws-lc-rs keys parsed once when the set is built. The checks follow
 //! RFC 8725 (JWT Best Current Practices), RFC 7519 (JWT), RFC 7515 (JWS) and RFC 6750 (bearer).
 //!
+//! # Threat model
+//!
+//! | attack | defence |
+//! |---|---|
+//! | `alg: none`, in any casing (RFC 8725 §2.1) | not an [`Algorithm`]: refused before any key is looked at |
+//! | key confusion: HS256 signed with the server's RSA/EC public key | every key is pinned to one algorithm; a token's `alg` must equal its key's ([`TokenError::AlgorithmMismatch`]) |
+//! | forged keys via `jku`, `x5u`, `jwk`, `x5c` headers (RFC 8725 §3.10) | never read: keys come from the [`KeySet`] only |
+//! | replay of expired or premature tokens | `exp` required, `nbf`/`iat` checked, leeway bounded (≤ 5 min, default 30 s) |
+//! | tokens for another service or from another issuer | `iss`/`aud` required when configured, a token with an `aud` refused when none is; keys can be pinned to an issuer |
+//! | a token of another kind (ID token as access token) | `typ` checked when configured (RFC 9068 `at+jwt`) |
+//! | parser differentials | exactly three strict base64url segments, JSON objects only, duplicate registered claims refused, `exp`/`nbf` must be numbers, unknown `crit` refused |
+//! | resource exhaustion | token and header size limits before decoding; signature checked before the payload is parsed; unknown-`kid` JWKS refetches rate-limited |
+//! | a JWKS outage | the last good set is kept; a set never loaded answers 503, never "allow" |
+//! | token leakage | tokens are never logged; `Debug` of secrets prints `REDACTED`; no query-string tokens |
+//!
 //! # Example
 //!
 //! ```
