@@ -223,7 +223,10 @@ impl Settings {
                 Err(error) => return Err(error.into()),
             });
         }
-        tracing::warn!(%algorithm, "no JWT_HS256_SECRET or JWT_PRIVATE_KEY_FILE: using a random key for this process only");
+        if self.hmac_secret.is_some() {
+            tracing::warn!(%algorithm, "JWT_HS256_SECRET is ignored: JWT_ALG is asymmetric (set JWT_PRIVATE_KEY_FILE)");
+        }
+        tracing::warn!(%algorithm, "no signing key configured: using a random key for this process only");
         Ok(SigningKey::generate(algorithm)?)
     }
 }
