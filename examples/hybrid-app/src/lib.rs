@@ -19,6 +19,7 @@ use portcullis_hybrid::{
     HybridSessionsBuilder, InProcessFeed, MemoryRefreshStore, TokenPair,
 };
 use portcullis_jwt::{Algorithm, KeyError, SigningKey, TokenIssuer, Validation};
+use portcullis_redis::{RedisConfig, RedisRefreshStore, RedisRevocationFeed};
 use serde::Deserialize;
 
 /// Default issuer, the same for every instance so that instances sharing a key accept each
@@ -99,6 +100,9 @@ pub enum SetupError {
     /// The hybrid sessions refused the configuration.
     #[error("invalid hybrid configuration")]
     Hybrid(#[from] ConfigError),
+    /// `REDIS_URL` (or `REDIS_KEY_PREFIX`) is not a usable Redis configuration.
+    #[error("invalid REDIS_URL or REDIS_KEY_PREFIX")]
+    Redis(#[from] portcullis_redis::ConfigError),
 }
 
 fn setting(name: &'static str, reason: impl Into<String>) -> SetupError {
@@ -261,14 +265,20 @@ impl Settings {
     }
 }
 
-/// Chooses where sessions live and how revocations travel: the in-memory store and the
-/// in-process feed. This is the one place to swap in a shared backend (Redis) so that several
-/// instances behave as one service.
+/// Chooses where sessions live and how revocations travel: Redis when `REDIS_URL` is set (so
+/// several instances behave as one service), else the in-memory store and the in-process feed.
 ///
 /// # Errors
 ///
-/// None for the in-memory backend; kept fallible for shared backends.
+/// [`SetupError::Redis`] when `REDIS_URL` or `REDIS_KEY_PREFIX` is unusable.
 pub fn with_backend(builder: HybridSessionsBuilder) -> Result<HybridSessionsBuilder, SetupError> {
+    if let Some(config) = RedisConfig::from_env() {
+        let redis = config.build()?;
+        tracing::info!("sessions and revocations in Redis (REDIS_URL)");
+        return Ok(builder
+            .store(RedisRefreshStore::new(redis.clone()))
+            .feed(RedisRevocationFeed::new(redis)));
+    }
     Ok(builder
         .store(MemoryRefreshStore::new())
         .feed(InProcessFeed::new()))
