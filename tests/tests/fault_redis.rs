@@ -224,7 +224,8 @@ impl Run {
 
     /// Signed-in readers: `GET /me` with one of `cookies` each, in a loop.
     fn readers(&self, tasks: &mut JoinSet<()>, addr: SocketAddr, cookies: &[String]) {
-        for cookie in cookies.iter().cloned() {
+        for cookie in cookies {
+            let cookie = cookie.clone();
             let run = self.clone();
             tasks.spawn(async move {
                 let client = new_client();
