@@ -109,7 +109,9 @@ impl StoreKey {
 
     /// Parses lowercase or uppercase hex.
     pub fn from_hex(hex: &str) -> Option<Self> {
-        if hex.len() != 64 {
+        // `u8::from_str_radix` also takes a leading `+` ("+f" is 15): check the digits first,
+        // so one key has one spelling.
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
         let mut bytes = [0u8; 32];
@@ -217,6 +219,7 @@ mod tests {
         assert_ne!(key.to_hex(), secret.expose());
         assert_eq!(StoreKey::from_hex(&key.to_hex()), Some(key));
         assert_eq!(StoreKey::from_hex("zz"), None);
+        assert_eq!(StoreKey::from_hex(&"+f".repeat(32)), None);
         assert!(!format!("{key:?}").contains(&key.to_hex()));
         assert_ne!(key, SecretToken::generate().store_key());
     }
