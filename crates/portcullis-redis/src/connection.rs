@@ -154,13 +154,31 @@ impl RedisConfig {
     /// # let _ = backend;
     /// ```
     pub fn from_env() -> Option<Self> {
-        let urls = std::env::var("REDIS_URL").ok()?;
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// As [`RedisConfig::from_env`], reading the variables through `lookup` (a map in tests).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use portcullis_redis::RedisConfig;
+    ///
+    /// let config = RedisConfig::from_lookup(|name| match name {
+    ///     "REDIS_URL" => Some("redis://127.0.0.1:6379".to_owned()),
+    ///     _ => None,
+    /// });
+    /// assert!(config.is_some());
+    /// assert!(RedisConfig::from_lookup(|_| None).is_none());
+    /// ```
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Option<Self> {
+        let urls = lookup("REDIS_URL")?;
         if urls.trim().is_empty() {
             return None;
         }
         let config = Self::from_urls(&urls);
-        Some(match std::env::var("REDIS_KEY_PREFIX") {
-            Ok(prefix) if !prefix.is_empty() => config.key_prefix(prefix),
+        Some(match lookup("REDIS_KEY_PREFIX") {
+            Some(prefix) if !prefix.is_empty() => config.key_prefix(prefix),
             _ => config,
         })
     }

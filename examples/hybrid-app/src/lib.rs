@@ -56,6 +56,9 @@ pub struct Settings {
     pub grace: Duration,
     /// `HYBRID_TRANSPARENT_REFRESH=1`: the layer refreshes expired access cookies itself.
     pub transparent_refresh: bool,
+    /// `REDIS_URL` (and `REDIS_KEY_PREFIX`): sessions and revocations in Redis; in memory
+    /// when unset.
+    pub redis: Option<RedisConfig>,
 }
 
 impl fmt::Debug for Settings {
@@ -75,6 +78,7 @@ impl fmt::Debug for Settings {
             .field("absolute_ttl", &self.absolute_ttl)
             .field("grace", &self.grace)
             .field("transparent_refresh", &self.transparent_refresh)
+            .field("redis", &self.redis)
             .finish()
     }
 }
@@ -206,6 +210,7 @@ impl Settings {
             absolute_ttl,
             grace: secs("REFRESH_GRACE_SECS", 5)?,
             transparent_refresh,
+            redis: RedisConfig::from_lookup(&lookup),
         })
     }
 
@@ -230,7 +235,7 @@ impl Settings {
     }
 
     /// The hybrid sessions builder for these settings, without a store or feed yet: see
-    /// [`with_backend`].
+    /// [`with_backend_from`].
     ///
     /// # Errors
     ///
@@ -265,14 +270,18 @@ impl Settings {
     }
 }
 
-/// Chooses where sessions live and how revocations travel: Redis when `REDIS_URL` is set (so
-/// several instances behave as one service), else the in-memory store and the in-process feed.
+/// Chooses where sessions live and how revocations travel: Redis when `redis` is given
+/// (`REDIS_URL` in [`Settings`]), so several instances behave as one service; else the in-memory
+/// store and the in-process feed.
 ///
 /// # Errors
 ///
-/// [`SetupError::Redis`] when `REDIS_URL` or `REDIS_KEY_PREFIX` is unusable.
-pub fn with_backend(builder: HybridSessionsBuilder) -> Result<HybridSessionsBuilder, SetupError> {
-    if let Some(config) = RedisConfig::from_env() {
+/// [`SetupError::Redis`] when the Redis configuration is unusable.
+pub fn with_backend_from(
+    builder: HybridSessionsBuilder,
+    redis: Option<&RedisConfig>,
+) -> Result<HybridSessionsBuilder, SetupError> {
+    if let Some(config) = redis {
         let redis = config.build()?;
         tracing::info!("sessions and revocations in Redis (REDIS_URL)");
         return Ok(builder
@@ -282,6 +291,15 @@ pub fn with_backend(builder: HybridSessionsBuilder) -> Result<HybridSessionsBuil
     Ok(builder
         .store(MemoryRefreshStore::new())
         .feed(InProcessFeed::new()))
+}
+
+/// The in-memory backend: [`with_backend_from`] without Redis.
+///
+/// # Errors
+///
+/// None; fallible like [`with_backend_from`].
+pub fn with_backend(builder: HybridSessionsBuilder) -> Result<HybridSessionsBuilder, SetupError> {
+    with_backend_from(builder, None)
 }
 
 /// What the handlers share.
@@ -328,14 +346,16 @@ impl AppState {
     }
 
     /// Builds everything from `settings`: demo users (argon2-hashed now), keys, sessions on
-    /// the backend [`with_backend`] picks.
+    /// the backend [`with_backend_from`] picks.
     ///
     /// # Errors
     ///
     /// Any [`SetupError`].
     pub async fn from_settings(settings: &Settings) -> Result<Self, SetupError> {
         let (builder, issuer) = settings.sessions_builder()?;
-        let sessions = with_backend(builder)?.build().await?;
+        let sessions = with_backend_from(builder, settings.redis.as_ref())?
+            .build()
+            .await?;
         let users = tokio::task::spawn_blocking(DemoUsers::new)
             .await
             .unwrap_or_else(|_| DemoUsers::new());
