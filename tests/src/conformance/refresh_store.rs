@@ -3,7 +3,7 @@
 //! Use it with [`refresh_store_conformance!`](crate::refresh_store_conformance), giving a
 //! function that builds a fresh, empty store judging expiry by the clock it is given:
 //!
-//! ```ignore
+//! ```text
 //! fn store(clock: ManualClock) -> MemoryRefreshStore {
 //!     MemoryRefreshStore::new().with_clock(Arc::new(clock))
 //! }

@@ -4,7 +4,7 @@
 //! function that, for a clock, returns a constructor of *nodes*: feeds that share one backend
 //! (for an in-process feed, clones; for Redis, separate connections with the same prefix).
 //!
-//! ```ignore
+//! ```text
 //! fn nodes(clock: ManualClock) -> impl Fn() -> InProcessFeed {
 //!     let feed = InProcessFeed::new().with_clock(Arc::new(clock));
 //!     move || feed.clone()
