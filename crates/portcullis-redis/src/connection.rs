@@ -1,6 +1,9 @@
 //! Connecting to Redis: one handle for a single server or a Redis Cluster, with connection and
 //! command timeouts, reconnection after an outage, and the key prefix every store shares.
 
+// Some helpers serve only the session store or only the hybrid stores.
+#![cfg_attr(not(all(feature = "session", feature = "hybrid")), allow(dead_code))]
+
 use std::{fmt, future::Future, sync::Arc, time::Duration};
 
 use portcullis_core::StoreError;

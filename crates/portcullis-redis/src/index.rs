@@ -12,6 +12,9 @@
 //! Every script first prunes members whose score has passed, and sets each key to expire with
 //! its last member, so the index never outlives the records it points to.
 
+// Some helpers serve only the session store or only the hybrid stores.
+#![cfg_attr(not(all(feature = "session", feature = "hybrid")), allow(dead_code))]
+
 use std::sync::LazyLock;
 
 use portcullis_core::StoreError;

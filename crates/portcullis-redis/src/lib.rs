@@ -7,13 +7,13 @@
 //! use portcullis_redis::{RedisConfig, RedisRefreshStore, RedisRevocationFeed, RedisSessionStore};
 //!
 //! // One handle, cloned into every store; it connects lazily and reconnects by itself.
-//! let redis = match std::env::var("REDIS_CLUSTER_URLS") {
-//!     Ok(nodes) => RedisConfig::cluster(nodes.split(',')),
-//!     Err(_) => RedisConfig::new("redis://127.0.0.1:6379"),
-//! }
-//! .key_prefix("myapp")
-//! .build()?;
+//! // `REDIS_URL` may list several comma-separated URLs: a Redis Cluster's nodes.
+//! let redis = RedisConfig::from_env()
+//!     .unwrap_or_else(|| RedisConfig::new("redis://127.0.0.1:6379"))
+//!     .key_prefix("myapp")
+//!     .build()?;
 //! redis.ping().await?; // optional: fail at start-up rather than on the first request
+//! assert_eq!(redis.eviction_policy().await?, "noeviction");
 //!
 //! let sessions = RedisSessionStore::new(redis.clone());
 //! let refresh = RedisRefreshStore::new(redis.clone());
@@ -21,6 +21,11 @@
 //! # let _ = (sessions, refresh, revocations);
 //! # Ok(()) }
 //! ```
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | `session` (default) | [`RedisSessionStore`] |
+//! | `hybrid` (default) | [`RedisRefreshStore`], [`RedisRevocationFeed`] |
 //!
 #![doc = include_str!("docs/design.md")]
 
