@@ -1,5 +1,11 @@
 //! The edge check against the plain JWT layer and a bare router: what one request costs when
 //! the handler asks for the user. Run with `cargo bench -p portcullis-hybrid --bench edge`.
+//!
+//! Measured on a shared 2-core machine (noisy; ratios matter, not microseconds), HS256:
+//! bare router 2.0–2.2 µs, bearer layer 10.3–10.6 µs, hybrid layer 9.8–10.4 µs, hybrid layer on
+//! an anonymous public route 1.9–2.6 µs. The edge check costs the same as plain JWT
+//! verification (hybrid/bearer ≈ 1.0) with a thousand revoked sessions in the list; both are
+//! about 5× a bare route, almost all of it signature and claims checking.
 
 use std::hint::black_box;
 
