@@ -353,18 +353,30 @@ impl AppState {
     /// Any [`SetupError`].
     pub async fn from_settings(settings: &Settings) -> Result<Self, SetupError> {
         let (builder, issuer) = settings.sessions_builder()?;
-        let sessions = with_backend_from(builder, settings.redis.as_ref())?
-            .build()
-            .await?;
         let users = tokio::task::spawn_blocking(DemoUsers::new)
             .await
             .unwrap_or_else(|_| DemoUsers::new());
+        // Every refresh re-reads the user, so a removed or demoted user loses access at the
+        // next refresh, at most one access-token lifetime later.
+        let directory = users.clone();
+        let builder = builder.reload_user(move |user_id: String, _stored: serde_json::Value| {
+            let user = directory.find(&user_id);
+            async move { Ok(user.and_then(|user| serde_json::to_value(user).ok())) }
+        });
+        let sessions = with_backend_from(builder, settings.redis.as_ref())?
+            .build()
+            .await?;
         Self::new(sessions, issuer, users, settings.cookies())
     }
 
     /// The hybrid sessions.
     pub fn sessions(&self) -> &HybridSessions {
         &self.sessions
+    }
+
+    /// The user directory (tests remove users from it).
+    pub fn users(&self) -> &DemoUsers {
+        &self.users
     }
 }
 
@@ -790,5 +802,47 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(admin.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn a_removed_user_loses_access_at_the_next_refresh() {
+        let state = AppState::from_settings(&settings(&[]).unwrap())
+            .await
+            .unwrap();
+        let admin = state.users().find("admin").unwrap();
+        let pair = state
+            .sessions()
+            .login(admin.id(), &admin, None)
+            .await
+            .unwrap();
+        let refreshed = state
+            .sessions()
+            .refresh(&pair.refresh_token().expose())
+            .await
+            .unwrap();
+        assert!(refreshed.identity().user::<User>().unwrap().is_admin());
+        assert!(state.users().remove("admin"));
+        let error = state
+            .sessions()
+            .refresh(&refreshed.refresh_token().expose())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, portcullis_hybrid::HybridError::UserGone),
+            "{error:?}"
+        );
+        let me = app(state)
+            .oneshot(
+                Request::get("/me")
+                    .header(
+                        header::AUTHORIZATION,
+                        format!("Bearer {}", refreshed.access_token()),
+                    )
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
     }
 }
