@@ -54,7 +54,9 @@ async fn main() {
         .map_or(0, |d| d.as_secs());
     let rss_before = resident_bytes();
     let region = Region::new(GLOBAL);
-    let store = MemoryStore::with_config(MemoryStoreConfig::default().max_sessions(count));
+    let store = MemoryStore::with_config(
+        MemoryStoreConfig::default().max_sessions(count.saturating_mul(2)),
+    );
     for i in 0..count {
         let key = SecretToken::generate().store_key();
         store

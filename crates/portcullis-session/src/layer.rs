@@ -22,7 +22,7 @@ use crate::{
     MemoryStore,
     config::{ConfigError, SessionConfig},
     cookie::{self, Presented},
-    session::{RequestState, Session, SessionIdentity, SetCookie, Shared},
+    session::{RequestState, Session, SetCookie, Shared},
     store::SessionStore,
 };
 
@@ -39,6 +39,7 @@ use crate::{
 /// # Examples
 ///
 /// ```
+/// # #[cfg(feature = "axum")] {
 /// use axum::{Router, routing::{get, post}};
 /// use portcullis_core::CurrentUser;
 /// use portcullis_session::{MemoryStore, Session, SessionConfig, SessionError, SessionLayer};
@@ -57,12 +58,12 @@ use crate::{
 ///     user.user
 /// }
 ///
-/// let layer = SessionLayer::new(MemoryStore::new(), SessionConfig::default())?;
+/// let layer = SessionLayer::new(MemoryStore::new(), SessionConfig::default()).unwrap();
 /// let app: Router = Router::new()
 ///     .route("/login", post(login))
 ///     .route("/me", get(me))
 ///     .layer(layer);
-/// # Ok::<(), portcullis_session::ConfigError>(())
+/// # }
 /// ```
 pub struct SessionLayer<S: SessionStore = MemoryStore> {
     shared: Arc<Shared>,
@@ -224,7 +225,7 @@ where
         if has_secret {
             authentication
                 .set_clock(self.shared.config.clock.clone())
-                .add_source(Arc::new(SessionIdentity(state.clone())));
+                .add_source(state.clone());
         }
         extensions.insert(Session::new(state.clone()));
         ResponseFuture {
@@ -302,7 +303,7 @@ where
                 } => {
                     let mut response = ready!(future.poll(cx))?;
                     let session = session.take();
-                    match session.filter(|s| s.was_used()) {
+                    match session.filter(|s| s.needs_finish()) {
                         // The hot path: nobody asked for the session, so nothing to write.
                         None => {
                             if let Some(clear) = clear.take() {

@@ -8,9 +8,10 @@
 //! ([`MemoryStoreConfig::max_sessions`]); at the cap the session closest to expiry is evicted.
 //! A per-user index (sharded the same way) serves listings, revocation and per-user limits.
 //!
-//! Records are kept compactly (the user and auxiliary data as JSON text), a little under 500
-//! bytes per signed-in session at one million sessions; see the crate documentation for the
-//! measurement.
+//! Records are kept compactly (every string of a session in one allocation, the user and
+//! auxiliary data as JSON text): about 400 bytes of heap per signed-in session at one million
+//! sessions (see the crate documentation). The cap is enforced per shard, so a store at its
+//! cap holds slightly fewer sessions than the configured maximum.
 
 use std::{
     cmp::Reverse,
@@ -146,7 +147,7 @@ struct Inner {
     evictions: AtomicU64,
 }
 
-type KeyMap = HashMap<StoreKey, Entry, BuildHasherDefault<KeyHasher>>;
+type KeyMap = HashMap<StoreKey, Box<Entry>, BuildHasherDefault<KeyHasher>>;
 /// A user's session keys, by user id.
 type UserIndex = HashMap<Box<str>, Vec<StoreKey>>;
 
@@ -157,13 +158,12 @@ struct Shard {
     expiry: BinaryHeap<Reverse<(u64, [u8; 32])>>,
 }
 
-/// A session kept compactly: JSON text instead of `serde_json::Value` trees.
+/// A session kept compactly: its strings (handle, user id, user JSON, data JSON, user agent)
+/// back to back in one allocation, boxed so the hash table's empty slots stay small.
 struct Entry {
-    handle: Box<str>,
-    user_id: Option<Box<str>>,
-    user: Option<Box<str>>,
-    data: Option<Box<str>>,
-    user_agent: Option<Box<str>>,
+    text: Box<str>,
+    /// Byte length of each part of `text`, [`ABSENT`] for `None`.
+    lengths: [u32; PARTS],
     created_at: u64,
     authenticated_at: Option<u64>,
     last_seen_at: u64,
@@ -172,6 +172,14 @@ struct Entry {
     version: u64,
     persistent: bool,
 }
+
+const PARTS: usize = 5;
+const ABSENT: u32 = u32::MAX;
+const HANDLE: usize = 0;
+const USER_ID: usize = 1;
+const USER: usize = 2;
+const DATA: usize = 3;
+const USER_AGENT: usize = 4;
 
 /// Keys are SHA-256 digests of random secrets that only this process generates, so their
 /// first bytes are already a uniform hash: no need for SipHash (and no flooding risk, since
@@ -203,17 +211,34 @@ fn to_json_text(value: &impl serde::Serialize) -> Result<Box<str>, StoreError> {
 }
 
 impl Entry {
-    fn from_record(record: &SessionRecord) -> Result<Self, StoreError> {
-        Ok(Self {
-            handle: record.handle.as_str().into(),
-            user_id: record.user_id.as_deref().map(Into::into),
-            user: record.user.as_ref().map(to_json_text).transpose()?,
-            data: if record.data.is_empty() {
-                None
-            } else {
-                Some(to_json_text(&record.data)?)
-            },
-            user_agent: record.user_agent.as_deref().map(Into::into),
+    fn from_record(record: &SessionRecord) -> Result<Box<Self>, StoreError> {
+        let user = record.user.as_ref().map(to_json_text).transpose()?;
+        let data = if record.data.is_empty() {
+            None
+        } else {
+            Some(to_json_text(&record.data)?)
+        };
+        let parts: [Option<&str>; PARTS] = [
+            Some(record.handle.as_str()),
+            record.user_id.as_deref(),
+            user.as_deref(),
+            data.as_deref(),
+            record.user_agent.as_deref(),
+        ];
+        let mut text = String::with_capacity(parts.iter().flatten().map(|p| p.len()).sum());
+        let mut lengths = [ABSENT; PARTS];
+        for (length, part) in lengths.iter_mut().zip(parts) {
+            if let Some(part) = part {
+                *length = u32::try_from(part.len())
+                    .ok()
+                    .filter(|&n| n != ABSENT)
+                    .ok_or_else(|| StoreError::corrupt("a session record part exceeds 4 GiB"))?;
+                text.push_str(part);
+            }
+        }
+        Ok(Box::new(Self {
+            text: text.into_boxed_str(),
+            lengths,
             created_at: record.created_at,
             authenticated_at: record.authenticated_at,
             last_seen_at: record.last_seen_at,
@@ -221,23 +246,44 @@ impl Entry {
             absolute_expires_at: record.absolute_expires_at,
             version: record.version,
             persistent: record.persistent,
-        })
+        }))
+    }
+
+    fn part(&self, index: usize) -> Option<&str> {
+        let length = self.lengths[index];
+        if length == ABSENT {
+            return None;
+        }
+        let start: usize = self.lengths[..index]
+            .iter()
+            .filter(|&&n| n != ABSENT)
+            .map(|&n| n as usize)
+            .sum();
+        self.text.get(start..start + length as usize)
+    }
+
+    fn handle(&self) -> &str {
+        self.part(HANDLE).unwrap_or_default()
+    }
+
+    fn user_id(&self) -> Option<&str> {
+        self.part(USER_ID)
     }
 
     fn to_record(&self) -> Result<SessionRecord, StoreError> {
-        let user = match &self.user {
+        let user = match self.part(USER) {
             Some(text) => Some(serde_json::from_str::<Value>(text).map_err(StoreError::corrupt)?),
             None => None,
         };
-        let data = match &self.data {
+        let data = match self.part(DATA) {
             Some(text) => {
                 serde_json::from_str::<Map<String, Value>>(text).map_err(StoreError::corrupt)?
             }
             None => Map::new(),
         };
         Ok(SessionRecord {
-            handle: self.handle.as_ref().to_owned(),
-            user_id: self.user_id.as_deref().map(str::to_owned),
+            handle: self.handle().to_owned(),
+            user_id: self.user_id().map(str::to_owned),
             user,
             data,
             created_at: self.created_at,
@@ -245,7 +291,7 @@ impl Entry {
             last_seen_at: self.last_seen_at,
             expires_at: self.expires_at,
             absolute_expires_at: self.absolute_expires_at,
-            user_agent: self.user_agent.as_deref().map(str::to_owned),
+            user_agent: self.part(USER_AGENT).map(str::to_owned),
             persistent: self.persistent,
             version: self.version,
         })
@@ -281,7 +327,7 @@ impl Shard {
                 }
                 Some(_) => {
                     if let Some(entry) = self.entries.remove(&key)
-                        && let Some(user_id) = entry.user_id
+                        && let Some(user_id) = entry.user_id().map(Box::from)
                     {
                         orphans.push((user_id, key));
                     }
@@ -307,7 +353,7 @@ impl Shard {
                 continue;
             }
             if let Some(entry) = self.entries.remove(&key)
-                && let Some(user_id) = entry.user_id
+                && let Some(user_id) = entry.user_id().map(Box::from)
             {
                 orphans.push((user_id, key));
             }
@@ -473,7 +519,7 @@ impl Inner {
     }
 
     /// Inserts a new entry into its shard, making room at the cap; returns orphans to unindex.
-    fn insert(&self, key: &StoreKey, entry: Entry, now: u64, orphans: &mut Vec<Orphan>) {
+    fn insert(&self, key: &StoreKey, entry: Box<Entry>, now: u64, orphans: &mut Vec<Orphan>) {
         let mut shard = lock(self.shard(key));
         shard.sweep(now, SWEEP_ON_WRITE, orphans);
         if shard.entries.len() >= self.per_shard && !shard.entries.contains_key(key) {
@@ -551,7 +597,7 @@ impl SessionStore for MemoryStore {
                         let excess = live.len() + 1 - max;
                         for (old, _) in live.into_iter().take(excess) {
                             if let Some(entry) = lock(self.inner.shard(&old)).entries.remove(&old) {
-                                evicted.push(entry.handle.into_string());
+                                evicted.push(entry.handle().to_owned());
                             }
                             keys.retain(|k| *k != old);
                         }
@@ -581,7 +627,7 @@ impl SessionStore for MemoryStore {
             if entry.version != expected_version {
                 return Ok(SaveOutcome::Conflict);
             }
-            if entry.user_id == new_entry.user_id {
+            if entry.user_id() == new_entry.user_id() {
                 let old_expiry = entry.expires_at.min(entry.absolute_expires_at);
                 let new_expiry = new_entry.expires_at.min(new_entry.absolute_expires_at);
                 *entry = new_entry;
@@ -590,12 +636,12 @@ impl SessionStore for MemoryStore {
                 }
                 return Ok(SaveOutcome::Saved);
             }
-            entry.user_id.clone()
+            entry.user_id().map(Box::<str>::from)
         };
         // The record moves to another user: take the locks in order (user, then key) and
         // check the version again.
         let outcome = {
-            let mut users = new_entry
+            let mut users = record
                 .user_id
                 .as_deref()
                 .map(|u| lock(self.inner.user_shard(u)));
@@ -603,7 +649,8 @@ impl SessionStore for MemoryStore {
             match shard.entries.get_mut(key).filter(|e| e.is_live(now)) {
                 None => SaveOutcome::Missing,
                 Some(entry)
-                    if entry.version != expected_version || entry.user_id != previous_user =>
+                    if entry.version != expected_version
+                        || entry.user_id() != previous_user.as_deref() =>
                 {
                     SaveOutcome::Conflict
                 }
@@ -656,7 +703,7 @@ impl SessionStore for MemoryStore {
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
         let removed = lock(self.inner.shard(key)).entries.remove(key);
-        if let Some(user_id) = removed.and_then(|entry| entry.user_id) {
+        if let Some(user_id) = removed.and_then(|entry| entry.user_id().map(Box::from)) {
             self.inner.unindex(vec![(user_id, *key)]);
         }
         Ok(())
@@ -704,7 +751,7 @@ impl SessionStore for MemoryStore {
             let mut shard = lock(self.inner.shard(key));
             let matches = match shard.entries.get(key) {
                 None => return false,
-                Some(entry) => !found && entry.is_live(now) && &*entry.handle == handle,
+                Some(entry) => !found && entry.is_live(now) && entry.handle() == handle,
             };
             if matches {
                 shard.entries.remove(key);

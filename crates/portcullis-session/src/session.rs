@@ -349,8 +349,31 @@ impl RequestState {
         }
     }
 
-    pub(crate) fn was_used(&self) -> bool {
-        self.used.load(Ordering::Acquire)
+    /// Whether [`RequestState::finish`] has anything to do, decided without waiting: the hot
+    /// path of a read-only request skips the asynchronous finish (and its allocation).
+    pub(crate) fn needs_finish(&self) -> bool {
+        if !self.used.load(Ordering::Acquire) {
+            return false;
+        }
+        // Held by a task the handler spawned: let `finish` wait for it.
+        let Ok(current) = self.current.try_lock() else {
+            return true;
+        };
+        if !current.changes.is_empty() || current.cookie != CookieAction::Keep {
+            return true;
+        }
+        match &current.live {
+            Some(live) if !live.fresh => {
+                let now = self.shared.now();
+                let expires_at = self.shared.rolled_expiry(&live.record, now);
+                expires_at
+                    >= live
+                        .record
+                        .expires_at
+                        .saturating_add(self.shared.touch_secs)
+            }
+            _ => false,
+        }
     }
 
     async fn lock(&self) -> MutexGuard<'_, Current> {
@@ -578,14 +601,12 @@ pub(crate) struct SetCookie {
     pub(crate) fresh_secret: bool,
 }
 
-/// The identity source the layer registers: reads the shared state, so `CurrentUser<U>` and
-/// `Session` share one store read.
-pub(crate) struct SessionIdentity(pub(crate) Arc<RequestState>);
-
-impl IdentitySource for SessionIdentity {
+/// The request state is the identity source the layer registers, so `CurrentUser<U>` and
+/// `Session` share one store read (and no extra allocation).
+impl IdentitySource for RequestState {
     fn identify(&self) -> IdentityFuture<'_> {
         Box::pin(async move {
-            let state = &self.0;
+            let state = self;
             let mut current = state.lock().await;
             state
                 .ensure_loaded(&mut current)
@@ -620,6 +641,7 @@ impl IdentitySource for SessionIdentity {
 /// # Examples
 ///
 /// ```
+/// # #[cfg(feature = "axum")] {
 /// use axum::{Router, routing::post};
 /// use portcullis_session::{MemoryStore, Session, SessionConfig, SessionError, SessionLayer};
 ///
@@ -632,6 +654,7 @@ impl IdentitySource for SessionIdentity {
 /// let app: Router = Router::new()
 ///     .route("/visit", post(visit))
 ///     .layer(SessionLayer::new(MemoryStore::new(), SessionConfig::default()).unwrap());
+/// # }
 /// ```
 #[derive(Clone)]
 pub struct Session {
