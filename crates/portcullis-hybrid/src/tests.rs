@@ -813,3 +813,100 @@ fn public_types_are_send_and_sync() {
     assert_send_sync::<ReadyFuture>();
     assert_send_sync::<RevocationList>();
 }
+
+/// A store that can be switched off, to see what an outage does.
+#[derive(Clone, Default)]
+struct FlakyStore {
+    inner: MemoryRefreshStore,
+    down: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FlakyStore {
+    fn check(&self) -> Result<(), StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(StoreError::Timeout)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl RefreshStore for FlakyStore {
+    async fn create(&self, record: &RefreshRecord) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.create(record).await
+    }
+    async fn load(&self, session_id: &str) -> Result<Option<RefreshRecord>, StoreError> {
+        self.check()?;
+        self.inner.load(session_id).await
+    }
+    async fn compare_and_swap(
+        &self,
+        record: &RefreshRecord,
+        expected_generation: u64,
+    ) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner
+            .compare_and_swap(record, expected_generation)
+            .await
+    }
+    async fn delete(&self, session_id: &str) -> Result<Option<RefreshRecord>, StoreError> {
+        self.check()?;
+        self.inner.delete(session_id).await
+    }
+    async fn list_by_user(&self, user_id: &str) -> Result<Vec<RefreshRecord>, StoreError> {
+        self.check()?;
+        self.inner.list_by_user(user_id).await
+    }
+    async fn delete_by_user(&self, user_id: &str) -> Result<Vec<RefreshRecord>, StoreError> {
+        self.check()?;
+        self.inner.delete_by_user(user_id).await
+    }
+}
+
+#[tokio::test]
+async fn a_store_outage_fails_refresh_closed_and_leaves_the_edge_serving() {
+    let store = FlakyStore::default();
+    let issuer = TokenIssuer::new(SigningKey::generate(Algorithm::HS256).unwrap());
+    let sessions = HybridSessions::builder(issuer, Validation::new())
+        .store(store.clone())
+        .feed(InProcessFeed::new())
+        .build()
+        .await
+        .unwrap();
+    let pair = sessions.login("alice", &alice(), None).await.unwrap();
+    store.down.store(true, Ordering::SeqCst);
+
+    let error = sessions
+        .refresh(&pair.refresh_token().expose())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, HybridError::Store(_)), "{error:?}");
+    let rejection = portcullis_core::AuthRejection::from(error);
+    assert_eq!(rejection.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let response: Response<Body> = rejection.to_response();
+    assert!(response.headers().contains_key(header::RETRY_AFTER));
+
+    // The edge reads no store: valid access tokens keep working through the outage.
+    let app = router(HybridLayer::new(&sessions));
+    assert_eq!(
+        send(&app, bearer("/me", pair.access_token()))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    // A logout during the outage fails, but this node refuses the session's tokens already.
+    assert!(sessions.revoke(pair.session_id()).await.is_err());
+    assert_eq!(
+        send(&app, bearer("/me", pair.access_token()))
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Back up: the session was not lost (the failed logout answered 503, so the client knows
+    // to retry it).
+    store.down.store(false, Ordering::SeqCst);
+    let refreshed = sessions.refresh(&pair.refresh_token().expose()).await;
+    assert!(refreshed.is_ok(), "{refreshed:?}");
+}
