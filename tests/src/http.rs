@@ -67,6 +67,13 @@ impl TestClient {
         }
     }
 
+    /// The same client (cookies, token) pointed at another server, as one browser talking to
+    /// two instances behind a load balancer.
+    pub fn with_base(mut self, addr: SocketAddr) -> Self {
+        self.base = format!("http://{addr}");
+        self
+    }
+
     /// Sends `Authorization: Bearer <token>` from now on (`None` stops).
     pub fn set_bearer(&self, token: Option<String>) {
         *self.bearer.lock().unwrap_or_else(PoisonError::into_inner) = token;

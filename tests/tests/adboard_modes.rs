@@ -292,3 +292,57 @@ async fn jwt_mode_password_change() {
 async fn hybrid_mode_password_change() {
     password_change_revokes_other_sessions(Mode::Hybrid).await;
 }
+
+/// With `REDIS_URL`, two adboard instances share sessions: a login on one is honoured by the
+/// other, and a logout on one ends access on both.
+async fn two_instances_share_redis(mode: Mode) {
+    let url = portcullis_tests::redis_server::shared_url();
+    let prefix = portcullis_tests::redis_server::unique_prefix("adboard");
+    let lookup = move |name: &str| match name {
+        "JWT_HS256_SECRET" => Some(SECRET.to_owned()),
+        "REDIS_URL" => Some(url.clone()),
+        "REDIS_KEY_PREFIX" => Some(prefix.clone()),
+        _ => None,
+    };
+    let first = serve(adboard::app(mode, &lookup).await.expect("adboard starts")).await;
+    let second = serve(adboard::app(mode, &lookup).await.expect("adboard starts")).await;
+    let on_first = TestClient::new(first);
+    assert_eq!(
+        login(&on_first, mode, "alice", "alice-password-1").await,
+        StatusCode::OK
+    );
+    let on_second = on_first.snapshot().with_base(second);
+    assert_eq!(
+        on_second.get("/me").await.status(),
+        StatusCode::OK,
+        "{mode}: login on one node, valid on the other"
+    );
+    let logout = on_first
+        .send(on_first.request(Method::POST, "/logout"))
+        .await;
+    assert!(logout.status().is_success(), "{mode}");
+    // The revocation travels through Redis (pub/sub for hybrid): poll briefly, bounded.
+    let mut status = StatusCode::OK;
+    for _ in 0..40 {
+        status = on_second.get("/me").await.status();
+        if status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "{mode}: logout on one node, refused on the other"
+    );
+}
+
+#[tokio::test]
+async fn session_mode_two_instances_share_redis() {
+    two_instances_share_redis(Mode::Session).await;
+}
+
+#[tokio::test]
+async fn hybrid_mode_two_instances_share_redis() {
+    two_instances_share_redis(Mode::Hybrid).await;
+}

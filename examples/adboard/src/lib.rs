@@ -75,6 +75,9 @@ pub enum SetupError {
     /// The session settings are wrong.
     #[error(transparent)]
     Session(#[from] portcullis_session::ConfigError),
+    /// `REDIS_URL` is wrong.
+    #[error("REDIS_URL: {0}")]
+    Redis(#[from] portcullis_redis::ConfigError),
 }
 
 /// The state every mode shares: the ads and the users.

@@ -32,7 +32,8 @@ impl axum::extract::FromRef<HybridState> for crate::AdBoard {
 }
 
 /// The hybrid-mode router: keys and lifetimes from the same variables as hybrid-app
-/// (`JWT_*`, `ACCESS_TTL_SECS`, `REFRESH_TTL_SECS`, `REFRESH_GRACE_SECS`), transparent refresh.
+/// (`JWT_*`, `ACCESS_TTL_SECS`, `REFRESH_TTL_SECS`, `REFRESH_GRACE_SECS`, `REDIS_URL`),
+/// transparent refresh.
 ///
 /// # Errors
 ///
@@ -43,7 +44,7 @@ pub async fn router(
 ) -> Result<Router, SetupError> {
     let settings = hybrid_app::Settings::from_lookup(lookup)?;
     let (builder, _) = settings.sessions_builder()?;
-    let sessions = hybrid_app::with_backend(builder)?
+    let sessions = hybrid_app::with_backend_from(builder, settings.redis.as_ref())?
         .build()
         .await
         .map_err(hybrid_app::SetupError::from)?;

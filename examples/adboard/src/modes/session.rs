@@ -11,14 +11,16 @@ use axum::{
 };
 use demo_users::{Credentials, DemoUsers, User};
 use portcullis_core::{AuthRejection, CurrentUser, RecentlyAuthenticated};
-use portcullis_session::{MemoryStore, Session, SessionConfig, SessionLayer};
+use portcullis_redis::{RedisConfig, RedisSessionStore};
+use portcullis_session::{MemoryStore, Session, SessionConfig, SessionLayer, SessionStore};
 
 use crate::{
     AppState, PasswordBody, REAUTH_MAX_AGE_SECS, SetupError, ads, check_password, me, set_password,
     sign_in,
 };
 
-/// The session-mode router. Reads `SESSION_IDLE_SECS` and `SESSION_ABSOLUTE_SECS`.
+/// The session-mode router. Reads `SESSION_IDLE_SECS` and `SESSION_ABSOLUTE_SECS`; sessions
+/// live in Redis when `REDIS_URL` is set, in memory otherwise.
 ///
 /// # Errors
 ///
@@ -43,8 +45,18 @@ pub fn router(
     if let Some(absolute) = secs("SESSION_ABSOLUTE_SECS")? {
         config = config.absolute_timeout(absolute);
     }
-    let layer = SessionLayer::new(MemoryStore::new(), config)?;
-    Ok(Router::new()
+    if let Some(redis) = RedisConfig::from_lookup(&lookup) {
+        let store = RedisSessionStore::new(redis.build()?);
+        return Ok(with_layer(state, SessionLayer::new(store, config)?));
+    }
+    let store = MemoryStore::new();
+    // Frees expired sessions until the store (owned by the router) is dropped.
+    store.spawn_sweeper(Duration::from_secs(30));
+    Ok(with_layer(state, SessionLayer::new(store, config)?))
+}
+
+fn with_layer<S: SessionStore>(state: AppState, layer: SessionLayer<S>) -> Router {
+    Router::new()
         .route("/login", post(login))
         .route("/logout", post(logout))
         .route("/me", get(me))
@@ -53,7 +65,7 @@ pub fn router(
         .route("/account", delete(delete_account))
         .merge(ads::routes())
         .with_state(state)
-        .layer(layer))
+        .layer(layer)
 }
 
 async fn login(
