@@ -286,7 +286,8 @@ struct Live {
 
 struct Current {
     loaded: bool,
-    live: Option<Live>,
+    /// Boxed: the record is large, and most requests never load one.
+    live: Option<Box<Live>>,
     /// This request's changes to the auxiliary data, re-applied on a save conflict.
     changes: BTreeMap<String, Option<Value>>,
     cookie: CookieAction,
@@ -398,12 +399,12 @@ impl RequestState {
                     if record.expires_at <= now || record.absolute_expires_at <= now {
                         current.cookie = CookieAction::Clear;
                     } else {
-                        current.live = Some(Live {
+                        current.live = Some(Box::new(Live {
                             secret: secret.clone(),
                             key,
                             record,
                             fresh: false,
-                        });
+                        }));
                     }
                 }
                 // Forged, expired or revoked: anonymous, and the stale cookie goes.
@@ -457,12 +458,12 @@ impl RequestState {
                 }
             }
         }
-        current.live = Some(Live {
+        current.live = Some(Box::new(Live {
             secret,
             key,
             record,
             fresh: true,
-        });
+        }));
         current.cookie = CookieAction::Set;
         Ok(())
     }
