@@ -23,11 +23,14 @@ cargo fuzz build -O
 for target in $(cargo fuzz list); do
   mkdir -p "$scratch/$target"
   echo "== fuzz $target for ${seconds}s"
+  # grep hides the progress lines but must not hide a failure: keep cargo fuzz's status.
+  set +e
   cargo fuzz run -O "$target" "$scratch/$target" "fuzz/corpus/$target" -- \
     -max_total_time="$seconds" -rss_limit_mb=2048 -print_final_stats=1 2>&1 \
-    | grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==|SUMMARY|INFO: (Running|Loaded)|#[0-9]+ *DONE)" || true
-  # grep hides the progress lines but must not hide a failure.
-  if [ "${PIPESTATUS[0]}" -ne 0 ]; then
+    | grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==|SUMMARY|thread .* panicked|Failing input|[[:space:]]+fuzz/artifacts/)"
+  status=${PIPESTATUS[0]}
+  set -e
+  if [ "$status" -ne 0 ]; then
     echo "fuzz target $target failed: see fuzz/artifacts/$target/" >&2
     exit 1
   fi

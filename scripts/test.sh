@@ -20,4 +20,8 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 mkdir -p target
 cargo test --workspace --all-features --no-fail-fast 2>&1 | tee target/test-output.log
+# A real browser against the example apps (Chromium installed when missing), then every fuzz
+# target for FUZZ_SECONDS (default 20) each; see docs/SECURITY.md.
+scripts/browser-test.sh
+scripts/fuzz-smoke.sh
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --quiet
