@@ -390,7 +390,17 @@ impl SessionStore for RedisSessionStore {
                         Ok(SaveOutcome::Saved)
                     }
                     "conflict" => Ok(SaveOutcome::Conflict),
-                    _ => Ok(SaveOutcome::Missing),
+                    _ => {
+                        // The record is gone (deleted or expired), but the bump above may have
+                        // raised its index entry: drop it, or it would count against the
+                        // user's session limit until the new expiry passes.
+                        if let Some(user_id) = record.user_id.as_deref() {
+                            self.index(user_id)
+                                .forget(&self.redis, now, std::slice::from_ref(&member))
+                                .await?;
+                        }
+                        Ok(SaveOutcome::Missing)
+                    }
                 }
             })
             .await
