@@ -317,10 +317,17 @@ async fn bearer_transport_and_rfc_6750_challenges() {
     assert_eq!(forged.status, 401);
     assert!(forged.challenge().contains(r#"error="invalid_token""#));
 
-    // The JWKS route answers even for HMAC keys (which are never published).
+    // Without a configured key the app signs with a fresh ES256 key (as jwt-api does) and
+    // publishes its public half, never the private one.
     let jwks = http(addr, "GET", "/.well-known/jwks.json", &[], None).await;
     assert_eq!(jwks.status, 200);
-    assert_eq!(jwks.json(), json!({"keys": []}));
+    let keys = jwks.json()["keys"].as_array().cloned().unwrap_or_default();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert_eq!(keys[0]["kty"], "EC");
+    assert!(
+        keys[0].get("d").is_none(),
+        "a private key part was published"
+    );
 }
 
 #[tokio::test]

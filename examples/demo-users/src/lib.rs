@@ -3,6 +3,12 @@
 //! extractor that reads a login from JSON or a form.
 //!
 //! Copy this into your application and replace the user table with your database.
+//!
+//! [`JwtKeySettings`] reads the `JWT_*` variables the token-issuing examples share.
+
+mod jwt_keys;
+
+pub use jwt_keys::{JwtKeySettings, JwtSettingsError};
 
 use std::{
     collections::HashMap,

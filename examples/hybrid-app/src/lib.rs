@@ -2,7 +2,7 @@
 //! a rotating refresh token per session, over cookies (`POST /login`) or bearer tokens
 //! (`POST /token`). The routes and environment variables are described in README.md.
 
-use std::{env, fmt, net::SocketAddr, path::PathBuf, time::Duration};
+use std::{env, fmt, net::SocketAddr, time::Duration};
 
 use axum::{
     Json, Router,
@@ -12,13 +12,13 @@ use axum::{
     response::{Html, IntoResponse, Response},
     routing::{delete, get, post},
 };
-use demo_users::{Credentials, DemoUsers, IsAdmin, User};
+use demo_users::{Credentials, DemoUsers, IsAdmin, JwtKeySettings, JwtSettingsError, User};
 use portcullis_core::{AuthRejection, Authentication, Authorized, CrossSiteCheck, CurrentUser};
 use portcullis_hybrid::{
     AccessSession, ConfigError, CookieTransport, HybridLayer, HybridSessions,
     HybridSessionsBuilder, InProcessFeed, MemoryRefreshStore, TokenPair,
 };
-use portcullis_jwt::{Algorithm, KeyError, SigningKey, TokenIssuer, Validation};
+use portcullis_jwt::{SigningKey, TokenIssuer};
 use portcullis_redis::{RedisConfig, RedisRefreshStore, RedisRevocationFeed};
 use serde::Deserialize;
 
@@ -33,18 +33,9 @@ const MAX_BODY_BYTES: usize = 16 * 1024;
 pub struct Settings {
     /// Where to listen (`--addr`, `PORTCULLIS_ADDR`; default `127.0.0.1:3000`).
     pub addr: SocketAddr,
-    /// `JWT_ALG`: the signing algorithm (default HS256).
-    pub algorithm: Algorithm,
-    /// `JWT_HS256_SECRET`: the shared HMAC secret (at least 32 bytes).
-    pub hmac_secret: Option<String>,
-    /// `JWT_PRIVATE_KEY_FILE`: a PEM private key for RS256, ES256 or EdDSA.
-    pub private_key_file: Option<PathBuf>,
-    /// `JWT_ISSUER` (default `portcullis-hybrid-app`).
-    pub issuer: String,
-    /// `JWT_AUDIENCE` (none by default).
-    pub audience: Option<String>,
-    /// `JWT_LEEWAY_SECS` (default 30).
-    pub leeway: Duration,
+    /// The `JWT_*` key, issuer, audience and leeway settings, read exactly as jwt-api reads
+    /// them (`JWT_ISSUER` defaults to `portcullis-hybrid-app`).
+    pub keys: JwtKeySettings,
     /// `ACCESS_TTL_SECS` (default 600).
     pub access_ttl: Duration,
     /// `REFRESH_TTL_SECS`: idle expiry of a session (default 14 days).
@@ -65,14 +56,7 @@ impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Settings")
             .field("addr", &self.addr)
-            .field("algorithm", &self.algorithm)
-            .field(
-                "hmac_secret",
-                &self.hmac_secret.as_ref().map(|_| "REDACTED"),
-            )
-            .field("private_key_file", &self.private_key_file)
-            .field("issuer", &self.issuer)
-            .field("audience", &self.audience)
+            .field("keys", &self.keys)
             .field("access_ttl", &self.access_ttl)
             .field("refresh_ttl", &self.refresh_ttl)
             .field("absolute_ttl", &self.absolute_ttl)
@@ -96,11 +80,8 @@ pub enum SetupError {
         reason: String,
     },
     /// The signing key could not be loaded or generated.
-    #[error("the signing key is unusable")]
-    Key(#[from] KeyError),
-    /// The key file could not be read.
-    #[error("cannot read JWT_PRIVATE_KEY_FILE")]
-    KeyFile(#[source] std::io::Error),
+    #[error(transparent)]
+    Jwt(#[from] JwtSettingsError),
     /// The hybrid sessions refused the configuration.
     #[error("invalid hybrid configuration")]
     Hybrid(#[from] ConfigError),
@@ -171,18 +152,9 @@ impl Settings {
                 .map_err(|_| setting("PORTCULLIS_ADDR", format!("{value:?} is not HOST:PORT")))?,
             None => SocketAddr::from(([127, 0, 0, 1], 3000)),
         };
-        let algorithm = match lookup("JWT_ALG") {
-            Some(value) => value
-                .parse()
-                .map_err(|_| setting("JWT_ALG", format!("unsupported algorithm {value:?}")))?,
-            None => Algorithm::HS256,
-        };
+        let keys = JwtKeySettings::from_lookup(&lookup, DEFAULT_ISSUER)?;
         let refresh_ttl = secs("REFRESH_TTL_SECS", 14 * 24 * 3600)?;
         let absolute_ttl = secs("REFRESH_ABSOLUTE_SECS", 30 * 24 * 3600)?.max(refresh_ttl);
-        let leeway = secs("JWT_LEEWAY_SECS", 30)?;
-        if leeway > Duration::from_secs(30) {
-            return Err(setting("JWT_LEEWAY_SECS", "must be at most 30"));
-        }
         let transparent_refresh = match lookup("HYBRID_TRANSPARENT_REFRESH").as_deref() {
             None | Some("" | "0" | "false") => false,
             Some("1" | "true") => true,
@@ -195,16 +167,7 @@ impl Settings {
         };
         Ok(Self {
             addr,
-            algorithm,
-            hmac_secret: lookup("JWT_HS256_SECRET").filter(|s| !s.is_empty()),
-            private_key_file: lookup("JWT_PRIVATE_KEY_FILE")
-                .filter(|s| !s.is_empty())
-                .map(PathBuf::from),
-            issuer: lookup("JWT_ISSUER")
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| DEFAULT_ISSUER.to_owned()),
-            audience: lookup("JWT_AUDIENCE").filter(|s| !s.is_empty()),
-            leeway,
+            keys,
             access_ttl: secs("ACCESS_TTL_SECS", 600)?,
             refresh_ttl,
             absolute_ttl,
@@ -214,24 +177,13 @@ impl Settings {
         })
     }
 
-    /// The signing key: from `JWT_HS256_SECRET` or `JWT_PRIVATE_KEY_FILE`, else a new one
-    /// (tokens then die with the process, and other instances do not accept them).
+    /// The signing key (see [`JwtKeySettings::signing_key`]).
     ///
     /// # Errors
     ///
-    /// A short secret, an unreadable or mismatched key file.
+    /// An unreadable or mismatched key file.
     pub fn signing_key(&self) -> Result<SigningKey, SetupError> {
-        if let Some(path) = &self.private_key_file {
-            let pem = std::fs::read(path).map_err(SetupError::KeyFile)?;
-            return Ok(SigningKey::from_pem(self.algorithm, &pem, None)?);
-        }
-        if let Some(secret) = &self.hmac_secret {
-            return Ok(SigningKey::hmac(self.algorithm, secret.as_bytes(), None)?);
-        }
-        tracing::warn!(
-            "no JWT_HS256_SECRET or JWT_PRIVATE_KEY_FILE: using a random key for this process only"
-        );
-        Ok(SigningKey::generate(self.algorithm)?)
+        Ok(self.keys.signing_key()?)
     }
 
     /// The hybrid sessions builder for these settings, without a store or feed yet: see
@@ -241,22 +193,16 @@ impl Settings {
     ///
     /// As [`Settings::signing_key`].
     pub fn sessions_builder(&self) -> Result<(HybridSessionsBuilder, TokenIssuer), SetupError> {
-        let mut issuer = TokenIssuer::new(self.signing_key()?)
-            .issuer(self.issuer.clone())
+        let issuer = self
+            .keys
+            .token_issuer(self.signing_key()?)
             .ttl(self.access_ttl);
-        let mut validation = Validation::new()
-            .issuer(self.issuer.clone())
-            .leeway(self.leeway);
-        if let Some(audience) = &self.audience {
-            issuer = issuer.audience(audience.clone());
-            validation = validation.audience(audience.clone());
-        }
-        let builder = HybridSessions::builder(issuer.clone(), validation)
+        let builder = HybridSessions::builder(issuer.clone(), self.keys.validation())
             .access_ttl(self.access_ttl)
             .refresh_ttl(self.refresh_ttl)
             .absolute_ttl(self.absolute_ttl)
             .grace_window(self.grace)
-            .leeway(self.leeway);
+            .leeway(self.keys.leeway);
         Ok((builder, issuer))
     }
 
@@ -733,7 +679,7 @@ mod tests {
         assert_eq!(defaults.addr.to_string(), "127.0.0.1:3000");
         assert_eq!(defaults.access_ttl, Duration::from_secs(600));
         assert_eq!(defaults.grace, Duration::from_secs(5));
-        assert_eq!(defaults.leeway, Duration::from_secs(30));
+        assert_eq!(defaults.keys.leeway, Duration::from_secs(30));
         assert!(!defaults.transparent_refresh);
         assert_eq!(defaults.cookies().refresh_cookie(), "__Secure-refresh");
 
@@ -749,14 +695,17 @@ mod tests {
         assert_eq!(custom.access_ttl, Duration::from_secs(2));
         assert_eq!(custom.refresh_ttl, Duration::from_secs(60));
         assert_eq!(custom.grace, Duration::ZERO);
-        assert_eq!(custom.algorithm, Algorithm::ES256);
+        assert_eq!(
+            custom.keys.algorithm,
+            Some(portcullis_jwt::Algorithm::ES256)
+        );
         assert_eq!(custom.cookies().refresh_cookie(), "__Host-refresh");
         assert!(!format!("{custom:?}").contains("secret\":"));
 
         for bad in [
             ("ACCESS_TTL_SECS", "-1"),
             ("JWT_ALG", "none"),
-            ("JWT_LEEWAY_SECS", "31"),
+            ("JWT_LEEWAY_SECS", "301"),
             ("PORTCULLIS_ADDR", "nowhere"),
         ] {
             assert!(settings(&[bad]).is_err(), "{bad:?}");

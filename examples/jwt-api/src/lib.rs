@@ -3,7 +3,7 @@
 //! are served at `GET /.well-known/jwks.json`. No server-side state: any instance given the same
 //! key accepts the tokens of the others. Routes and environment variables: see README.md.
 
-use std::{env, fmt, net::SocketAddr, path::PathBuf, time::Duration};
+use std::{env, fmt, net::SocketAddr, time::Duration};
 
 use axum::{
     Json, Router,
@@ -12,11 +12,10 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use demo_users::{Credentials, DemoUsers, IsAdmin, User};
+use demo_users::{Credentials, DemoUsers, IsAdmin, JwtKeySettings, JwtSettingsError, User};
 use portcullis_core::{AuthRejection, Authorized, CurrentUser};
 use portcullis_jwt::{
-    Algorithm, BearerLayer, JwksOptions, KeyError, KeySet, SigningKey, TokenIssuer, TokenVerifier,
-    Validation,
+    BearerLayer, JwksOptions, KeyError, KeySet, SigningKey, TokenIssuer, TokenVerifier,
 };
 
 /// The issuer written into tokens unless `JWT_ISSUER` says otherwise.
@@ -29,21 +28,11 @@ pub const REALM: &str = "jwt-api";
 pub struct Settings {
     /// Where to listen (`--addr`, `PORTCULLIS_ADDR`; default `127.0.0.1:3000`).
     pub addr: SocketAddr,
-    /// `JWT_ALG`; by default HS256 with `JWT_HS256_SECRET`, the key file's algorithm with
-    /// `JWT_PRIVATE_KEY_FILE`, else ES256.
-    pub algorithm: Option<Algorithm>,
-    /// `JWT_HS256_SECRET`: the shared HMAC secret.
-    pub hmac_secret: Option<String>,
-    /// `JWT_PRIVATE_KEY_FILE`: a PEM private key (RSA, P-256 or Ed25519).
-    pub private_key_file: Option<PathBuf>,
-    /// `JWT_ISSUER` (default `portcullis-jwt-api`).
-    pub issuer: String,
-    /// `JWT_AUDIENCE` (none by default).
-    pub audience: Option<String>,
+    /// The `JWT_*` key, issuer, audience and leeway settings (`JWT_ISSUER` defaults to
+    /// `portcullis-jwt-api`).
+    pub keys: JwtKeySettings,
     /// `JWT_JWKS_URL`: also accept tokens signed by the keys published there.
     pub jwks_url: Option<String>,
-    /// `JWT_LEEWAY_SECS` (default 30, at most 300).
-    pub leeway: Duration,
     /// `JWT_TTL_SECS` (or `ACCESS_TTL_SECS`): lifetime of issued tokens (default 900).
     pub ttl: Duration,
 }
@@ -52,16 +41,8 @@ impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Settings")
             .field("addr", &self.addr)
-            .field("algorithm", &self.algorithm)
-            .field(
-                "hmac_secret",
-                &self.hmac_secret.as_ref().map(|_| "REDACTED"),
-            )
-            .field("private_key_file", &self.private_key_file)
-            .field("issuer", &self.issuer)
-            .field("audience", &self.audience)
+            .field("keys", &self.keys)
             .field("jwks_url", &self.jwks_url)
-            .field("leeway", &self.leeway)
             .field("ttl", &self.ttl)
             .finish()
     }
@@ -79,12 +60,12 @@ pub enum SetupError {
         /// What is wrong with it.
         reason: String,
     },
-    /// The signing key or the JWKS URL could not be used.
-    #[error("unusable key configuration")]
+    /// The `JWT_*` key settings could not be used.
+    #[error(transparent)]
+    Jwt(#[from] JwtSettingsError),
+    /// The JWKS URL could not be used.
+    #[error("unusable JWT_JWKS_URL")]
     Key(#[from] KeyError),
-    /// The key file could not be read.
-    #[error("cannot read JWT_PRIVATE_KEY_FILE")]
-    KeyFile(#[source] std::io::Error),
 }
 
 fn setting(name: &'static str, reason: impl Into<String>) -> SetupError {
@@ -142,18 +123,7 @@ impl Settings {
                 .map_err(|_| setting("PORTCULLIS_ADDR", format!("{value:?} is not HOST:PORT")))?,
             None => SocketAddr::from(([127, 0, 0, 1], 3000)),
         };
-        let algorithm = lookup("JWT_ALG")
-            .map(|value| {
-                value
-                    .trim()
-                    .parse()
-                    .map_err(|_| setting("JWT_ALG", format!("unsupported algorithm {value:?}")))
-            })
-            .transpose()?;
-        let leeway = secs("JWT_LEEWAY_SECS")?.unwrap_or(portcullis_jwt::DEFAULT_LEEWAY);
-        if leeway > portcullis_jwt::MAX_LEEWAY {
-            return Err(setting("JWT_LEEWAY_SECS", "must be at most 300"));
-        }
+        let keys = JwtKeySettings::from_lookup(lookup, DEFAULT_ISSUER)?;
         let ttl = match secs("JWT_TTL_SECS")? {
             Some(ttl) => ttl,
             None => secs("ACCESS_TTL_SECS")?.unwrap_or(portcullis_jwt::DEFAULT_TTL),
@@ -163,71 +133,19 @@ impl Settings {
         }
         Ok(Self {
             addr,
-            algorithm,
-            hmac_secret: lookup("JWT_HS256_SECRET"),
-            private_key_file: lookup("JWT_PRIVATE_KEY_FILE").map(PathBuf::from),
-            issuer: lookup("JWT_ISSUER").unwrap_or_else(|| DEFAULT_ISSUER.to_owned()),
-            audience: lookup("JWT_AUDIENCE"),
+            keys,
             jwks_url: lookup("JWT_JWKS_URL"),
-            leeway,
             ttl,
         })
     }
 
-    /// The signing key: `JWT_PRIVATE_KEY_FILE`, else `JWT_HS256_SECRET`, else a new random key
-    /// (tokens then die with the process, and other instances do not accept them).
+    /// The signing key (see [`JwtKeySettings::signing_key`]).
     ///
     /// # Errors
     ///
     /// An unreadable key file, a key that does not fit `JWT_ALG`.
     pub fn signing_key(&self) -> Result<SigningKey, SetupError> {
-        if let Some(path) = &self.private_key_file {
-            let pem = std::fs::read(path).map_err(SetupError::KeyFile)?;
-            return match self.algorithm {
-                Some(alg) => Ok(SigningKey::from_pem(alg, &pem, None)?),
-                // Without JWT_ALG the key decides: P-256, Ed25519 or RSA (RS256).
-                None => [
-                    Algorithm::ES256,
-                    Algorithm::EdDSA,
-                    Algorithm::RS256,
-                    Algorithm::ES384,
-                ]
-                .into_iter()
-                .find_map(|alg| SigningKey::from_pem(alg, &pem, None).ok())
-                .ok_or_else(|| {
-                    setting(
-                        "JWT_PRIVATE_KEY_FILE",
-                        "not a P-256, P-384, Ed25519 or RSA private key",
-                    )
-                }),
-            };
-        }
-        let algorithm = self.algorithm.unwrap_or(if self.hmac_secret.is_some() {
-            Algorithm::HS256
-        } else {
-            Algorithm::ES256
-        });
-        if let (Some(secret), true) = (&self.hmac_secret, algorithm.is_symmetric()) {
-            return Ok(match SigningKey::hmac(algorithm, secret.as_bytes(), None) {
-                Ok(key) => key,
-                Err(KeyError::WeakSecret { min, len, .. }) => {
-                    // RFC 7518 §3.2 asks for a secret as long as the hash; a short one is
-                    // accepted so existing setups keep working, but loudly.
-                    tracing::warn!(
-                        min,
-                        len,
-                        "JWT_HS256_SECRET is too short to resist offline guessing: use at least {min} random bytes"
-                    );
-                    SigningKey::dangerous_hmac_any_length(algorithm, secret.as_bytes(), None)?
-                }
-                Err(error) => return Err(error.into()),
-            });
-        }
-        if self.hmac_secret.is_some() {
-            tracing::warn!(%algorithm, "JWT_HS256_SECRET is ignored: JWT_ALG is asymmetric (set JWT_PRIVATE_KEY_FILE)");
-        }
-        tracing::warn!(%algorithm, "no signing key configured: using a random key for this process only");
-        Ok(SigningKey::generate(algorithm)?)
+        Ok(self.keys.signing_key()?)
     }
 }
 
@@ -265,17 +183,11 @@ impl AppState {
     ///
     /// Any [`SetupError`].
     pub async fn from_settings(settings: &Settings) -> Result<Self, SetupError> {
-        let key = settings.signing_key()?;
-        let mut issuer = TokenIssuer::new(key)
-            .issuer(settings.issuer.clone())
+        let issuer = settings
+            .keys
+            .token_issuer(settings.signing_key()?)
             .ttl(settings.ttl);
-        let mut validation = Validation::new()
-            .issuer(settings.issuer.clone())
-            .leeway(settings.leeway);
-        if let Some(audience) = &settings.audience {
-            issuer = issuer.audience(audience.clone());
-            validation = validation.audience(audience.clone());
-        }
+        let validation = settings.keys.validation();
         let mut keys = issuer.key_set();
         if let Some(url) = &settings.jwks_url {
             // The outside issuer's tokens are held to the same iss/aud (DESIGN: jwt-api).
@@ -366,6 +278,7 @@ mod tests {
 
     use axum::{body::Body, http::Request};
     use http_body_util::BodyExt;
+    use portcullis_jwt::Algorithm;
     use tower::ServiceExt;
 
     use super::*;
@@ -382,9 +295,9 @@ mod tests {
     fn settings_parse_and_refuse_bad_values() {
         let defaults = settings(&[]).unwrap();
         assert_eq!(defaults.addr.to_string(), "127.0.0.1:3000");
-        assert_eq!(defaults.leeway, Duration::from_secs(30));
+        assert_eq!(defaults.keys.leeway, Duration::from_secs(30));
         assert_eq!(defaults.ttl, Duration::from_secs(900));
-        assert_eq!(defaults.issuer, DEFAULT_ISSUER);
+        assert_eq!(defaults.keys.issuer, DEFAULT_ISSUER);
         assert_eq!(
             defaults.signing_key().unwrap().algorithm(),
             Algorithm::ES256
@@ -396,7 +309,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(
-            (custom.ttl, custom.leeway),
+            (custom.ttl, custom.keys.leeway),
             (Duration::from_secs(2), Duration::ZERO)
         );
         assert_eq!(custom.signing_key().unwrap().algorithm(), Algorithm::EdDSA);

@@ -22,7 +22,7 @@ use axum::{
 };
 use demo_users::{Credentials, User};
 use portcullis_core::{AuthRejection, Authentication, CurrentUser, RecentlyAuthenticated};
-use portcullis_jwt::{BearerLayer, IssuedToken, TokenIssuer, TokenVerifier, Validation};
+use portcullis_jwt::{BearerLayer, IssuedToken, TokenIssuer, TokenVerifier};
 use serde::Deserialize;
 
 use crate::{
@@ -120,17 +120,11 @@ pub async fn router(
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<Router, SetupError> {
     let settings = jwt_api::Settings::from_lookup(lookup)?;
-    let mut issuer = TokenIssuer::new(settings.signing_key()?)
-        .issuer(settings.issuer.clone())
+    let issuer = settings
+        .keys
+        .token_issuer(settings.signing_key()?)
         .ttl(settings.ttl);
-    let mut validation = Validation::new()
-        .issuer(settings.issuer.clone())
-        .leeway(settings.leeway);
-    if let Some(audience) = &settings.audience {
-        issuer = issuer.audience(audience.clone());
-        validation = validation.audience(audience.clone());
-    }
-    let verifier = TokenVerifier::new(issuer.key_set(), validation);
+    let verifier = TokenVerifier::new(issuer.key_set(), settings.keys.validation());
     let state = JwtState {
         app: state,
         issuer,
