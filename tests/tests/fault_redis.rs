@@ -120,11 +120,9 @@ impl Drop for DurableRedis {
     }
 }
 
-fn session_users() -> Arc<session_app::Users> {
-    static USERS: OnceLock<Arc<session_app::Users>> = OnceLock::new();
-    USERS
-        .get_or_init(|| Arc::new(session_app::Users::demo().unwrap()))
-        .clone()
+fn session_users() -> session_app::DemoUsers {
+    static USERS: OnceLock<session_app::DemoUsers> = OnceLock::new();
+    USERS.get_or_init(session_app::DemoUsers::new).clone()
 }
 
 /// session-app as its `main` builds it with `REDIS_URL` set, on a free loopback port.

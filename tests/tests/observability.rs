@@ -152,11 +152,9 @@ fn set_cookie(response: &Response<Body>, name: &str) -> Option<String> {
         .map(|rest| rest.split(';').next().unwrap_or("").to_owned())
 }
 
-fn session_users() -> Arc<session_app::Users> {
-    static USERS: OnceLock<Arc<session_app::Users>> = OnceLock::new();
-    USERS
-        .get_or_init(|| Arc::new(session_app::Users::demo().unwrap()))
-        .clone()
+fn session_users() -> session_app::DemoUsers {
+    static USERS: OnceLock<session_app::DemoUsers> = OnceLock::new();
+    USERS.get_or_init(session_app::DemoUsers::new).clone()
 }
 
 #[test]

@@ -7,7 +7,7 @@
 
 use std::{
     net::SocketAddr,
-    sync::{Arc, OnceLock},
+    sync::OnceLock,
     time::{Duration, Instant},
 };
 
@@ -83,11 +83,9 @@ fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
 // ---------------------------------------------------------------------------------------------
 // session-app
 
-fn session_users() -> Arc<session_app::Users> {
-    static USERS: OnceLock<Arc<session_app::Users>> = OnceLock::new();
-    USERS
-        .get_or_init(|| Arc::new(session_app::Users::demo().unwrap()))
-        .clone()
+fn session_users() -> session_app::DemoUsers {
+    static USERS: OnceLock<session_app::DemoUsers> = OnceLock::new();
+    USERS.get_or_init(session_app::DemoUsers::new).clone()
 }
 
 /// session-app as its `main` builds it with `REDIS_URL` set.

@@ -19,14 +19,12 @@ use portcullis_session::{
 };
 use reqwest::{Client, Method, StatusCode, header};
 use serde_json::{Value, json};
-use session_app::{Settings, Users, app};
+use session_app::{DemoUsers, Settings, app};
 use tokio::net::TcpListener;
 
-fn users() -> Arc<Users> {
-    static USERS: OnceLock<Arc<Users>> = OnceLock::new();
-    USERS
-        .get_or_init(|| Arc::new(Users::demo().unwrap()))
-        .clone()
+fn users() -> DemoUsers {
+    static USERS: OnceLock<DemoUsers> = OnceLock::new();
+    USERS.get_or_init(DemoUsers::new).clone()
 }
 
 /// A store that can be made to fail, to stand in for an outage (not for a backend).

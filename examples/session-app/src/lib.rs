@@ -19,9 +19,8 @@
 //! Time-outs come from the environment, see [`Settings`] and the README.
 
 mod page;
-mod users;
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use axum::{
     Json, Router,
@@ -31,23 +30,13 @@ use axum::{
     response::{Html, IntoResponse, Redirect, Response},
     routing::{delete, get, post},
 };
-use portcullis_core::{AuthRejection, Authorized, CurrentUser, Policy};
+use portcullis_core::{AuthRejection, Authorized, CurrentUser};
 use portcullis_session::{
     LimitPolicy, LoginOptions, Session, SessionConfig, SessionLayer, SessionLimit, SessionStore,
 };
 use serde::{Deserialize, Serialize};
 
-pub use users::{HashError, Role, User, Users};
-
-/// Admits admins only.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct IsAdmin;
-
-impl Policy<User> for IsAdmin {
-    fn allows(&self, user: &User) -> bool {
-        user.is_admin()
-    }
-}
+pub use demo_users::{DemoUsers, IsAdmin, Role, User};
 
 /// The session settings the app reads from its environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,12 +158,12 @@ impl Settings {
 
 #[derive(Clone)]
 struct AppState {
-    users: Arc<Users>,
+    users: DemoUsers,
 }
 
 /// The whole app over any session store: the in-memory one in `main`, another in tests or
 /// production (`SessionLayer::new(store, settings.session_config())`).
-pub fn app<S: SessionStore>(sessions: SessionLayer<S>, users: Arc<Users>) -> Router {
+pub fn app<S: SessionStore>(sessions: SessionLayer<S>, users: DemoUsers) -> Router {
     Router::new()
         .route("/", get(home))
         .route("/login", post(login))
@@ -338,10 +327,14 @@ async fn login(
     } = credentials;
     let users = state.users.clone();
     // argon2 is deliberately slow: keep it off the async workers.
-    let user = tokio::task::spawn_blocking(move || users.verify(&username, &password))
-        .await
-        .ok()
-        .flatten();
+    let user = tokio::task::spawn_blocking(move || {
+        users
+            .authenticate(&demo_users::Credentials { username, password })
+            .ok()
+    })
+    .await
+    .ok()
+    .flatten();
     let Some(user) = user else {
         return match via {
             Via::Json => AuthRejection::invalid_credentials("unknown user name or wrong password")

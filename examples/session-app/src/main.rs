@@ -5,11 +5,11 @@
 //! `SESSION_MAX_PER_USER`, `SESSION_LIMIT_POLICY`). Sessions live in Redis when `REDIS_URL` is
 //! set (`REDIS_KEY_PREFIX` optional), in memory otherwise.
 
-use std::{io::Write as _, process::ExitCode, sync::Arc, time::Duration};
+use std::{io::Write as _, process::ExitCode, time::Duration};
 
 use portcullis_redis::{RedisConfig, RedisSessionStore};
 use portcullis_session::{MemoryStore, SessionLayer, SessionStore};
-use session_app::{Settings, Users, app};
+use session_app::{DemoUsers, Settings, app};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -37,12 +37,11 @@ async fn serve<S: SessionStore>(
     store: S,
     settings: &Settings,
 ) -> Result<(), String> {
-    let users = tokio::task::spawn_blocking(Users::demo)
+    let users = tokio::task::spawn_blocking(DemoUsers::new)
         .await
-        .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
     let layer = SessionLayer::new(store, settings.session_config()).map_err(|e| e.to_string())?;
-    let router = app(layer, Arc::new(users));
+    let router = app(layer, users);
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     // The line test harnesses wait for: the server accepts connections from now on.
     let mut stdout = std::io::stdout();

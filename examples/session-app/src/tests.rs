@@ -1,10 +1,6 @@
 //! The app driven without a socket: routes, status codes, bodies and the settings parser.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, OnceLock},
-    time::Duration,
-};
+use std::{collections::HashMap, sync::OnceLock, time::Duration};
 
 use axum::{Router, body::Body};
 use http::{Request, StatusCode, header};
@@ -13,13 +9,11 @@ use portcullis_session::{LimitPolicy, MemoryStore, SessionLayer};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use crate::{Settings, SettingsError, Users, app};
+use crate::{DemoUsers, Settings, SettingsError, app};
 
-fn users() -> Arc<Users> {
-    static USERS: OnceLock<Arc<Users>> = OnceLock::new();
-    USERS
-        .get_or_init(|| Arc::new(Users::demo().unwrap()))
-        .clone()
+fn users() -> DemoUsers {
+    static USERS: OnceLock<DemoUsers> = OnceLock::new();
+    USERS.get_or_init(DemoUsers::new).clone()
 }
 
 fn test_app() -> Router {
