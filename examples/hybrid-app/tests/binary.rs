@@ -79,7 +79,8 @@ fn addr_flag_and_variable_and_the_ready_line() {
 fn bad_settings_stop_the_start_with_a_reason() {
     for (name, value) in [
         ("ACCESS_TTL_SECS", "ten"),
-        ("JWT_HS256_SECRET", "short"),
+        ("JWT_ALG", "none"),
+        ("JWT_PRIVATE_KEY_FILE", "/nonexistent/hybrid-app-key.pem"),
         ("JWT_LEEWAY_SECS", "3600"),
         ("HYBRID_TRANSPARENT_REFRESH", "maybe"),
         ("REFRESH_GRACE_SECS", "3600"),
