@@ -182,6 +182,9 @@ mod tests {
             .with_ansi(false)
             .finish();
         let secret = crate::SecretToken::generate();
+        // Other tests hit these callsites on other threads without a subscriber; recompute the
+        // cached interest now that this test's subscriber is about to exist.
+        tracing::callsite::rebuild_interest_cache();
         metrics::with_local_recorder(&recorder, || {
             tracing::subscriber::with_default(subscriber, || {
                 login(Mechanism::Session, Some("handle-1"));
