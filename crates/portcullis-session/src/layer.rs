@@ -12,7 +12,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, header};
+use http::{HeaderValue, Request, Response, header};
 use pin_project_lite::pin_project;
 use portcullis_core::{AuthRejection, Authentication, SecretToken};
 use tower_layer::Layer;
@@ -167,13 +167,6 @@ impl<I: fmt::Debug> fmt::Debug for SessionService<I> {
     }
 }
 
-fn is_unsafe(method: &Method) -> bool {
-    !matches!(
-        *method,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
-    )
-}
-
 impl<I, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<I>
 where
     I: Service<Request<ReqBody>, Response = Response<ResBody>>,
@@ -202,7 +195,6 @@ where
 
         let mut cross_site = false;
         if let Some(check) = &config.cross_site
-            && is_unsafe(request.method())
             && let Err(rejection) = check.check(&request)
         {
             if has_cookie {
