@@ -55,4 +55,6 @@ start hybrid-app HYBRID_TRANSPARENT_REFRESH=1 ACCESS_TTL_SECS=2 JWT_LEEWAY_SECS=
 HYBRID_APP_URL=$STARTED_URL
 export SESSION_APP_URL HYBRID_APP_URL HYBRID_ACCESS_TTL_SECS=2
 echo "== browser tests: session-app $SESSION_APP_URL, hybrid-app $HYBRID_APP_URL"
-(cd tests/browser && node --test --test-concurrency=1 apps.test.mjs)
+# Bounded: each test may take 2 minutes, the whole run 5 (a wedged browser fails, never hangs CI).
+(cd tests/browser && timeout --kill-after=10 300 \
+  node --test --test-concurrency=1 --test-timeout=120000 apps.test.mjs)

@@ -5,9 +5,35 @@
 # - Uses REDIS_URL when given; otherwise starts a private redis-server on a free loopback port.
 # - Starts a local Redis Cluster for the cluster tests (scripts/redis-cluster.sh) unless
 #   REDIS_CLUSTER_URLS is given.
-# - Runs fmt, clippy, the tests and the doc build: what CI checks.
+# - Runs fmt, clippy, the tests, the docs, a real browser against the example apps and a short
+#   fuzz run: what CI checks. Each step prints how long it took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# step NAME COMMAND...: runs COMMAND and prints its duration (CI has 90 minutes for all of it).
+step() {
+  local name=$1 start=$SECONDS
+  shift
+  echo "== $name"
+  "$@"
+  echo "== $name: done in $((SECONDS - start)) s"
+}
+
+# A fresh machine downloads every crate first; a registry hiccup gets two more tries.
+fetch_crates() {
+  for attempt in 1 2 3; do
+    if cargo fetch --locked; then return 0; fi
+    echo "cargo fetch failed (attempt $attempt); retrying" >&2
+    sleep 5
+  done
+  return 1
+}
+
+run_tests() {
+  mkdir -p target
+  cargo test --workspace --all-features --no-fail-fast 2>&1 | tee target/test-output.log
+  return "${PIPESTATUS[0]}"
+}
 
 # shellcheck source=scripts/redis-env.sh
 source scripts/redis-env.sh
@@ -16,12 +42,12 @@ trap redis_env_teardown EXIT
 
 echo "== redis: ${REDIS_URL} ; cluster: ${REDIS_CLUSTER_URLS:-none}"
 
-cargo fmt --all -- --check
-cargo clippy --workspace --all-targets --all-features -- -D warnings
-mkdir -p target
-cargo test --workspace --all-features --no-fail-fast 2>&1 | tee target/test-output.log
+step "fetch crates" fetch_crates
+step "cargo fmt" cargo fmt --all -- --check
+step "cargo clippy" cargo clippy --workspace --all-targets --all-features -- -D warnings
+step "cargo test" run_tests
+step "cargo doc" env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --quiet
 # A real browser against the example apps (Chromium installed when missing), then every fuzz
 # target for FUZZ_SECONDS (default 20) each; see docs/SECURITY.md.
-scripts/browser-test.sh
-scripts/fuzz-smoke.sh
-RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --quiet
+step "browser tests" scripts/browser-test.sh
+step "fuzz smoke" scripts/fuzz-smoke.sh
