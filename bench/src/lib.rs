@@ -565,7 +565,12 @@ pub fn session_record(i: usize, now: u64) -> SessionRecord {
     SessionRecord {
         handle: portcullis_core::random_handle(),
         user_id: Some(user.clone()),
-        user: Some(serde_json::json!({"user": user, "role": "advertiser"})),
+        user: Some(
+            portcullis_core::UserJson::new(
+                &serde_json::json!({"user": user, "role": "advertiser"}),
+            )
+            .expect("a JSON value serializes"),
+        ),
         data: serde_json::Map::new(),
         created_at: now,
         authenticated_at: Some(now),

@@ -12,7 +12,7 @@ use std::{
     time::Duration,
 };
 
-use portcullis_core::{Clock, ManualClock, SecretToken, StoreKey, random_handle};
+use portcullis_core::{Clock, ManualClock, SecretToken, StoreKey, UserJson, random_handle};
 use portcullis_hybrid::{MemoryRefreshStore, RefreshRecord, RefreshStore, RotatedToken};
 use portcullis_redis::{RedisConfig, RedisConnection, RedisRefreshStore, RedisSessionStore};
 use portcullis_session::{
@@ -230,7 +230,7 @@ async fn apply_session<S: SessionStore>(
                 handle: case.handles[*slot].clone(),
                 user: user_id
                     .as_ref()
-                    .map(|u| json!({"user": u, "role": "advertiser"})),
+                    .map(|u| UserJson::new(&json!({"user": u, "role": "advertiser"})).unwrap()),
                 user_id,
                 data: serde_json::Map::new(),
                 created_at: now,

@@ -3,7 +3,7 @@
 //! checking what the next operations make of them. Private `redis-server` per test.
 
 use portcullis::session::{LimitPolicy, SessionLimit, SessionRecord, SessionStore};
-use portcullis_core::{Clock, SecretToken, StoreKey, SystemClock};
+use portcullis_core::{Clock, SecretToken, StoreKey, SystemClock, UserJson};
 use portcullis_hybrid::RefreshStore;
 use portcullis_redis::{RedisConfig, RedisRefreshStore, RedisSessionStore};
 use portcullis_tests::{
@@ -69,7 +69,7 @@ fn record(user: &str, created_ago: u64) -> SessionRecord {
     SessionRecord {
         handle: portcullis_core::random_handle(),
         user_id: Some(user.to_owned()),
-        user: Some(json!({"user": user, "role": "advertiser"})),
+        user: Some(UserJson::new(&json!({"user": user, "role": "advertiser"})).unwrap()),
         data: serde_json::Map::new(),
         created_at: now - created_ago,
         authenticated_at: Some(now - created_ago),

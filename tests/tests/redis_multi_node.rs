@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use futures_util::future::join_all;
 use portcullis::session::{CreateOutcome, LimitPolicy, SessionLimit, SessionRecord, SessionStore};
-use portcullis_core::{Clock, ManualClock, SecretToken, SystemClock};
+use portcullis_core::{Clock, ManualClock, SecretToken, SystemClock, UserJson};
 use portcullis_hybrid::RefreshStore;
 use portcullis_redis::{RedisConfig, RedisRefreshStore, RedisSessionStore};
 use portcullis_tests::{
@@ -42,7 +42,7 @@ fn record(user: &str, created_ago: u64) -> SessionRecord {
     SessionRecord {
         handle: portcullis_core::random_handle(),
         user_id: Some(user.to_owned()),
-        user: Some(json!({"user": user})),
+        user: Some(UserJson::new(&json!({"user": user})).unwrap()),
         data: serde_json::Map::new(),
         created_at: now - created_ago,
         authenticated_at: Some(now),

@@ -10,7 +10,7 @@ use portcullis::{
     CurrentUser, StoreError,
     session::{SessionConfig, SessionLayer, SessionRecord, SessionStore},
 };
-use portcullis_core::{Clock, SecretToken, SystemClock};
+use portcullis_core::{Clock, SecretToken, SystemClock, UserJson};
 use portcullis_hybrid::{RefreshStore, Revocation, RevocationFeed, RevocationList};
 use portcullis_redis::{
     RedisConfig, RedisConnection, RedisRefreshStore, RedisRevocationFeed, RedisSessionStore,
@@ -40,7 +40,7 @@ fn session_record(user: &str) -> SessionRecord {
     SessionRecord {
         handle: portcullis_core::random_handle(),
         user_id: Some(user.to_owned()),
-        user: Some(json!({"user": user, "role": "advertiser"})),
+        user: Some(UserJson::new(&json!({"user": user, "role": "advertiser"})).unwrap()),
         data: serde_json::Map::new(),
         created_at: now,
         authenticated_at: Some(now),

@@ -18,7 +18,7 @@ use portcullis::{
     CurrentUser,
     session::{MemoryStore, Session, SessionConfig, SessionLayer, SessionRecord, SessionStore},
 };
-use portcullis_core::{Clock, ManualClock, SecretToken, SystemClock};
+use portcullis_core::{Clock, ManualClock, SecretToken, SystemClock, UserJson};
 use portcullis_hybrid::RefreshStore;
 use portcullis_redis::{RedisConfig, RedisRefreshStore, RedisSessionStore};
 use portcullis_tests::{
@@ -39,7 +39,7 @@ fn session_record(user: &str) -> SessionRecord {
     SessionRecord {
         handle: portcullis_core::random_handle(),
         user_id: Some(user.to_owned()),
-        user: Some(json!({"user": user, "role": "advertiser"})),
+        user: Some(UserJson::new(&json!({"user": user, "role": "advertiser"})).unwrap()),
         data: serde_json::Map::new(),
         created_at: now,
         authenticated_at: Some(now),

@@ -6,6 +6,8 @@ use std::{fmt, sync::Arc, time::SystemTime};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use crate::UserJson;
+
 /// Which mechanism authenticated the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -27,7 +29,7 @@ pub enum Mechanism {
 /// once per request. Cloning is cheap: the JSON is shared.
 #[derive(Clone)]
 pub struct Identity {
-    user: Arc<RawValue>,
+    user: UserJson,
     mechanism: Mechanism,
     authenticated_at: Option<SystemTime>,
     session_handle: Option<Arc<str>>,
@@ -45,8 +47,22 @@ impl Identity {
     /// assert_eq!(identity.user_json(), r#"{"user":"alice"}"#);
     /// ```
     pub fn from_json(user: Box<RawValue>, mechanism: Mechanism) -> Self {
+        Self::from_user_json(user.into(), mechanism)
+    }
+
+    /// An identity sharing a user a store already holds as [`UserJson`] (no copy).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use portcullis_core::{Identity, Mechanism, UserJson};
+    /// let user = UserJson::from_text(r#"{"user":"alice"}"#).unwrap();
+    /// let identity = Identity::from_user_json(user, Mechanism::Session);
+    /// assert_eq!(identity.user_json(), r#"{"user":"alice"}"#);
+    /// ```
+    pub fn from_user_json(user: UserJson, mechanism: Mechanism) -> Self {
         Self {
-            user: Arc::from(user),
+            user,
             mechanism,
             authenticated_at: None,
             session_handle: None,
@@ -72,10 +88,7 @@ impl Identity {
         user: &U,
         mechanism: Mechanism,
     ) -> Result<Self, serde_json::Error> {
-        Ok(Self::from_json(
-            serde_json::value::to_raw_value(user)?,
-            mechanism,
-        ))
+        Ok(Self::from_user_json(UserJson::new(user)?, mechanism))
     }
 
     /// Records when the caller last proved who they are (the `auth_time` of OpenID Connect).
@@ -94,7 +107,7 @@ impl Identity {
 
     /// The user as JSON.
     pub fn user_json(&self) -> &str {
-        self.user.get()
+        self.user.as_str()
     }
 
     /// Decodes the user into the application's type.
@@ -103,7 +116,7 @@ impl Identity {
     ///
     /// Fails when the stored JSON does not fit `U` (for example after `U` changed shape).
     pub fn user<U: serde::de::DeserializeOwned>(&self) -> Result<U, serde_json::Error> {
-        serde_json::from_str(self.user.get())
+        self.user.decode()
     }
 
     /// The mechanism that authenticated the caller.
@@ -128,7 +141,7 @@ impl fmt::Debug for Identity {
         // has no place in logs; print its size only.
         f.debug_struct("Identity")
             .field("mechanism", &self.mechanism)
-            .field("user_json_len", &self.user.get().len())
+            .field("user_json_len", &self.user.as_str().len())
             .field("authenticated_at", &self.authenticated_at)
             .field("session_handle", &self.session_handle)
             .finish()

@@ -57,6 +57,7 @@ mod secret;
 mod store_error;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod user_json;
 
 pub use authentication::{Authentication, IdentityFuture, IdentitySource, resolve_user};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
@@ -70,3 +71,4 @@ pub use render::{MapRejection, MapRejectionFuture, MapRejectionLayer, login_redi
 pub use require::{Require, RequireLayer};
 pub use secret::{SecretToken, StoreKey, constant_time_eq, random_handle};
 pub use store_error::StoreError;
+pub use user_json::UserJson;

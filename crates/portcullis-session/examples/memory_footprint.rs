@@ -8,7 +8,7 @@
 
 use std::{alloc::System, io::Write as _};
 
-use portcullis_core::{SecretToken, random_handle};
+use portcullis_core::{SecretToken, UserJson, random_handle};
 use portcullis_session::{MemoryStore, MemoryStoreConfig, SessionRecord, SessionStore};
 use serde_json::{Map, json};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
@@ -30,7 +30,7 @@ fn record(i: usize, now: u64) -> SessionRecord {
     SessionRecord {
         handle: random_handle(),
         user_id: Some(user.clone()),
-        user: Some(json!({"user": user, "role": "advertiser"})),
+        user: Some(UserJson::new(&json!({"user": user, "role": "advertiser"})).unwrap()),
         data: Map::new(),
         created_at: now,
         authenticated_at: Some(now),

@@ -25,7 +25,7 @@ use std::{
     time::Duration,
 };
 
-use portcullis_core::{SharedClock, StoreError, StoreKey, SystemClock};
+use portcullis_core::{SharedClock, StoreError, StoreKey, SystemClock, UserJson};
 use serde_json::{Map, Value};
 
 use crate::store::{
@@ -212,7 +212,7 @@ fn to_json_text(value: &impl serde::Serialize) -> Result<Box<str>, StoreError> {
 
 impl Entry {
     fn from_record(record: &SessionRecord) -> Result<Box<Self>, StoreError> {
-        let user = record.user.as_ref().map(to_json_text).transpose()?;
+        let user = record.user.as_ref().map(UserJson::as_str);
         let data = if record.data.is_empty() {
             None
         } else {
@@ -221,7 +221,7 @@ impl Entry {
         let parts: [Option<&str>; PARTS] = [
             Some(record.handle.as_str()),
             record.user_id.as_deref(),
-            user.as_deref(),
+            user,
             data.as_deref(),
             record.user_agent.as_deref(),
         ];
@@ -272,7 +272,7 @@ impl Entry {
 
     fn to_record(&self) -> Result<SessionRecord, StoreError> {
         let user = match self.part(USER) {
-            Some(text) => Some(serde_json::from_str::<Value>(text).map_err(StoreError::corrupt)?),
+            Some(text) => Some(UserJson::from_text(text).map_err(StoreError::corrupt)?),
             None => None,
         };
         let data = match self.part(DATA) {
@@ -804,7 +804,7 @@ mod tests {
         SessionRecord {
             handle: random_handle(),
             user_id: user.map(str::to_owned),
-            user: user.map(|u| serde_json::json!({ "user": u })),
+            user: user.map(|u| UserJson::new(&serde_json::json!({ "user": u })).unwrap()),
             data: Map::new(),
             created_at: now,
             authenticated_at: user.map(|_| now),

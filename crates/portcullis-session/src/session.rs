@@ -17,7 +17,7 @@ use std::{
 use http::HeaderValue;
 use portcullis_core::{
     AuthRejection, Identity, IdentityFuture, IdentitySource, Mechanism, SecretToken, StoreError,
-    StoreKey,
+    StoreKey, UserJson,
     observe::{self, RevocationScope},
     random_handle,
 };
@@ -619,9 +619,7 @@ impl IdentitySource for RequestState {
             let (Some(_), Some(user)) = (&live.record.user_id, &live.record.user) else {
                 return Ok(None);
             };
-            let raw = serde_json::value::to_raw_value(user)
-                .map_err(|e| AuthRejection::from(SessionError::Serialization(e)))?;
-            let mut identity = Identity::from_json(raw, Mechanism::Session)
+            let mut identity = Identity::from_user_json(user.clone(), Mechanism::Session)
                 .with_session_handle(live.record.handle.as_str());
             if let Some(at) = live.record.authenticated_at {
                 identity = identity.with_authenticated_at(UNIX_EPOCH + Duration::from_secs(at));
@@ -764,7 +762,7 @@ impl Session {
             .live
             .as_ref()
             .and_then(|live| live.record.user.as_ref())
-            .map(|user| U::deserialize(user).map_err(SessionError::Serialization))
+            .map(|user| user.decode().map_err(SessionError::Serialization))
             .transpose()
     }
 
@@ -814,7 +812,7 @@ impl Session {
         if self.state.cross_site {
             return Err(SessionError::CrossSite);
         }
-        let user = serde_json::to_value(user).map_err(SessionError::Serialization)?;
+        let user = UserJson::new(user).map_err(SessionError::Serialization)?;
         let mut current = self.state.lock().await;
         self.state.ensure_loaded(&mut current).await?;
         let now = self.state.shared.now();

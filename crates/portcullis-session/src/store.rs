@@ -8,7 +8,7 @@
 
 use std::future::Future;
 
-use portcullis_core::{StoreError, StoreKey};
+use portcullis_core::{StoreError, StoreKey, UserJson};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -19,8 +19,9 @@ pub struct SessionRecord {
     pub handle: String,
     /// The signed-in user's id (for per-user listing and revocation), `None` before login.
     pub user_id: Option<String>,
-    /// The signed-in user as the application serialized it, `None` before login.
-    pub user: Option<Value>,
+    /// The signed-in user as the application serialized it, `None` before login. Kept as JSON
+    /// text so a read hands it to the extractors without decoding it into a tree first.
+    pub user: Option<UserJson>,
     /// Auxiliary data set through the `Session` handle.
     pub data: Map<String, Value>,
     /// When the session was created.

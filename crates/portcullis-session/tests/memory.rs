@@ -3,7 +3,7 @@
 
 use std::alloc::System;
 
-use portcullis_core::{SecretToken, random_handle};
+use portcullis_core::{SecretToken, UserJson, random_handle};
 use portcullis_session::{MemoryStore, MemoryStoreConfig, SessionRecord, SessionStore};
 use serde_json::{Map, json};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
@@ -25,7 +25,7 @@ async fn a_signed_in_session_costs_under_600_bytes() {
         let record = SessionRecord {
             handle: random_handle(),
             user_id: Some(user.clone()),
-            user: Some(json!({"user": user, "role": "advertiser"})),
+            user: Some(UserJson::new(&json!({"user": user, "role": "advertiser"})).unwrap()),
             data: Map::new(),
             created_at: now,
             authenticated_at: Some(now),

@@ -18,7 +18,7 @@
 use std::{sync::Arc, time::Duration};
 
 use futures_util::future::join_all;
-use portcullis_core::{Clock, ManualClock, SecretToken, StoreKey, random_handle};
+use portcullis_core::{Clock, ManualClock, SecretToken, StoreKey, UserJson, random_handle};
 use portcullis_session::{
     CreateOutcome, LimitPolicy, SaveOutcome, SessionLimit, SessionRecord, SessionStore,
 };
@@ -76,7 +76,7 @@ pub fn record(clock: &ManualClock, user: Option<&str>, age: u64, ttl: u64) -> Se
     SessionRecord {
         handle: random_handle(),
         user_id: user.map(str::to_owned),
-        user: user.map(|u| json!({"user": u, "role": "advertiser"})),
+        user: user.map(|u| UserJson::new(&json!({"user": u, "role": "advertiser"})).unwrap()),
         data: Map::new(),
         created_at: now - age,
         authenticated_at: user.map(|_| now - age),
