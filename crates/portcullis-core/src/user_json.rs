@@ -9,8 +9,10 @@ use serde_json::value::RawValue;
 /// The user as JSON text: known to be valid JSON, cheap to clone (the text is shared), and
 /// decoded into the application's type `U` only when an extractor asks.
 ///
-/// It serializes as the JSON it holds (not as a string), so a record that embeds it keeps the
-/// user as a nested object, and it compares by text.
+/// With `serde_json` it serializes as the JSON it holds (not as a string), so a record that
+/// embeds it keeps the user as a nested object; with a binary serde format (one that is not
+/// human-readable, such as MessagePack or bincode) it is a string holding that JSON. It compares
+/// by text.
 ///
 /// # Examples
 ///
@@ -86,6 +88,10 @@ impl From<Box<RawValue>> for UserJson {
 
 impl Serialize for UserJson {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if !serializer.is_human_readable() {
+            // RawValue is understood by serde_json only: binary formats get the text.
+            return serializer.serialize_str(&self.0);
+        }
         // Valid by construction; re-borrowing it as a RawValue only scans it.
         let raw: &RawValue = serde_json::from_str(&self.0).map_err(serde::ser::Error::custom)?;
         raw.serialize(serializer)
@@ -94,6 +100,10 @@ impl Serialize for UserJson {
 
 impl<'de> Deserialize<'de> for UserJson {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if !deserializer.is_human_readable() {
+            let text = String::deserialize(deserializer)?;
+            return Self::from_text(&text).map_err(serde::de::Error::custom);
+        }
         Box::<RawValue>::deserialize(deserializer).map(Self::from)
     }
 }
@@ -127,6 +137,25 @@ mod tests {
         assert_ne!(back.user, UserJson::new(&json!({"user": "bob"})).unwrap());
         let value: serde_json::Value = back.user.decode().unwrap();
         assert_eq!(value["role"], "advertiser");
+    }
+
+    #[test]
+    fn round_trips_through_a_binary_format_as_text() {
+        #[derive(Serialize, Deserialize)]
+        struct Record {
+            user: UserJson,
+        }
+        let user = UserJson::new(&json!({"user": "alice"})).unwrap();
+        let bytes = rmp_serde::to_vec(&Record { user: user.clone() }).unwrap();
+        let back: Record = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(back.user, user);
+        // Text that is not JSON does not become a user on the way in.
+        #[derive(Serialize)]
+        struct Forged<'a> {
+            user: &'a str,
+        }
+        let forged = rmp_serde::to_vec(&Forged { user: "{not json" }).unwrap();
+        assert!(rmp_serde::from_slice::<Record>(&forged).is_err());
     }
 
     #[test]
