@@ -80,9 +80,15 @@ impl UserJson {
     }
 }
 
+impl From<&RawValue> for UserJson {
+    fn from(raw: &RawValue) -> Self {
+        Self(raw.get().into())
+    }
+}
+
 impl From<Box<RawValue>> for UserJson {
     fn from(raw: Box<RawValue>) -> Self {
-        Self(raw.get().into())
+        Self::from(&*raw)
     }
 }
 

@@ -121,7 +121,9 @@ fn accept(
         ));
     }
     let session_id: Arc<str> = claims.sid.as_ref().into();
-    let mut identity = Identity::from_json(claims.user.to_owned(), Mechanism::Hybrid)
+    // Straight from the borrowed claim into the shared text: one allocation, not an owned
+    // RawValue copied once more.
+    let mut identity = Identity::from_user_json(claims.user.into(), Mechanism::Hybrid)
         .with_session_handle(session_id.clone());
     if let Some(auth_time) = claims.auth_time {
         identity = identity.with_authenticated_at(UNIX_EPOCH + Duration::from_secs(auth_time));
