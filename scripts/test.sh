@@ -31,8 +31,8 @@ fetch_crates() {
 
 run_tests() {
   mkdir -p target
+  # pipefail: a failing cargo test fails the pipeline (and the script), tee or not.
   cargo test --workspace --all-features --no-fail-fast 2>&1 | tee target/test-output.log
-  return "${PIPESTATUS[0]}"
 }
 
 # shellcheck source=scripts/redis-env.sh
