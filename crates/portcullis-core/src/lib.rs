@@ -44,6 +44,7 @@
 
 mod authentication;
 mod clock;
+pub mod credentials;
 mod cross_site;
 #[cfg(feature = "axum")]
 mod extract;

@@ -4,53 +4,21 @@
 
 use std::{fmt, sync::Arc, time::Duration};
 
-use portcullis_core::{CrossSiteCheck, SharedClock, SystemClock};
+pub use portcullis_core::credentials::SameSite;
+use portcullis_core::{
+    CrossSiteCheck, SharedClock, SystemClock,
+    credentials::{CookieAttributes, CookieError},
+};
 
 use crate::store::SessionLimit;
-
-/// The `SameSite` attribute of the session cookie (RFC 6265bis §4.1.2.7).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SameSite {
-    /// Sent on same-site requests only.
-    Strict,
-    /// Sent on same-site requests and top-level navigations from other sites (the default).
-    Lax,
-    /// Sent on every request; requires `Secure`.
-    None,
-}
-
-impl SameSite {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Strict => "Strict",
-            Self::Lax => "Lax",
-            Self::None => "None",
-        }
-    }
-}
 
 /// A setting a browser would reject, or a lifetime that makes no sense.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// The cookie name is empty or not an RFC 6265 token.
-    #[error("invalid cookie name {0:?}: it must be a non-empty RFC 6265 token")]
-    InvalidCookieName(String),
-    /// A `__Host-` or `__Secure-` cookie without `Secure` (RFC 6265bis §4.1.3).
-    #[error("a cookie named {0:?} must be Secure, or browsers reject it")]
-    PrefixRequiresSecure(String),
-    /// A `__Host-` cookie with a `Domain` or a `Path` other than `/` (RFC 6265bis §4.1.3.2).
-    #[error("a __Host- cookie must have Path=/ and no Domain, or browsers reject it")]
-    HostPrefixScope,
-    /// `SameSite=None` without `Secure` (RFC 6265bis §5.6.19).
-    #[error("SameSite=None requires a Secure cookie, or browsers reject it")]
-    SameSiteNoneRequiresSecure,
-    /// The cookie path does not start with `/` or contains `;` or control characters.
-    #[error("invalid cookie path {0:?}")]
-    InvalidPath(String),
-    /// The cookie domain contains characters a `Domain` attribute cannot carry.
-    #[error("invalid cookie domain {0:?}")]
-    InvalidDomain(String),
+    /// A cookie setting a browser would reject (name, prefix, path, domain, `SameSite`).
+    #[error(transparent)]
+    Cookie(#[from] CookieError),
     /// A timeout shorter than one second (records keep whole seconds).
     #[error("the {0} must be at least one second")]
     TooShort(&'static str),
@@ -420,37 +388,7 @@ impl SessionConfig {
     ///
     /// The first setting that is invalid, as a [`ConfigError`].
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let name = &self.cookie_name;
-        if name.is_empty() || !name.bytes().all(is_token_byte) {
-            return Err(ConfigError::InvalidCookieName(name.clone()));
-        }
-        let host_prefix = starts_with_ignore_case(name, "__Host-");
-        if (host_prefix || starts_with_ignore_case(name, "__Secure-")) && !self.secure {
-            return Err(ConfigError::PrefixRequiresSecure(name.clone()));
-        }
-        if host_prefix && (self.domain.is_some() || self.path != "/") {
-            return Err(ConfigError::HostPrefixScope);
-        }
-        if self.same_site == SameSite::None && !self.secure {
-            return Err(ConfigError::SameSiteNoneRequiresSecure);
-        }
-        if !self.path.starts_with('/')
-            || self
-                .path
-                .bytes()
-                .any(|b| b == b';' || b.is_ascii_control() || b == b' ')
-        {
-            return Err(ConfigError::InvalidPath(self.path.clone()));
-        }
-        if let Some(domain) = &self.domain {
-            let valid = !domain.is_empty()
-                && domain
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
-            if !valid {
-                return Err(ConfigError::InvalidDomain(domain.clone()));
-            }
-        }
+        self.cookie_attributes().validate(&self.cookie_name)?;
         for (what, idle, absolute) in [
             ("session", self.idle, self.absolute),
             ("remember-me", self.remember_idle, self.remember_absolute),
@@ -477,33 +415,18 @@ impl SessionConfig {
         Ok(())
     }
 
-    /// `; Path=/; Domain=..; HttpOnly; Secure; SameSite=Lax`, shared by every Set-Cookie.
-    pub(crate) fn attributes(&self) -> String {
-        let mut attributes = format!("; Path={}", self.path);
+    /// The cookie's attributes, shared by every `Set-Cookie`.
+    pub(crate) fn cookie_attributes(&self) -> CookieAttributes {
+        let mut attributes = CookieAttributes::new()
+            .path(&self.path)
+            .secure(self.secure)
+            .http_only(self.http_only)
+            .same_site(self.same_site);
         if let Some(domain) = &self.domain {
-            attributes.push_str("; Domain=");
-            attributes.push_str(domain);
+            attributes = attributes.domain(domain);
         }
-        if self.http_only {
-            attributes.push_str("; HttpOnly");
-        }
-        if self.secure {
-            attributes.push_str("; Secure");
-        }
-        attributes.push_str("; SameSite=");
-        attributes.push_str(self.same_site.as_str());
         attributes
     }
-}
-
-fn starts_with_ignore_case(text: &str, prefix: &str) -> bool {
-    text.len() >= prefix.len()
-        && text.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
-}
-
-/// RFC 9110 §5.6.2 `tchar`, which RFC 6265 `cookie-name` uses.
-fn is_token_byte(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
 }
 
 #[cfg(test)]
@@ -516,8 +439,11 @@ mod tests {
         let config = SessionConfig::default();
         assert_eq!(config.validate(), Ok(()));
         assert_eq!(
-            config.attributes(),
-            "; Path=/; HttpOnly; Secure; SameSite=Lax"
+            config
+                .cookie_attributes()
+                .set_cookie(&config.cookie_name, "v", None)
+                .unwrap(),
+            "__Host-session=v; HttpOnly; SameSite=Lax; Secure; Path=/"
         );
     }
 
@@ -527,56 +453,56 @@ mod tests {
         let cases: Vec<(SessionConfig, ConfigError)> = vec![
             (
                 SessionConfig::default().dangerous_insecure_cookie(),
-                ConfigError::PrefixRequiresSecure("__Host-session".into()),
+                CookieError::PrefixRequiresSecure("__Host-session".into()).into(),
             ),
             (
                 SessionConfig::default()
                     .cookie_name("__secure-x")
                     .dangerous_insecure_cookie(),
-                ConfigError::PrefixRequiresSecure("__secure-x".into()),
+                CookieError::PrefixRequiresSecure("__secure-x".into()).into(),
             ),
             (
                 SessionConfig::default().cookie_path("/app"),
-                ConfigError::HostPrefixScope,
+                CookieError::HostPrefixScope("__Host-session".into()).into(),
             ),
             (
                 SessionConfig::default().cookie_domain("example.com"),
-                ConfigError::HostPrefixScope,
+                CookieError::HostPrefixScope("__Host-session".into()).into(),
             ),
             (
                 SessionConfig::default()
                     .cookie_name("s")
                     .dangerous_insecure_cookie()
                     .same_site(SameSite::None),
-                ConfigError::SameSiteNoneRequiresSecure,
+                CookieError::SameSiteNoneRequiresSecure.into(),
             ),
             (
                 SessionConfig::default().cookie_name(""),
-                ConfigError::InvalidCookieName(String::new()),
+                CookieError::InvalidName(String::new()).into(),
             ),
             (
                 SessionConfig::default().cookie_name("a b"),
-                ConfigError::InvalidCookieName("a b".into()),
+                CookieError::InvalidName("a b".into()).into(),
             ),
             (
                 SessionConfig::default().cookie_name("a;b"),
-                ConfigError::InvalidCookieName("a;b".into()),
+                CookieError::InvalidName("a;b".into()).into(),
             ),
             (
                 SessionConfig::default().cookie_name("s").cookie_path("x"),
-                ConfigError::InvalidPath("x".into()),
+                CookieError::InvalidPath("x".into()).into(),
             ),
             (
                 SessionConfig::default()
                     .cookie_name("s")
                     .cookie_path("/a;b"),
-                ConfigError::InvalidPath("/a;b".into()),
+                CookieError::InvalidPath("/a;b".into()).into(),
             ),
             (
                 SessionConfig::default()
                     .cookie_name("s")
                     .cookie_domain("a.com; x"),
-                ConfigError::InvalidDomain("a.com; x".into()),
+                CookieError::InvalidDomain("a.com; x".into()).into(),
             ),
             (
                 SessionConfig::default().idle_timeout(Duration::ZERO),
@@ -632,8 +558,11 @@ mod tests {
             .absolute_timeout(Duration::from_secs(1));
         assert_eq!(config.validate(), Ok(()));
         assert_eq!(
-            config.attributes(),
-            "; Path=/app; Domain=example.com; SameSite=Strict"
+            config
+                .cookie_attributes()
+                .set_cookie(&config.cookie_name, "v", None)
+                .unwrap(),
+            "sid=v; SameSite=Strict; Path=/app; Domain=example.com"
         );
     }
 }

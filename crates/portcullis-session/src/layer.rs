@@ -14,14 +14,13 @@ use std::{
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, header};
 use pin_project_lite::pin_project;
-use portcullis_core::{AuthRejection, Authentication, SecretToken};
+use portcullis_core::{AuthRejection, Authentication, SecretToken, credentials::find_cookie};
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::{
     MemoryStore,
     config::{ConfigError, SessionConfig},
-    cookie::{self, Presented},
     session::{RequestState, Session, SetCookie, Shared},
     store::SessionStore,
 };
@@ -78,9 +77,8 @@ impl<S: SessionStore> SessionLayer<S> {
     /// A [`ConfigError`] for settings a browser would reject or lifetimes that make no sense.
     pub fn new(store: S, config: SessionConfig) -> Result<Self, ConfigError> {
         config.validate()?;
-        let attributes = config.attributes();
-        let clear_cookie = cookie::clear_cookie(&config.cookie_name, &attributes)
-            .ok_or_else(|| ConfigError::InvalidCookieName(config.cookie_name.clone()))?;
+        let attributes = config.cookie_attributes();
+        let clear_cookie = attributes.clear_cookie(&config.cookie_name)?;
         let touch_secs = config.effective_touch_interval().as_secs().max(1);
         let store = Arc::new(store);
         Ok(Self {
@@ -182,16 +180,15 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let config = &self.shared.config;
-        let presented = cookie::find(request.headers(), &config.cookie_name);
-        let has_cookie = presented != Presented::Absent;
-        // Anything but one well-formed secret is anonymous, and the stale cookie is cleared
-        // (OWASP Session Management Cheat Sheet, "Session ID Content": IDs are validated
-        // before use, never trusted as given).
-        let incoming = match presented {
-            Presented::One(value) => SecretToken::parse(value),
-            _ => None,
-        };
-        let malformed = has_cookie && incoming.is_none();
+        let presented = find_cookie(request.headers(), &config.cookie_name);
+        let has_cookie = presented.is_present();
+        // Anything but one well-formed secret is anonymous (OWASP Session Management Cheat
+        // Sheet, "Session ID Content": IDs are validated before use, never trusted as given).
+        let incoming = presented.value().and_then(SecretToken::parse);
+        // One malformed cookie is stale and cleared. Ambiguous cookies are not: a clearing
+        // Set-Cookie would delete the victim's real `__Host-` cookie next to the one a sibling
+        // domain tossed in, which the attacker could not do alone (RFC 6265bis §8.5).
+        let malformed = presented.value().is_some() && incoming.is_none();
 
         let mut cross_site = false;
         if let Some(check) = &config.cross_site

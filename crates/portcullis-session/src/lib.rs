@@ -39,7 +39,6 @@
 //! `cargo run --release -p portcullis-session --example memory_footprint [-- COUNT]`.
 
 mod config;
-mod cookie;
 mod layer;
 mod memory;
 mod session;

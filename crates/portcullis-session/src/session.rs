@@ -18,6 +18,7 @@ use http::HeaderValue;
 use portcullis_core::{
     AuthRejection, Identity, IdentityFuture, IdentitySource, Mechanism, SecretToken, StoreError,
     StoreKey, UserJson,
+    credentials::CookieAttributes,
     observe::{self, RevocationScope},
     random_handle,
 };
@@ -27,7 +28,6 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use crate::{
     config::SessionConfig,
-    cookie,
     store::{CreateOutcome, SaveOutcome, SessionLimit, SessionRecord, SessionStore},
 };
 
@@ -138,7 +138,7 @@ impl<S: SessionStore> ErasedStore for S {
 pub(crate) struct Shared {
     pub(crate) store: Arc<dyn ErasedStore>,
     pub(crate) config: SessionConfig,
-    pub(crate) attributes: String,
+    pub(crate) attributes: CookieAttributes,
     pub(crate) clear_cookie: HeaderValue,
     pub(crate) touch_secs: u64,
 }
@@ -540,16 +540,19 @@ impl RequestState {
                     .record
                     .persistent
                     .then(|| live.record.absolute_expires_at.saturating_sub(now));
-                cookie::set_cookie(
-                    &self.shared.config.cookie_name,
-                    live.secret.expose(),
-                    &self.shared.attributes,
-                    max_age,
-                )
-                .map(|value| SetCookie {
-                    value,
-                    fresh_secret: true,
-                })
+                self.shared
+                    .attributes
+                    .set_cookie(
+                        &self.shared.config.cookie_name,
+                        live.secret.expose(),
+                        max_age,
+                    )
+                    .inspect_err(|error| tracing::error!(%error, "cannot write the session cookie"))
+                    .ok()
+                    .map(|value| SetCookie {
+                        value,
+                        fresh_secret: true,
+                    })
             }),
         };
         (header, flushed)
