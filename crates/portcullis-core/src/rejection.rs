@@ -195,6 +195,27 @@ impl AuthRejection {
         value
     }
 
+    /// The response of a rejection a layer's response future holds, taken out so the future
+    /// can finish. Every layer answers a poll after completion the same way, with a harmless
+    /// 500 `server_error` instead of a panic (the `Future` contract leaves it unspecified).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use portcullis_core::AuthRejection;
+    ///
+    /// let mut slot = Some(AuthRejection::invalid_request("bad"));
+    /// let first: http::Response<String> = AuthRejection::respond_once(&mut slot);
+    /// assert_eq!(first.status(), 400);
+    /// let again: http::Response<String> = AuthRejection::respond_once(&mut slot);
+    /// assert_eq!(again.status(), 500);
+    /// ```
+    pub fn respond_once<B: From<Bytes>>(slot: &mut Option<Self>) -> Response<B> {
+        slot.take()
+            .unwrap_or_else(|| Self::misconfigured("response future polled after completion"))
+            .to_response()
+    }
+
     /// Renders the rejection for any body type built from bytes (axum's `Body`,
     /// `http_body_util::Full<Bytes>`, ...). A copy of the rejection rides in the response
     /// extensions.

@@ -4,30 +4,11 @@
 
 use std::{fmt, sync::Arc};
 
-use http::{HeaderMap, HeaderValue, header};
+use http::{HeaderMap, header};
+pub use portcullis_core::credentials::SameSite;
+use portcullis_core::credentials::{CookieAttributes, find_cookie};
 
 use crate::{ConfigError, TokenPair};
-
-/// The `SameSite` attribute of both cookies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SameSite {
-    /// Sent on same-site requests and top-level navigations (the default).
-    Lax,
-    /// Sent on same-site requests only: a link from another site arrives signed out.
-    Strict,
-    /// Sent everywhere (requires `Secure`); the cross-site check still guards unsafe methods.
-    None,
-}
-
-impl SameSite {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Lax => "Lax",
-            Self::Strict => "Strict",
-            Self::None => "None",
-        }
-    }
-}
 
 /// Where and how the cookie transport keeps the tokens.
 ///
@@ -230,30 +211,11 @@ impl CookieTransport {
     ///
     /// [`ConfigError::Cookie`] naming the broken rule.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        for (name, path) in [
-            (&*self.access_name, "/"),
-            (&*self.refresh_name, &*self.refresh_path),
-        ] {
-            let token_char = |b: u8| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b);
-            if name.is_empty() || !name.bytes().all(token_char) {
-                return Err(ConfigError::Cookie(
-                    "a cookie name is not an RFC 6265 token",
-                ));
-            }
-            if !path.starts_with('/') || path.bytes().any(|b| b == b';' || !b.is_ascii_graphic()) {
-                return Err(ConfigError::Cookie(
-                    "a cookie path must be an absolute path",
-                ));
-            }
-            if name.starts_with("__Host-") && (path != "/" || !self.secure) {
-                return Err(ConfigError::Cookie(
-                    "a __Host- cookie needs Path=/ and Secure",
-                ));
-            }
-            if name.starts_with("__Secure-") && !self.secure {
-                return Err(ConfigError::Cookie("a __Secure- cookie needs Secure"));
-            }
-        }
+        // Names, paths and prefixes follow the rules every portcullis cookie shares
+        // (prefixes matched case-insensitively, RFC 6265bis §4.1.3).
+        self.attributes("/").validate(&self.access_name)?;
+        self.attributes(&self.refresh_path)
+            .validate(&self.refresh_name)?;
         if self.same_site == SameSite::None && !self.secure {
             return Err(ConfigError::Cookie("SameSite=None needs Secure"));
         }
@@ -268,19 +230,24 @@ impl CookieTransport {
         Ok(())
     }
 
-    /// The access token from the request's cookies.
+    /// The access token from the request's cookies: `None` when absent, or when several
+    /// different values arrive (one may be tossed from a sibling domain, RFC 6265bis §8.5).
     pub fn access_token<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
-        find_cookie(headers, &self.access_name)
+        find_cookie(headers, &self.access_name).value()
     }
 
-    /// The refresh token from the request's cookies.
+    /// The refresh token from the request's cookies, by the same rule as
+    /// [`CookieTransport::access_token`]: a planted second refresh cookie never swaps the
+    /// victim into the attacker's session.
     pub fn refresh_token<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
-        find_cookie(headers, &self.refresh_name)
+        find_cookie(headers, &self.refresh_name).value()
     }
 
-    /// Whether the request carries either cookie (and so needs the cross-site check).
+    /// Whether the request carries either cookie, even ambiguously (and so needs the
+    /// cross-site check).
     pub fn has_cookies(&self, headers: &HeaderMap) -> bool {
-        self.access_token(headers).is_some() || self.refresh_token(headers).is_some()
+        find_cookie(headers, &self.access_name).is_present()
+            || find_cookie(headers, &self.refresh_name).is_present()
     }
 
     /// Appends `Set-Cookie` headers for both tokens of `pair`, expiring with them: the access
@@ -309,34 +276,33 @@ impl CookieTransport {
         self.append(headers, &self.refresh_name, &self.refresh_path, "", 0);
     }
 
+    fn attributes(&self, path: &str) -> CookieAttributes {
+        CookieAttributes::new()
+            .path(path)
+            .secure(self.secure)
+            .same_site(self.same_site)
+    }
+
     fn append(&self, headers: &mut HeaderMap, name: &str, path: &str, value: &str, max_age: u64) {
-        let secure = if self.secure { "; Secure" } else { "" };
-        let cookie = format!(
-            "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly{secure}; SameSite={}",
-            self.same_site.as_str()
-        );
-        // Token and name characters are validated, so this only fails on a bug; never panic.
-        if let Ok(value) = HeaderValue::from_str(&cookie) {
-            headers.append(header::SET_COOKIE, value);
+        let attributes = self.attributes(path);
+        let cookie = if value.is_empty() {
+            attributes.clear_cookie(name)
+        } else {
+            attributes.set_cookie(name, value, Some(max_age))
+        };
+        match cookie {
+            Ok(value) => {
+                headers.append(header::SET_COOKIE, value);
+            }
+            Err(error) => tracing::error!(%error, "cannot write an auth cookie"),
         }
     }
 }
 
-/// The first cookie named `name` in the request's `Cookie` headers.
-fn find_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value.trim_matches('"'))
-        .filter(|value| !value.is_empty())
-}
-
 #[cfg(test)]
 mod tests {
+    use http::HeaderValue;
+
     use super::*;
 
     #[test]
@@ -380,10 +346,51 @@ mod tests {
                     .refresh_cookie_path("/x"),
                 false,
             ),
+            // Prefixes are matched case-insensitively, as browsers do (RFC 6265bis §4.1.3).
+            (
+                CookieTransport::new().refresh_cookie_name("__host-refresh"),
+                false,
+            ),
+            (
+                CookieTransport::new().refresh_cookie_name("__HOST-refresh"),
+                false,
+            ),
+            (
+                CookieTransport::new()
+                    .access_cookie_name("__secure-a")
+                    .refresh_cookie_name("r")
+                    .dangerous_insecure(),
+                false,
+            ),
         ];
         for (i, (cookies, ok)) in cases.into_iter().enumerate() {
             assert_eq!(cookies.validate().is_ok(), ok, "case {i}: {cookies:?}");
         }
+    }
+
+    #[test]
+    fn planted_duplicates_are_ambiguous_never_first_wins() {
+        // Issue: a sibling subdomain planted a second __Secure-refresh; the first one won and
+        // swapped the victim into the attacker's session. Now neither is used.
+        let mut headers = HeaderMap::new();
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("__Secure-refresh=attacker; __Secure-refresh=victim"),
+        );
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("__Host-access=a; __Host-access=b"),
+        );
+        let cookies = CookieTransport::new();
+        assert_eq!(cookies.refresh_token(&headers), None);
+        assert_eq!(cookies.access_token(&headers), None);
+        assert!(cookies.has_cookies(&headers), "still checked cross-site");
+        let mut same = HeaderMap::new();
+        same.append(
+            header::COOKIE,
+            HeaderValue::from_static("__Secure-refresh=r; __Secure-refresh=r"),
+        );
+        assert_eq!(cookies.refresh_token(&same), Some("r"));
     }
 
     #[test]
@@ -412,8 +419,8 @@ mod tests {
         assert_eq!(
             set,
             [
-                "__Host-access=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Lax",
-                "__Secure-refresh=; Path=/refresh; Max-Age=0; HttpOnly; Secure; SameSite=Lax"
+                "__Host-access=; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
+                "__Secure-refresh=; HttpOnly; SameSite=Lax; Secure; Path=/refresh; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
             ]
         );
     }

@@ -16,6 +16,7 @@ use http::{HeaderMap, Request, Response, header};
 use pin_project_lite::pin_project;
 use portcullis_core::{
     AuthRejection, Authentication, CrossSiteCheck, IdentityFuture, IdentitySource,
+    credentials::bearer_token,
 };
 use sync_wrapper::SyncFuture;
 use tower_layer::Layer;
@@ -25,10 +26,6 @@ use crate::{
     ConfigError, CookieTransport, HybridError, HybridSessions, TokenPair,
     access::{self, VerifiedAccess},
 };
-
-/// Larger `Authorization` values are refused before any parsing (RFC 6750 tokens are far
-/// smaller; this bounds the work an attacker can ask for).
-const MAX_AUTHORIZATION_BYTES: usize = 8 * 1024;
 
 /// The session behind a request's access token, for handlers that act on the session itself
 /// (logout, logout-all). Present in request extensions when the access token was valid.
@@ -303,10 +300,9 @@ where
                 }
                 Poll::Ready(Ok(response))
             }
-            KindProjection::Rejected { rejection, .. } => Poll::Ready(Ok(rejection
-                .take()
-                .unwrap_or_else(|| AuthRejection::misconfigured("response polled twice"))
-                .to_response())),
+            KindProjection::Rejected { rejection, .. } => {
+                Poll::Ready(Ok(AuthRejection::respond_once(rejection)))
+            }
             KindProjection::Waiting { future } => future.poll(cx),
         }
     }
@@ -474,37 +470,6 @@ impl Config {
             (Some(Err(rejection)), None) => Err(self.challenge(rejection)),
         }
     }
-}
-
-/// The bearer token of the `Authorization` header, if its scheme is `Bearer`.
-fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AuthRejection> {
-    let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    let Some(value) = values.next() else {
-        return Ok(None);
-    };
-    if values.next().is_some() {
-        // RFC 6750 §3.1: more than one method of passing the token is invalid_request.
-        return Err(AuthRejection::invalid_request(
-            "more than one Authorization header",
-        ));
-    }
-    if value.len() > MAX_AUTHORIZATION_BYTES {
-        return Err(AuthRejection::invalid_credentials("the token is too large"));
-    }
-    let value = value
-        .to_str()
-        .map_err(|_| AuthRejection::invalid_request("the Authorization header is not ASCII"))?;
-    let Some((scheme, token)) = value.split_once(' ') else {
-        return Ok(None);
-    };
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Ok(None);
-    }
-    let token = token.trim();
-    if token.is_empty() {
-        return Err(AuthRejection::invalid_request("empty bearer token"));
-    }
-    Ok(Some(token))
 }
 
 /// A credential that was present but bad, refused only if a handler asks for the user.

@@ -183,9 +183,12 @@ pub enum ConfigError {
     /// Subscribing to the revocation feed failed.
     #[error("could not subscribe to the revocation feed")]
     Feed(#[source] StoreError),
-    /// A cookie setting breaks the rules of its name prefix or of RFC 6265.
+    /// A cookie setting breaks the rules of the cookie transport.
     #[error("invalid cookie setting: {0}")]
     Cookie(&'static str),
+    /// A cookie name, path or attribute a browser would reject (RFC 6265bis).
+    #[error(transparent)]
+    CookieAttributes(#[from] portcullis_core::credentials::CookieError),
 }
 
 /// Why a login, refresh or logout failed. Converts into the matching [`AuthRejection`].

@@ -13,20 +13,22 @@ use std::{
 use bytes::Bytes;
 use http::{Request, Response};
 use pin_project_lite::pin_project;
-use portcullis_core::{AuthRejection, Authentication, Mechanism};
+use portcullis_core::{AuthRejection, Authentication, CrossSiteCheck, Mechanism};
 use sync_wrapper::SyncFuture;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::{TokenSources, TokenVerifier, verify::Attempt};
+use crate::{TokenOrigin, TokenSources, TokenVerifier, verify::Attempt};
 
 /// The realm of the `WWW-Authenticate` challenge unless configured.
 pub const DEFAULT_REALM: &str = "api";
 
+#[derive(Clone)]
 struct Config {
     verifier: TokenVerifier,
     realm: Arc<str>,
     sources: TokenSources,
+    cross_site: Option<CrossSiteCheck>,
 }
 
 /// Authenticates requests carrying a bearer JWT.
@@ -70,19 +72,13 @@ impl BearerLayer {
                 verifier,
                 realm: DEFAULT_REALM.into(),
                 sources: TokenSources::default(),
+                cross_site: Some(CrossSiteCheck::new()),
             }),
         }
     }
 
     fn update(self, change: impl FnOnce(&mut Config)) -> Self {
-        let mut config = match Arc::try_unwrap(self.config) {
-            Ok(config) => config,
-            Err(shared) => Config {
-                verifier: shared.verifier.clone(),
-                realm: shared.realm.clone(),
-                sources: shared.sources.clone(),
-            },
-        };
+        let mut config = Arc::unwrap_or_clone(self.config);
         change(&mut config);
         Self {
             config: Arc::new(config),
@@ -115,6 +111,45 @@ impl BearerLayer {
     #[must_use]
     pub fn sources(self, sources: TokenSources) -> Self {
         self.update(|config| config.sources = sources)
+    }
+
+    /// Replaces the cross-site check applied to unsafe requests (POST, PUT, PATCH, DELETE)
+    /// whose token comes from a cookie (see [`TokenSources::cookie`]). On by default; tokens
+    /// from the `Authorization` header need none, since browsers never add that header on their
+    /// own.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use portcullis_jwt::{BearerLayer, KeySet, TokenVerifier, Validation};
+    /// use portcullis_core::CrossSiteCheck;
+    /// let check = CrossSiteCheck::new().trust_origin("https://app.example.com").unwrap();
+    /// let layer = BearerLayer::new(TokenVerifier::new(KeySet::new(), Validation::new()))
+    ///     .cross_site_check(check);
+    /// ```
+    #[must_use]
+    pub fn cross_site_check(self, check: CrossSiteCheck) -> Self {
+        self.update(|config| config.cross_site = Some(check))
+    }
+
+    /// Turns off the cross-site check for cookie-borne tokens.
+    ///
+    /// # Security
+    ///
+    /// Without it any site can make a signed-in user's browser send authenticated POST, PUT,
+    /// PATCH and DELETE requests with the token cookie (OWASP Cross-Site Request Forgery
+    /// Prevention Cheat Sheet); only do this when another layer checks CSRF tokens.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use portcullis_jwt::{BearerLayer, KeySet, TokenVerifier, Validation};
+    /// let layer = BearerLayer::new(TokenVerifier::new(KeySet::new(), Validation::new()))
+    ///     .dangerous_disable_cross_site_check();
+    /// ```
+    #[must_use]
+    pub fn dangerous_disable_cross_site_check(self) -> Self {
+        self.update(|config| config.cross_site = None)
     }
 
     /// The verifier.
@@ -202,14 +237,24 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let config = &*self.config;
-        let verified = match config.sources.find(request.headers()) {
+        let located = config.sources.locate(request.headers()).and_then(|found| {
+            if let Some((_, TokenOrigin::Cookie)) = found
+                && let Some(check) = &config.cross_site
+            {
+                // The browser attaches the cookie to requests other sites trigger: refuse
+                // unsafe ones (OWASP CSRF Prevention Cheat Sheet), as the session layer does.
+                check.check(&request)?;
+            }
+            Ok(found)
+        });
+        let verified = match located {
             Err(rejection) => {
                 return ResponseFuture::rejected(
                     rejection.with_bearer_challenge(config.realm.clone()),
                 );
             }
             Ok(None) => None,
-            Ok(Some(token)) => match config.verifier.attempt(token) {
+            Ok(Some((token, _))) => match config.verifier.attempt(token) {
                 Attempt::Done(Ok(verified)) => Some(verified),
                 Attempt::Done(Err(error)) => {
                     tracing::debug!(%error, "bearer token refused");
@@ -303,10 +348,9 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
             KindProjection::Inner { future } => future.poll(cx),
-            KindProjection::Rejected { rejection, .. } => match rejection.take() {
-                Some(rejection) => Poll::Ready(Ok(rejection.to_response())),
-                None => panic!("ResponseFuture polled after completion"),
-            },
+            KindProjection::Rejected { rejection, .. } => {
+                Poll::Ready(Ok(AuthRejection::respond_once(rejection)))
+            }
             KindProjection::Waiting { future } => future.poll(cx),
         }
     }
@@ -505,6 +549,76 @@ mod tests {
         let response = service.oneshot(request).await.unwrap();
         let body = response.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&body[..], b"admin");
+    }
+
+    #[tokio::test]
+    async fn cookie_tokens_get_the_cross_site_check() {
+        let issuer = issuer();
+        let verifier = TokenVerifier::new(issuer.key_set(), Validation::new().audience("api"));
+        let app = |layer: BearerLayer| {
+            Router::new()
+                .route(
+                    "/me",
+                    get(|CurrentUser(user): CurrentUser<User>| async move { user.user })
+                        .post(|CurrentUser(user): CurrentUser<User>| async move { user.user }),
+                )
+                .layer(layer)
+        };
+        let layer = BearerLayer::new(verifier.clone())
+            .sources(TokenSources::authorization_header().cookie("__Host-access"));
+        let token = token(&issuer, "advertiser");
+        let send = |layer: BearerLayer, method: &str, site: &str, cookie: bool| {
+            let mut request = Request::builder()
+                .method(method)
+                .uri("/me")
+                .header("sec-fetch-site", site);
+            request = if cookie {
+                request.header(header::COOKIE, format!("__Host-access={token}"))
+            } else {
+                request.header(header::AUTHORIZATION, format!("Bearer {token}"))
+            };
+            app(layer).oneshot(request.body(Body::empty()).unwrap())
+        };
+        let cases = [
+            ("POST", "cross-site", true, StatusCode::FORBIDDEN),
+            ("POST", "same-site", true, StatusCode::FORBIDDEN),
+            ("POST", "same-origin", true, StatusCode::OK),
+            ("GET", "cross-site", true, StatusCode::OK),
+            // The header is never sent by a browser on its own: no CSRF exposure.
+            ("POST", "cross-site", false, StatusCode::OK),
+        ];
+        for (method, site, cookie, expected) in cases {
+            let response = send(layer.clone(), method, site, cookie).await.unwrap();
+            assert_eq!(
+                response.status(),
+                expected,
+                "{method} {site} cookie={cookie}"
+            );
+        }
+        let off = layer.dangerous_disable_cross_site_check();
+        let response = send(off, "POST", "cross-site", true).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+
+    #[test]
+    fn a_rejection_future_polled_twice_answers_500_instead_of_panicking() {
+        use std::task::{Context, Poll};
+        type Full = http_body_util::Full<Bytes>;
+        let mut future: ResponseFuture<
+            std::future::Ready<Result<Response<Full>, Infallible>>,
+            Full,
+            Infallible,
+        > = ResponseFuture::rejected(AuthRejection::invalid_request("bad"));
+        let mut future = std::pin::pin!(future);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let Poll::Ready(Ok(first)) = future.as_mut().poll(&mut cx) else {
+            panic!("a rejection is ready at once");
+        };
+        assert_eq!(first.status(), StatusCode::BAD_REQUEST);
+        let Poll::Ready(Ok(again)) = future.as_mut().poll(&mut cx) else {
+            panic!("a second poll is ready too");
+        };
+        assert_eq!(again.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 
     #[test]

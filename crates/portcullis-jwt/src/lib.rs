@@ -79,6 +79,6 @@ pub use keys::{KeyError, KeySet, SigningKey};
 pub use layer::{Bearer, BearerLayer, DEFAULT_REALM, ResponseFuture};
 #[cfg(feature = "jwks-url")]
 pub use remote::JwksOptions;
-pub use sources::TokenSources;
+pub use sources::{TokenOrigin, TokenSources};
 pub use validation::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, MAX_LEEWAY, Validation};
 pub use verify::{TokenError, TokenVerifier, VerifiedToken};

@@ -4,8 +4,11 @@
 
 use std::sync::Arc;
 
-use http::{HeaderMap, header};
-use portcullis_core::AuthRejection;
+use http::HeaderMap;
+use portcullis_core::{
+    AuthRejection,
+    credentials::{bearer_token, find_cookie},
+};
 
 /// The places a [`BearerLayer`](crate::BearerLayer) looks for a token, in order: the
 /// `Authorization: Bearer` header (scheme case-insensitive, RFC 7235 §2.1), then the cookie.
@@ -64,13 +67,14 @@ impl TokenSources {
     /// The token of a request, if it carries one.
     ///
     /// An `Authorization` header with another scheme (`Basic`, say) is not a bearer token and
-    /// is ignored, so other layers may handle it.
+    /// is ignored, so other layers may handle it. The header and cookie rules are the ones every
+    /// portcullis layer shares ([`portcullis_core::credentials`]): a cookie sent several times
+    /// with different values is ambiguous (cookie tossing) and makes the request anonymous.
     ///
     /// # Errors
     ///
     /// 400 `invalid_request` (RFC 6750 §3.1) for two `Authorization` headers, an empty or
-    /// non-ASCII one, a `Bearer` scheme without a well-formed token, or the token cookie sent
-    /// twice.
+    /// non-ASCII one, or a `Bearer` scheme without a well-formed token.
     ///
     /// # Examples
     ///
@@ -81,89 +85,41 @@ impl TokenSources {
     /// assert_eq!(TokenSources::authorization_header().find(&headers).unwrap(), Some("abc.def.ghi"));
     /// ```
     pub fn find<'h>(&self, headers: &'h HeaderMap) -> Result<Option<&'h str>, AuthRejection> {
+        Ok(self.locate(headers)?.map(|(token, _)| token))
+    }
+
+    /// Like [`TokenSources::find`], also saying where the token was found: a token from a
+    /// cookie is sent by the browser on its own, so unsafe requests carrying it need the
+    /// cross-site check (OWASP CSRF Prevention Cheat Sheet).
+    ///
+    /// # Errors
+    ///
+    /// As [`TokenSources::find`].
+    pub fn locate<'h>(
+        &self,
+        headers: &'h HeaderMap,
+    ) -> Result<Option<(&'h str, TokenOrigin)>, AuthRejection> {
         if self.header
-            && let Some(token) = bearer_header(headers)?
+            && let Some(token) = bearer_token(headers)?
         {
-            return Ok(Some(token));
+            return Ok(Some((token, TokenOrigin::AuthorizationHeader)));
         }
-        match &self.cookie {
-            Some(name) => cookie(headers, name),
-            None => Ok(None),
-        }
+        Ok(self
+            .cookie
+            .as_ref()
+            .and_then(|name| find_cookie(headers, name).value())
+            .map(|token| (token, TokenOrigin::Cookie)))
     }
 }
 
-fn bearer_header(headers: &HeaderMap) -> Result<Option<&str>, AuthRejection> {
-    let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    let Some(value) = values.next() else {
-        return Ok(None);
-    };
-    if values.next().is_some() {
-        return Err(AuthRejection::invalid_request(
-            "more than one Authorization header",
-        ));
-    }
-    let value = value
-        .to_str()
-        .map_err(|_| AuthRejection::invalid_request("the Authorization header is not ASCII"))?
-        .trim_matches(' ');
-    if value.is_empty() {
-        return Err(AuthRejection::invalid_request(
-            "the Authorization header is empty",
-        ));
-    }
-    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Ok(None);
-    }
-    let token = rest.trim_start_matches(' ');
-    if !is_b64token(token) {
-        return Err(AuthRejection::invalid_request(
-            "the Authorization header does not hold a bearer token",
-        ));
-    }
-    Ok(Some(token))
-}
-
-/// RFC 6750 §2.1: `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
-fn is_b64token(token: &str) -> bool {
-    let body = token.trim_end_matches('=');
-    !body.is_empty()
-        && body.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
-        })
-}
-
-fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, AuthRejection> {
-    let mut found = None;
-    for value in headers.get_all(header::COOKIE) {
-        let Ok(value) = value.to_str() else {
-            continue;
-        };
-        for pair in value.split(';') {
-            let Some((key, token)) = pair.trim().split_once('=') else {
-                continue;
-            };
-            if key != name {
-                continue;
-            }
-            if found.is_some() {
-                // Two cookies of one name: one may have been planted by a sibling domain
-                // (cookie tossing); refuse to guess which is real.
-                return Err(AuthRejection::invalid_request(
-                    "the token cookie was sent more than once",
-                ));
-            }
-            found = Some(token.trim_matches('"'));
-        }
-    }
-    match found {
-        Some("") | None => Ok(None),
-        Some(token) if is_b64token(token) => Ok(Some(token)),
-        Some(_) => Err(AuthRejection::invalid_request(
-            "the token cookie is malformed",
-        )),
-    }
+/// Where a request's token was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenOrigin {
+    /// The `Authorization: Bearer` header: sent by script or client code, never by the
+    /// browser on its own.
+    AuthorizationHeader,
+    /// A cookie: sent by the browser with every request, including cross-site ones.
+    Cookie,
 }
 
 #[cfg(test)]
@@ -242,10 +198,15 @@ mod tests {
             sources.find(&headers(&[("cookie", b"other=1")])).unwrap(),
             None
         );
+        // Different values: one may be tossed from a sibling domain; anonymous, as in every
+        // layer. The same value twice is one cookie.
         let twice = headers(&[("cookie", b"at=a.b.c; at=d.e.f")]);
+        assert_eq!(sources.find(&twice).unwrap(), None);
+        let same = headers(&[("cookie", b"at=a.b.c"), ("cookie", b"at=a.b.c")]);
+        assert_eq!(sources.find(&same).unwrap(), Some("a.b.c"));
         assert_eq!(
-            sources.find(&twice).unwrap_err().status(),
-            StatusCode::BAD_REQUEST
+            sources.locate(&same).unwrap(),
+            Some(("a.b.c", TokenOrigin::Cookie))
         );
         // The header is not consulted when only the cookie is configured.
         assert_eq!(

@@ -338,11 +338,7 @@ where
                     return Poll::Ready(Ok(response));
                 }
                 StateProjection::Rejected { rejection, .. } => {
-                    let response = rejection
-                        .take()
-                        .map(|rejection| rejection.to_response())
-                        .unwrap_or_default_response();
-                    return Poll::Ready(Ok(response));
+                    return Poll::Ready(Ok(AuthRejection::respond_once(rejection)));
                 }
             }
         }
