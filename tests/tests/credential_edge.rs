@@ -32,6 +32,19 @@ async fn me(CurrentUser(user): CurrentUser<User>) -> String {
     user.user
 }
 
+/// The same handlers behind every layer.
+fn routes() -> Router {
+    Router::new()
+        .route("/me", get(me))
+        .route(
+            "/cached",
+            get(|CurrentUser(user): CurrentUser<User>| async move {
+                ([(header::CACHE_CONTROL, "private, max-age=5")], user.user)
+            }),
+        )
+        .route("/public", get(|| async { "hello" }))
+}
+
 /// A layer under test: its router, the name of its auth cookie and a valid credential.
 struct Edge {
     name: &'static str,
@@ -43,8 +56,7 @@ struct Edge {
 
 async fn session_edge() -> Edge {
     let layer = SessionLayer::new(MemoryStore::new(), SessionConfig::default()).unwrap();
-    let router = Router::new()
-        .route("/me", get(me))
+    let router = routes()
         .route(
             "/login",
             get(|session: Session| async move {
@@ -81,7 +93,7 @@ fn bearer_edge() -> Edge {
         .sources(TokenSources::authorization_header().cookie("__Host-access"));
     Edge {
         name: "bearer",
-        router: Router::new().route("/me", get(me)).layer(layer),
+        router: routes().layer(layer),
         cookie: "__Host-access",
         secret,
         bearer: true,
@@ -103,7 +115,7 @@ async fn hybrid_edge() -> Edge {
         .unwrap();
     Edge {
         name: "hybrid",
-        router: Router::new().route("/me", get(me)).layer(layer),
+        router: routes().layer(layer),
         cookie: "__Host-access",
         secret: pair.access_token().to_owned(),
         bearer: true,
@@ -263,5 +275,58 @@ async fn every_bearer_layer_answers_a_hostile_authorization_header_the_same_way(
             let (status, _) = send(&edge.router, &headers).await;
             assert_eq!(status, expected, "{}: {what}", edge.name);
         }
+    }
+}
+
+/// Issue 18 item 10: an authenticated answer must never sit in a shared cache, whatever the
+/// handler forgot; a handler's own `Cache-Control` is kept, and anonymous answers are left
+/// alone.
+#[tokio::test]
+async fn every_layer_marks_authenticated_responses_no_store() {
+    for edge in edges().await {
+        let router = edge.router.clone();
+        let credential = if edge.bearer {
+            (
+                header::AUTHORIZATION,
+                format!("Bearer {}", edge.secret).into_bytes(),
+            )
+        } else {
+            (
+                header::COOKIE,
+                format!("{}={}", edge.cookie, edge.secret).into_bytes(),
+            )
+        };
+        let cache_control = |path: &'static str, with_credential: bool| {
+            let router = router.clone();
+            let credential = credential.clone();
+            async move {
+                let mut request = Request::get(path).body(Body::empty()).unwrap();
+                if with_credential {
+                    request.headers_mut().insert(
+                        credential.0,
+                        HeaderValue::from_bytes(&credential.1).unwrap(),
+                    );
+                }
+                let response = router.oneshot(request).await.unwrap();
+                assert!(response.status().is_success(), "{}: {path}", edge.name);
+                response
+                    .headers()
+                    .get(header::CACHE_CONTROL)
+                    .map(|v| v.to_str().unwrap().to_owned())
+            }
+        };
+        assert_eq!(
+            cache_control("/me", true).await.as_deref(),
+            Some("no-store"),
+            "{}",
+            edge.name
+        );
+        assert_eq!(
+            cache_control("/cached", true).await.as_deref(),
+            Some("private, max-age=5"),
+            "{}",
+            edge.name
+        );
+        assert_eq!(cache_control("/public", false).await, None, "{}", edge.name);
     }
 }

@@ -205,9 +205,9 @@ impl AuthRejection {
     /// use portcullis_core::AuthRejection;
     ///
     /// let mut slot = Some(AuthRejection::invalid_request("bad"));
-    /// let first: http::Response<String> = AuthRejection::respond_once(&mut slot);
+    /// let first: http::Response<Vec<u8>> = AuthRejection::respond_once(&mut slot);
     /// assert_eq!(first.status(), 400);
-    /// let again: http::Response<String> = AuthRejection::respond_once(&mut slot);
+    /// let again: http::Response<Vec<u8>> = AuthRejection::respond_once(&mut slot);
     /// assert_eq!(again.status(), 500);
     /// ```
     pub fn respond_once<B: From<Bytes>>(slot: &mut Option<Self>) -> Response<B> {

@@ -16,7 +16,7 @@ use http::{HeaderMap, Request, Response, header};
 use pin_project_lite::pin_project;
 use portcullis_core::{
     AuthRejection, Authentication, CrossSiteCheck, IdentityFuture, IdentitySource,
-    credentials::bearer_token,
+    credentials::{add_no_store, bearer_token},
 };
 use sync_wrapper::SyncFuture;
 use tower_layer::Layer;
@@ -272,7 +272,7 @@ pin_project! {
 pin_project! {
     #[project = KindProjection]
     enum Kind<F, B, E> {
-        Inner { #[pin] future: F, refresh: Option<Arc<TransparentRefresh>> },
+        Inner { #[pin] future: F, refresh: Option<Arc<TransparentRefresh>>, identified: bool },
         Rejected { rejection: Option<AuthRejection>, body: PhantomData<fn() -> B> },
         Waiting { #[pin] future: Waiting<B, E> },
     }
@@ -293,10 +293,17 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
-            KindProjection::Inner { future, refresh } => {
+            KindProjection::Inner {
+                future,
+                refresh,
+                identified,
+            } => {
                 let mut response = ready!(future.poll(cx))?;
                 if let Some(refresh) = refresh.take() {
                     refresh.finish(response.headers_mut());
+                }
+                if *identified {
+                    add_no_store(response.headers_mut());
                 }
                 Poll::Ready(Ok(response))
             }
@@ -326,6 +333,8 @@ where
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let kind = match self.config.authenticate_now(&mut request) {
             Some(Ok(refresh)) => Kind::Inner {
+                // A verified access token: the response is this user's alone.
+                identified: request.extensions().get::<AccessSession>().is_some(),
                 future: self.inner.call(request),
                 refresh,
             },
@@ -342,9 +351,14 @@ where
                     future: SyncFuture::new(Box::pin(async move {
                         match config.authenticate_later(&mut request).await {
                             Ok(refresh) => {
+                                let identified =
+                                    request.extensions().get::<AccessSession>().is_some();
                                 let mut response = inner.call(request).await?;
                                 if let Some(refresh) = refresh {
                                     refresh.finish(response.headers_mut());
+                                }
+                                if identified {
+                                    add_no_store(response.headers_mut());
                                 }
                                 Ok(response)
                             }

@@ -7,13 +7,15 @@ use std::{
     marker::PhantomData,
     pin::Pin,
     sync::Arc,
-    task::{Context, Poll},
+    task::{Context, Poll, ready},
 };
 
 use bytes::Bytes;
 use http::{Request, Response};
 use pin_project_lite::pin_project;
-use portcullis_core::{AuthRejection, Authentication, CrossSiteCheck, Mechanism};
+use portcullis_core::{
+    AuthRejection, Authentication, CrossSiteCheck, Mechanism, credentials::add_no_store,
+};
 use sync_wrapper::SyncFuture;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -274,7 +276,9 @@ where
                                 Authentication::of(request.extensions_mut())
                                     .set_bearer_realm(config.realm.clone())
                                     .add_identity(verified.into_identity(Mechanism::Bearer));
-                                inner.call(request).await
+                                let mut response = inner.call(request).await?;
+                                add_no_store(response.headers_mut());
+                                Ok(response)
                             }
                             Err(error) => {
                                 tracing::debug!(%error, "bearer token refused after a key refetch");
@@ -289,12 +293,14 @@ where
         };
         let authentication = Authentication::of(request.extensions_mut());
         authentication.set_bearer_realm(config.realm.clone());
+        let identified = verified.is_some();
         if let Some(verified) = verified {
             authentication.add_identity(verified.into_identity(Mechanism::Bearer));
         }
         ResponseFuture {
             kind: Kind::Inner {
                 future: self.inner.call(request),
+                identified,
             },
         }
     }
@@ -313,7 +319,7 @@ pin_project! {
 pin_project! {
     #[project = KindProjection]
     enum Kind<F, B, E> {
-        Inner { #[pin] future: F },
+        Inner { #[pin] future: F, identified: bool },
         Rejected { rejection: Option<AuthRejection>, body: PhantomData<fn() -> B> },
         Waiting { #[pin] future: Waiting<B, E> },
     }
@@ -347,7 +353,13 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
-            KindProjection::Inner { future } => future.poll(cx),
+            KindProjection::Inner { future, identified } => {
+                let mut response = ready!(future.poll(cx))?;
+                if *identified {
+                    add_no_store(response.headers_mut());
+                }
+                Poll::Ready(Ok(response))
+            }
             KindProjection::Rejected { rejection, .. } => {
                 Poll::Ready(Ok(AuthRejection::respond_once(rejection)))
             }
@@ -604,7 +616,7 @@ mod tests {
     fn a_rejection_future_polled_twice_answers_500_instead_of_panicking() {
         use std::task::{Context, Poll};
         type Full = http_body_util::Full<Bytes>;
-        let mut future: ResponseFuture<
+        let future: ResponseFuture<
             std::future::Ready<Result<Response<Full>, Infallible>>,
             Full,
             Infallible,

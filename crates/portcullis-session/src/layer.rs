@@ -14,7 +14,10 @@ use std::{
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, header};
 use pin_project_lite::pin_project;
-use portcullis_core::{AuthRejection, Authentication, SecretToken, credentials::find_cookie};
+use portcullis_core::{
+    AuthRejection, Authentication, SecretToken,
+    credentials::{add_no_store, find_cookie},
+};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -292,6 +295,10 @@ where
                 } => {
                     let mut response = ready!(future.poll(cx))?;
                     let session = session.take();
+                    if session.as_ref().is_some_and(|s| s.was_used()) {
+                        // The handler read this caller's session: the answer is theirs alone.
+                        add_no_store(response.headers_mut());
+                    }
                     match session.filter(|s| s.needs_finish()) {
                         // The hot path: nobody asked for the session, so nothing to write.
                         None => {

@@ -352,6 +352,11 @@ impl RequestState {
 
     /// Whether [`RequestState::finish`] has anything to do, decided without waiting: the hot
     /// path of a read-only request skips the asynchronous finish (and its allocation).
+    /// Whether a handler or extractor touched the session during this request.
+    pub(crate) fn was_used(&self) -> bool {
+        self.used.load(Ordering::Acquire)
+    }
+
     pub(crate) fn needs_finish(&self) -> bool {
         if !self.used.load(Ordering::Acquire) {
             return false;

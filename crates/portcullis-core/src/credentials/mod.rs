@@ -14,7 +14,9 @@
 mod bearer;
 mod cookie_attributes;
 mod cookie_header;
+mod no_store;
 
 pub use bearer::{MAX_AUTHORIZATION_BYTES, bearer_token};
 pub use cookie_attributes::{CookieAttributes, CookieError, MAX_COOKIE_BYTES, SameSite};
 pub use cookie_header::{PresentedCookie, find_cookie};
+pub use no_store::add_no_store;
