@@ -12,6 +12,11 @@
 //! | [`REFRESHES_TOTAL`] | `outcome`: `rotated`, `grace`, `reuse_detected`, `invalid`, `expired` |
 //! | [`REVOCATIONS_TOTAL`] | `mechanism`, `scope`: `session`, `user`, `theft` |
 
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
 use crate::{AuthRejection, Mechanism};
 
 /// Requests refused, by reason.
@@ -32,12 +37,66 @@ fn mechanism_label(mechanism: Mechanism) -> &'static str {
     }
 }
 
+/// How often a WARN line for server-side refusals is written, per status class.
+const WARN_EVERY_SECS: u64 = 10;
+
+/// At most one log line per window: an outage (keys unavailable, store down) refuses every
+/// request, and one WARN per request would flood the log while saying nothing new. The
+/// counter still counts each refusal; the line says how many it stands for.
+struct Throttle {
+    next_at: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+impl Throttle {
+    const fn new() -> Self {
+        Self {
+            next_at: AtomicU64::new(0),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(n)` when a line may be written at `now` (`n` lines were suppressed since the
+    /// last one), `None` when this one is suppressed.
+    fn admit(&self, now: u64) -> Option<u64> {
+        let next_at = self.next_at.load(Ordering::Relaxed);
+        if now >= next_at
+            && self
+                .next_at
+                .compare_exchange(
+                    next_at,
+                    now.saturating_add(WARN_EVERY_SECS),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            return Some(self.suppressed.swap(0, Ordering::Relaxed));
+        }
+        self.suppressed.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+}
+
+static UNAVAILABLE_WARNINGS: Throttle = Throttle::new();
+static SERVER_ERROR_WARNINGS: Throttle = Throttle::new();
+
 /// Records a refused request.
 pub fn rejection(rejection: &AuthRejection) {
     let status = rejection.status().as_u16();
     let reason = rejection.error_code();
     if status >= 500 {
-        tracing::warn!(target: "portcullis", event = "rejection", reason, status, description = rejection.description());
+        let throttle = if status == 503 {
+            &UNAVAILABLE_WARNINGS
+        } else {
+            &SERVER_ERROR_WARNINGS
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs());
+        if let Some(suppressed) = throttle.admit(now) {
+            tracing::warn!(target: "portcullis", event = "rejection", reason, status, suppressed, description = rejection.description());
+        }
     } else {
         tracing::debug!(target: "portcullis", event = "rejection", reason, status, description = rejection.description());
     }
@@ -118,6 +177,23 @@ pub fn revocation(mechanism: Mechanism, scope: RevocationScope, count: u64) {
     tracing::info!(target: "portcullis", event = "revocation", mechanism, scope, count);
     metrics::counter!(REVOCATIONS_TOTAL, "mechanism" => mechanism, "scope" => scope)
         .increment(count);
+}
+
+#[cfg(test)]
+mod throttle_tests {
+    use super::*;
+
+    #[test]
+    fn one_warning_per_window_counting_the_rest() {
+        let throttle = Throttle::new();
+        assert_eq!(throttle.admit(1_000), Some(0));
+        for _ in 0..999 {
+            assert_eq!(throttle.admit(1_000 + WARN_EVERY_SECS - 1), None);
+        }
+        assert_eq!(throttle.admit(1_000 + WARN_EVERY_SECS), Some(999));
+        assert_eq!(throttle.admit(1_000 + WARN_EVERY_SECS), None);
+        assert_eq!(throttle.admit(1_000 + 5 * WARN_EVERY_SECS), Some(1));
+    }
 }
 
 #[cfg(test)]
