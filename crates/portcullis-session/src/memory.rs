@@ -5,7 +5,8 @@
 //! expiry times: expired sessions are freed a few at a time on every write to the shard and by
 //! [`MemoryStore::sweep_expired`] (run periodically by [`MemoryStore::spawn_sweeper`]), one
 //! shard at a time, so there is never a global pause. The number of sessions is capped
-//! ([`MemoryStoreConfig::max_sessions`]); at the cap the session closest to expiry is evicted.
+//! ([`MemoryStoreConfig::max_sessions`]); at the cap an anonymous session is evicted first,
+//! then one of the user holding the most sessions, so a flood evicts only its own.
 //! A per-user index (sharded the same way) serves listings, revocation and per-user limits.
 //!
 //! Records are kept compactly (every string of a session in one allocation, the user and
@@ -77,7 +78,8 @@ impl fmt::Debug for MemoryStoreConfig {
 
 impl MemoryStoreConfig {
     /// The most sessions the store holds (default 1,000,000); at the cap, creating a session
-    /// evicts the one closest to expiry in its shard. Values below the shard count are raised
+    /// evicts, in its shard, the anonymous session closest to expiry, or if there is none the
+    /// one closest to expiry of the user holding the most sessions. Values below the shard count are raised
     /// to one session per shard.
     ///
     /// # Examples
@@ -339,27 +341,49 @@ impl Shard {
         freed
     }
 
-    /// Removes the live entry closest to expiry, to make room at the cap.
-    fn evict_soonest(&mut self, orphans: &mut Vec<Orphan>) -> bool {
-        while let Some(Reverse((at, bytes))) = self.expiry.pop() {
-            let key = StoreKey::from_bytes(bytes);
-            let Some(entry) = self.entries.get(&key) else {
-                continue;
-            };
-            let real = entry.expires_at.min(entry.absolute_expires_at);
-            if real > at {
-                // Touched since this item was pushed: requeue at its real expiry.
-                self.expiry.push(Reverse((real, bytes)));
-                continue;
+    /// Removes one live entry to make room at the cap, chosen so that whoever creates
+    /// sessions fastest evicts their own: anonymous sessions first (they cost an attacker
+    /// nothing to make), then the sessions of the user holding the most in this shard; within
+    /// either, the one closest to expiry. A flood of anonymous requests, or one account signing
+    /// in again and again, never pushes other users' sessions out (OWASP Session Management
+    /// Cheat Sheet, "Session ID Life Cycle": the store must not let one client end others'
+    /// sessions).
+    fn evict_one(&mut self, orphans: &mut Vec<Orphan>) -> bool {
+        let mut anonymous: Option<(u64, StoreKey)> = None;
+        // Per user: (sessions in this shard, soonest expiry, its key).
+        let mut users: HashMap<&str, (usize, u64, StoreKey)> = HashMap::new();
+        for (key, entry) in &self.entries {
+            let expiry = entry.expires_at.min(entry.absolute_expires_at);
+            match entry.user_id() {
+                None => {
+                    if anonymous.is_none_or(|(soonest, _)| expiry < soonest) {
+                        anonymous = Some((expiry, *key));
+                    }
+                }
+                Some(user_id) => {
+                    let slot = users.entry(user_id).or_insert((0, expiry, *key));
+                    slot.0 += 1;
+                    if expiry < slot.1 {
+                        (slot.1, slot.2) = (expiry, *key);
+                    }
+                }
             }
-            if let Some(entry) = self.entries.remove(&key)
-                && let Some(user_id) = entry.user_id().map(Box::from)
-            {
-                orphans.push((user_id, key));
-            }
-            return true;
         }
-        false
+        let victim = anonymous.map(|(_, key)| key).or_else(|| {
+            users
+                .values()
+                .max_by_key(|(count, expiry, _)| (*count, Reverse(*expiry)))
+                .map(|(_, _, key)| *key)
+        });
+        let Some(key) = victim else {
+            return false;
+        };
+        if let Some(entry) = self.entries.remove(&key)
+            && let Some(user_id) = entry.user_id().map(Box::from)
+        {
+            orphans.push((user_id, key));
+        }
+        true
     }
 
     /// Deleted sessions leave their heap items behind; rebuild the heap when they dominate.
@@ -525,12 +549,12 @@ impl Inner {
         if shard.entries.len() >= self.per_shard && !shard.entries.contains_key(key) {
             shard.sweep(now, usize::MAX, orphans);
             while shard.entries.len() >= self.per_shard {
-                if !shard.evict_soonest(orphans) {
+                if !shard.evict_one(orphans) {
                     break;
                 }
                 self.evictions.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
-                    "memory session store is full: evicted the session closest to expiry"
+                    "memory session store is full: evicted an anonymous session, or one of the user holding the most"
                 );
             }
         }
@@ -884,6 +908,54 @@ mod tests {
             "ttl 10 goes first"
         );
         assert!(store.load(&newcomer).await.unwrap().is_some());
+    }
+
+    /// Issue 18: eviction at the cap favoured whoever created sessions fastest. A flood of
+    /// anonymous sessions, or one account signing in again and again, must evict only its own.
+    #[tokio::test]
+    async fn a_flood_at_the_cap_evicts_only_its_own_sessions() {
+        let clock = ManualClock::at_unix_seconds(1_000);
+        let store = store(&clock, 6, 1);
+        // Real users, idle and close to expiry.
+        let mut users = Vec::new();
+        for user in ["alice", "bob"] {
+            let key = SecretToken::generate().store_key();
+            store
+                .create(&key, &record(Some(user), 1_000, 5), None)
+                .await
+                .unwrap();
+            users.push(key);
+        }
+        // An anonymous flood with fresh, long expiries.
+        for _ in 0..100 {
+            let key = SecretToken::generate().store_key();
+            store
+                .create(&key, &record(None, 1_000, 3_600), None)
+                .await
+                .unwrap();
+        }
+        for key in &users {
+            assert!(
+                store.load(key).await.unwrap().is_some(),
+                "a user was evicted"
+            );
+        }
+        // One account signing in over and over.
+        for _ in 0..100 {
+            let key = SecretToken::generate().store_key();
+            store
+                .create(&key, &record(Some("mallory"), 1_000, 3_600), None)
+                .await
+                .unwrap();
+        }
+        for key in &users {
+            assert!(
+                store.load(key).await.unwrap().is_some(),
+                "a user was evicted"
+            );
+        }
+        assert_eq!(store.len(), 6);
+        assert!(store.evictions() >= 196);
     }
 
     #[tokio::test]
