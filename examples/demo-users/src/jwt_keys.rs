@@ -148,20 +148,18 @@ impl JwtKeySettings {
             Algorithm::ES256
         });
         if let (Some(secret), true) = (&self.hmac_secret, algorithm.is_symmetric()) {
-            return Ok(match SigningKey::hmac(algorithm, secret.as_bytes(), None) {
-                Ok(key) => key,
-                Err(KeyError::WeakSecret { min, len, .. }) => {
-                    // RFC 7518 §3.2 asks for a secret as long as the hash; a short one is
-                    // accepted so existing setups keep working, but loudly.
-                    tracing::warn!(
-                        min,
-                        len,
-                        "JWT_HS256_SECRET is too short to resist offline guessing: use at least {min} random bytes"
-                    );
-                    SigningKey::dangerous_hmac_any_length(algorithm, secret.as_bytes(), None)?
-                }
-                Err(error) => return Err(error.into()),
-            });
+            // RFC 7518 §3.2 asks for a secret at least as long as the hash; a shorter one falls
+            // to offline guessing from any token, so the apps refuse to start with it.
+            return match SigningKey::hmac(algorithm, secret.as_bytes(), None) {
+                Ok(key) => Ok(key),
+                Err(KeyError::WeakSecret { min, len, .. }) => Err(setting(
+                    "JWT_HS256_SECRET",
+                    format!(
+                        "is {len} bytes: use at least {min} random bytes (RFC 7518 §3.2), e.g. `openssl rand -base64 48`"
+                    ),
+                )),
+                Err(error) => Err(error.into()),
+            };
         }
         if self.hmac_secret.is_some() {
             tracing::warn!(%algorithm, "JWT_HS256_SECRET is ignored: JWT_ALG is asymmetric (set JWT_PRIVATE_KEY_FILE)");
@@ -216,8 +214,15 @@ mod tests {
             Algorithm::ES256
         );
         let short = from(&[("JWT_HS256_SECRET", "short")]).unwrap();
-        assert_eq!(short.signing_key().unwrap().algorithm(), Algorithm::HS256);
+        let refused = short.signing_key().unwrap_err().to_string();
+        assert!(refused.contains("JWT_HS256_SECRET"), "{refused}");
+        assert!(
+            !refused.contains("short"),
+            "the secret is never printed: {refused}"
+        );
         assert!(!format!("{short:?}").contains("short\""));
+        let long = from(&[("JWT_HS256_SECRET", "a-random-secret-of-32-bytes-or-more!")]).unwrap();
+        assert_eq!(long.signing_key().unwrap().algorithm(), Algorithm::HS256);
         let eddsa = from(&[
             ("JWT_ALG", "EdDSA"),
             ("JWT_ISSUER", "me"),
