@@ -582,16 +582,11 @@ async fn malformed_cookies_are_anonymous_and_cleared() {
     let good = server.login("alice").await;
     let secret = good.strip_prefix("__Host-session=").unwrap().to_owned();
     let cases = [
-        "__Host-session=".to_owned(),
         "__Host-session=tooshort".to_owned(),
         format!("__Host-session={secret}x"),
         format!("__Host-session={}", "A".repeat(4_000)),
         format!("__Host-session={}", SecretToken::generate().expose()),
         format!("__Host-session={}%00", &secret[..40]),
-        format!(
-            "__Host-session={secret}; __Host-session={}",
-            SecretToken::generate().expose()
-        ),
     ];
     for cookie in cases {
         let reply = server.get("/me", Some(&cookie)).await;
@@ -603,6 +598,20 @@ async fn malformed_cookies_are_anonymous_and_cleared() {
             StatusCode::OK,
             "the page still renders: {cookie:.60}"
         );
+    }
+    // An empty value, or two different values (one tossed in by a sibling domain): anonymous,
+    // and no clearing Set-Cookie, which would delete the victim's real cookie too.
+    let tossed = [
+        "__Host-session=".to_owned(),
+        format!(
+            "__Host-session={secret}; __Host-session={}",
+            SecretToken::generate().expose()
+        ),
+    ];
+    for cookie in tossed {
+        let reply = server.get("/me", Some(&cookie)).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{cookie:.60}");
+        assert_eq!(reply.set_cookie(), None, "{cookie:.60}");
     }
     assert_eq!(server.get("/me", Some(&good)).await.status, StatusCode::OK);
 }
@@ -630,5 +639,88 @@ async fn a_store_outage_is_503_with_retry_after_never_an_open_door() {
     assert_eq!(
         server.get("/me", Some(&cookie)).await.status,
         StatusCode::OK
+    );
+}
+
+/// Issue 12: portcullis lives beside `tower-cookies`' `CookieManagerLayer`. The app keeps a
+/// `theme` cookie of its own through the `Cookies` extractor; on login, logout and a
+/// preference change both `Set-Cookie` headers arrive whole and neither layer drops or merges
+/// the other's.
+#[tokio::test]
+async fn the_session_cookie_and_an_app_cookie_from_tower_cookies_coexist() {
+    let server = start(Settings::default()).await;
+    let theme = |reply: &Reply| -> Vec<String> {
+        reply
+            .headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter(|c| c.starts_with("theme="))
+            .map(str::to_owned)
+            .collect()
+    };
+
+    // Login: a fresh session cookie and the theme cookie, each on its own header.
+    let login = server.login_as("alice", Some("theme=dark"), &[]).await;
+    assert_eq!(login.status, StatusCode::OK);
+    assert_eq!(login.headers.get_all(header::SET_COOKIE).iter().count(), 2);
+    let session = login.cookie().expect("a session cookie");
+    assert_eq!(theme(&login).len(), 1);
+    let kept = &theme(&login)[0];
+    assert!(kept.starts_with("theme=dark;"), "{kept}");
+    assert!(
+        attributes(kept).contains(&"max-age=31536000".to_owned()),
+        "{kept}"
+    );
+    assert!(attributes(login.set_cookie().unwrap()).contains(&"httponly".to_owned()));
+
+    // A preference change: the theme cookie alone, the session untouched.
+    let cookies = format!("{session}; theme=dark");
+    let change = server
+        .client
+        .post(format!("{}/preferences", server.base))
+        .header(header::COOKIE, &cookies)
+        .form(&[("theme", "light")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(change.status(), StatusCode::NO_CONTENT);
+    let set: Vec<_> = change
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(set.len(), 1, "{set:?}");
+    assert!(set[0].starts_with("theme=light;"), "{set:?}");
+    let bad = server
+        .client
+        .post(format!("{}/preferences", server.base))
+        .form(&[("theme", "<script>")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.headers().get(header::SET_COOKIE).is_none());
+    let me = server
+        .get("/me", Some(&format!("{session}; theme=light")))
+        .await;
+    assert_eq!(
+        me.status,
+        StatusCode::OK,
+        "the session survived the app's cookie"
+    );
+
+    // Logout: the session cookie is cleared and the theme kept, both whole.
+    let logout = server
+        .post("/logout", Some(&format!("{session}; theme=light")))
+        .await;
+    assert_eq!(logout.status, StatusCode::NO_CONTENT);
+    assert_eq!(logout.headers.get_all(header::SET_COOKIE).iter().count(), 2);
+    assert!(logout.clears_the_cookie());
+    assert!(theme(&logout)[0].starts_with("theme=light;"));
+    assert_eq!(
+        server.get("/me", Some(&session)).await.status,
+        StatusCode::UNAUTHORIZED
     );
 }

@@ -15,10 +15,12 @@
 //! | `GET /admin` | 200 for admins, 403 for others, 401 when anonymous |
 //! | `GET /sessions` | the user's sessions: handle, created, last seen, user agent, current |
 //! | `DELETE /sessions/{handle}` | ends one of the user's sessions (204, or 404) |
+//! | `POST /preferences` | form field `theme`: an app cookie set with `tower-cookies`, beside the session cookie |
 //!
 //! Time-outs come from the environment, see [`Settings`] and the README.
 
 mod page;
+mod preferences;
 
 use std::time::Duration;
 
@@ -35,6 +37,7 @@ use portcullis_session::{
     LimitPolicy, LoginOptions, Session, SessionConfig, SessionLayer, SessionLimit, SessionStore,
 };
 use serde::{Deserialize, Serialize};
+use tower_cookies::Cookies;
 
 pub use demo_users::{DemoUsers, IsAdmin, Role, User};
 
@@ -173,9 +176,13 @@ pub fn app<S: SessionStore>(sessions: SessionLayer<S>, users: DemoUsers) -> Rout
         .route("/admin", get(admin))
         .route("/sessions", get(list_sessions))
         .route("/sessions/{handle}", delete(revoke_session))
+        .route("/preferences", post(preferences::set_theme))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(16 * 1024))
         .layer(sessions)
+        // The app's own cookies (a theme preference) through tower-cookies, beside
+        // portcullis' session cookie: each layer appends its own Set-Cookie headers.
+        .layer(tower_cookies::CookieManagerLayer::new())
         .with_state(AppState { users })
 }
 
@@ -317,6 +324,7 @@ async fn home(
 async fn login(
     State(state): State<AppState>,
     session: Session,
+    cookies: Cookies,
     credentials: Credentials,
 ) -> Response {
     let Credentials {
@@ -349,16 +357,18 @@ async fn login(
     if let Err(error) = session.login_with(&user.user, &user, options).await {
         return error.into_response();
     }
+    preferences::keep_theme(&cookies);
     match via {
         Via::Json => no_store(Json(user)),
         Via::Form => Redirect::to("/").into_response(),
     }
 }
 
-async fn logout(session: Session, headers: HeaderMap) -> Response {
+async fn logout(session: Session, cookies: Cookies, headers: HeaderMap) -> Response {
     if let Err(error) = session.logout().await {
         return error.into_response();
     }
+    preferences::keep_theme(&cookies);
     if is_form(&headers) {
         Redirect::to("/").into_response()
     } else {
