@@ -108,7 +108,7 @@ fn accept(
     let inner = &sessions.inner;
     let lacks_session = || AuthRejection::invalid_credentials("the access token lacks a session");
     let claims: EdgeClaims<'_> =
-        serde_json::from_str(verified.claims_json().get()).map_err(|_| lacks_session())?;
+        serde_json::from_str(verified.claims_json()).map_err(|_| lacks_session())?;
     if !is_session_id(&claims.sid) {
         return Err(lacks_session());
     }

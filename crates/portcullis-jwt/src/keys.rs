@@ -7,7 +7,10 @@
 use std::{
     fmt,
     path::Path,
-    sync::{Arc, RwLock},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use aws_lc_rs::{hmac, signature::ParsedPublicKey};
@@ -572,12 +575,15 @@ fn pem_encode(label: &str, der: &[u8]) -> String {
 /// Keys that change while the set is in use: an issuer's rotating keys.
 pub(crate) struct DynamicKeys {
     keys: RwLock<Arc<[Arc<VerifyingKey>]>>,
+    /// Counts replacements, so caches of verified tokens can tell the keys changed.
+    epoch: AtomicU64,
 }
 
 impl DynamicKeys {
     pub(crate) fn new(keys: Vec<Arc<VerifyingKey>>) -> Self {
         Self {
             keys: RwLock::new(keys.into()),
+            epoch: AtomicU64::new(0),
         }
     }
 
@@ -586,7 +592,15 @@ impl DynamicKeys {
             .keys
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *guard = keys.into();
+        let same = guard.len() == keys.len()
+            && guard
+                .iter()
+                .zip(&keys)
+                .all(|(old, new)| Arc::ptr_eq(old, new));
+        if !same {
+            *guard = keys.into();
+            self.epoch.fetch_add(1, Ordering::Release);
+        }
     }
 
     pub(crate) fn snapshot(&self) -> Arc<[Arc<VerifyingKey>]> {
@@ -856,6 +870,21 @@ impl KeySet {
     }
 
     /// Finds the key for a token and checks its signature.
+    /// A number that changes whenever any key of the set changes (rotation, a JWKS refetch
+    /// that adds or drops a key); static keys never change it. Caches of verified tokens drop
+    /// every entry from an older epoch.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.sources
+            .iter()
+            .map(|source| match &source.kind {
+                SourceKind::Static(_) => 0,
+                SourceKind::Dynamic(keys) => keys.epoch.load(Ordering::Acquire),
+                #[cfg(feature = "jwks-url")]
+                SourceKind::Remote(remote) => remote.epoch(),
+            })
+            .fold(0, u64::wrapping_add)
+    }
+
     pub(crate) fn verify_signature(
         &self,
         kid: Option<&str>,

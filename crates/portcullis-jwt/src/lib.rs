@@ -64,6 +64,7 @@
 //! ```
 
 mod algorithm;
+mod cache;
 mod issue;
 mod keys;
 mod layer;
@@ -74,6 +75,7 @@ mod validation;
 mod verify;
 
 pub use algorithm::{Algorithm, UnknownAlgorithm};
+pub use cache::{TOKEN_CACHE_LOOKUPS_TOTAL, TokenCacheConfig, TokenCacheStats};
 pub use issue::{DEFAULT_TTL, IssueError, IssueOptions, IssuedToken, TokenIssuer};
 pub use keys::{KeyError, KeySet, SigningKey};
 pub use layer::{Bearer, BearerLayer, DEFAULT_REALM, ResponseFuture};

@@ -12,7 +12,10 @@
 //!   never a `jku` or `x5u` from a token (RFC 8725 §3.10).
 
 use std::{
-    sync::{Arc, Mutex, RwLock, Weak},
+    sync::{
+        Arc, Mutex, RwLock, Weak,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -171,6 +174,8 @@ pub(crate) struct RemoteJwks {
     options: JwksOptions,
     /// `None` until the first successful fetch.
     keys: RwLock<Option<Keys>>,
+    /// Counts stored key sets, so caches of verified tokens can tell the keys changed.
+    epoch: AtomicU64,
     /// One fetch at a time; requests that wait for it reuse its result.
     fetching: tokio::sync::Mutex<()>,
     last_attempt: Mutex<Option<Instant>>,
@@ -189,6 +194,11 @@ enum FetchError {
 }
 
 impl RemoteJwks {
+    /// Changes every time a fetched key set is stored.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
     pub(crate) fn snapshot(&self) -> Option<Keys> {
         self.keys
             .read()
@@ -272,6 +282,7 @@ impl RemoteJwks {
             .keys
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(keys);
+        self.epoch.fetch_add(1, Ordering::Release);
         Ok(refresh)
     }
 }
@@ -366,6 +377,7 @@ impl KeySet {
             client,
             options,
             keys: RwLock::new(None),
+            epoch: AtomicU64::new(0),
             fetching: tokio::sync::Mutex::new(()),
             last_attempt: Mutex::new(None),
         });

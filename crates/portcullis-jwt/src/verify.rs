@@ -10,11 +10,14 @@
 use std::{borrow::Cow, collections::BTreeMap, fmt, sync::Arc, time::UNIX_EPOCH};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use portcullis_core::{AuthRejection, Identity, Mechanism, SharedClock, SystemClock};
+use portcullis_core::{AuthRejection, Identity, Mechanism, SharedClock, SystemClock, UserJson};
 use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::value::RawValue;
 
-use crate::{Algorithm, KeySet, Validation, keys::KeyMatch};
+use crate::{
+    Algorithm, KeySet, TokenCacheConfig, TokenCacheStats, Validation, cache::TokenCache,
+    keys::KeyMatch,
+};
 
 /// The longest base64url header accepted (RFC 8725 §3.11: bounded work on untrusted input).
 const MAX_HEADER_CHARS: usize = 2048;
@@ -91,10 +94,12 @@ impl From<TokenError> for AuthRejection {
     }
 }
 
-/// A token whose signature and claims passed validation.
+/// A token whose signature and claims passed validation. Cheap to clone (the claims are
+/// shared).
+#[derive(Clone)]
 pub struct VerifiedToken {
-    claims: Box<RawValue>,
-    subject: Box<str>,
+    claims: UserJson,
+    subject: Arc<str>,
     expires_at: u64,
     issued_at: Option<u64>,
     authenticated_at: Option<u64>,
@@ -119,13 +124,18 @@ impl VerifiedToken {
     /// One claim decoded into `T`; `None` when absent or of another shape.
     pub fn claim<T: DeserializeOwned>(&self, name: &str) -> Option<T> {
         let claims: BTreeMap<Cow<'_, str>, &RawValue> =
-            serde_json::from_str(self.claims.get()).ok()?;
+            serde_json::from_str(self.claims.as_str()).ok()?;
         serde_json::from_str(claims.get(name)?.get()).ok()
     }
 
-    /// All claims as the raw JSON object.
-    pub fn claims_json(&self) -> &RawValue {
-        &self.claims
+    /// All claims: the text of the JSON object, exactly as the token carried it.
+    pub fn claims_json(&self) -> &str {
+        self.claims.as_str()
+    }
+
+    /// What the token's claims occupy in memory, for cache accounting.
+    pub(crate) fn approximate_bytes(&self) -> usize {
+        self.claims.as_str().len() + self.subject.len()
     }
 
     /// The caller for [`portcullis_core::Authentication`]: the claims object is the user JSON
@@ -133,7 +143,7 @@ impl VerifiedToken {
     /// authenticated.
     pub fn into_identity(self, mechanism: Mechanism) -> Identity {
         let at = self.authenticated_at.or(self.issued_at);
-        let identity = Identity::from_json(self.claims, mechanism);
+        let identity = Identity::from_user_json(self.claims, mechanism);
         match at {
             Some(seconds) => {
                 identity.with_authenticated_at(UNIX_EPOCH + std::time::Duration::from_secs(seconds))
@@ -184,6 +194,7 @@ struct VerifierInner {
     keys: KeySet,
     validation: Validation,
     clock: SharedClock,
+    cache: Option<Arc<TokenCache>>,
 }
 
 /// A first attempt that could not finish with the keys at hand.
@@ -201,7 +212,56 @@ impl TokenVerifier {
                 keys,
                 validation,
                 clock: Arc::new(SystemClock),
+                cache: Some(Arc::new(TokenCache::new(TokenCacheConfig::new()))),
             }),
+        }
+    }
+
+    /// Sets the bounds of the verified-token cache, which is on by default (10,000 tokens,
+    /// 16 MiB, five minutes): a token seen before costs a hash lookup instead of a signature
+    /// check. See [`TokenCacheConfig`] for what the cache never weakens.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use portcullis_jwt::{KeySet, TokenCacheConfig, TokenVerifier, Validation};
+    /// let verifier = TokenVerifier::new(KeySet::new(), Validation::new())
+    ///     .token_cache(TokenCacheConfig::new().max_entries(100_000));
+    /// ```
+    #[must_use]
+    pub fn token_cache(self, config: TokenCacheConfig) -> Self {
+        self.update(|inner| inner.cache = Some(Arc::new(TokenCache::new(config))))
+    }
+
+    /// Verifies every token in full, every time (no cache).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use portcullis_jwt::{KeySet, TokenVerifier, Validation};
+    /// let verifier = TokenVerifier::new(KeySet::new(), Validation::new()).without_token_cache();
+    /// assert_eq!(verifier.token_cache_stats(), None);
+    /// ```
+    #[must_use]
+    pub fn without_token_cache(self) -> Self {
+        self.update(|inner| inner.cache = None)
+    }
+
+    /// Hits, misses and size of the verified-token cache; `None` without a cache.
+    pub fn token_cache_stats(&self) -> Option<TokenCacheStats> {
+        self.inner.cache.as_ref().map(|cache| cache.stats())
+    }
+
+    /// Bytes the verified-token cache holds (tokens, claims and per-entry overhead).
+    pub fn token_cache_bytes(&self) -> usize {
+        self.inner.cache.as_ref().map_or(0, |cache| cache.bytes())
+    }
+
+    fn update(self, change: impl FnOnce(&mut VerifierInner)) -> Self {
+        let mut inner = Arc::unwrap_or_clone(self.inner);
+        change(&mut inner);
+        Self {
+            inner: Arc::new(inner),
         }
     }
 
@@ -218,11 +278,14 @@ impl TokenVerifier {
     /// ```
     #[must_use]
     pub fn with_clock(self, clock: SharedClock) -> Self {
-        let mut inner = Arc::unwrap_or_clone(self.inner);
-        inner.clock = clock;
-        Self {
-            inner: Arc::new(inner),
-        }
+        self.update(|inner| {
+            inner.clock = clock;
+            // Entries were judged by the old clock: start afresh.
+            inner.cache = inner
+                .cache
+                .as_ref()
+                .map(|cache| Arc::new(TokenCache::new(cache.config())));
+        })
     }
 
     /// The key set.
@@ -294,7 +357,15 @@ impl TokenVerifier {
         token: &str,
         may_retry: bool,
     ) -> Result<Result<VerifiedToken, TokenError>, Retry> {
-        let validation = &self.inner.validation;
+        let inner = &*self.inner;
+        let validation = &inner.validation;
+        let now = inner.clock.unix_seconds();
+        let keys_epoch = inner.keys.epoch();
+        if let Some(cache) = &inner.cache
+            && let Some(verified) = cache.get(token, now, keys_epoch)
+        {
+            return Ok(Ok(verified));
+        }
         let mut buffers = Buffers::new();
         let parsed = match parse(token, validation, &mut buffers) {
             Ok(parsed) => parsed,
@@ -314,12 +385,13 @@ impl TokenVerifier {
             KeyMatch::Unavailable if may_retry => return Err(Retry::Unavailable),
             KeyMatch::Unavailable => return Err(Retry::Unavailable),
         };
-        Ok(validate_claims(
-            parsed.payload,
-            validation,
-            pinned_issuer,
-            self.inner.clock.unix_seconds(),
-        ))
+        let result = validate_claims(parsed.payload, validation, pinned_issuer, now);
+        if let (Some(cache), Ok(verified)) = (&inner.cache, &result) {
+            // Trusted as long as verification itself would accept it: until exp + leeway.
+            let expires_at = verified.expires_at.saturating_add(validation.leeway_secs);
+            cache.insert(token, verified, now, expires_at, keys_epoch);
+        }
+        Ok(result)
     }
 }
 
@@ -528,7 +600,7 @@ fn validate_claims(
         return Err(TokenError::IssuedInFuture);
     }
     let subject = match registered.sub {
-        Some(sub) if !sub.is_empty() => Box::<str>::from(sub),
+        Some(sub) if !sub.is_empty() => Arc::<str>::from(sub),
         Some(_) => return Err(TokenError::InvalidClaim("sub")),
         None => return Err(TokenError::MissingClaim("sub".into())),
     };
@@ -572,7 +644,7 @@ fn validate_claims(
         expires_at: exp as u64,
         issued_at: iat.map(|iat| iat as u64),
         authenticated_at: auth_time.map(|t| t as u64),
-        claims,
+        claims: UserJson::from(claims),
     })
 }
 
