@@ -322,6 +322,7 @@ impl RedisConfig {
         Ok(RedisConnection {
             connection,
             shared: Arc::new(Shared {
+                config: self.clone(),
                 prefix: self.key_prefix.clone(),
                 command_timeout: self.command_timeout,
                 connection_timeout: self.connection_timeout,
@@ -346,6 +347,8 @@ pub struct RedisConnection {
 }
 
 struct Shared {
+    /// What built this handle, to open fresh connections with [`RedisConnection::reopen`].
+    config: RedisConfig,
     prefix: String,
     command_timeout: Duration,
     connection_timeout: Duration,
@@ -434,6 +437,15 @@ impl RedisConnection {
 
     pub(crate) fn nodes(&self) -> &[Client] {
         &self.shared.nodes
+    }
+
+    /// A handle with connections of its own, for a caller that must not wait on this one's:
+    /// a connection that silently stops answering is never reopened by the client (a response
+    /// time-out is not a disconnection), so a reader that saw one time out starts afresh.
+    pub(crate) fn reopen(&self) -> Self {
+        // The configuration built once already; only a missing runtime could fail now, and
+        // then this handle is as good as any.
+        self.shared.config.build().unwrap_or_else(|_| self.clone())
     }
 
     /// Runs one store operation (possibly several commands) within the command timeout.
