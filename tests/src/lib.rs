@@ -4,3 +4,4 @@
 pub mod conformance;
 pub mod http;
 pub mod redis_server;
+pub mod stall_proxy;

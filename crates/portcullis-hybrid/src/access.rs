@@ -112,6 +112,14 @@ fn accept(
     if !is_session_id(&claims.sid) {
         return Err(lacks_session());
     }
+    // A node that has never read the revocations in force (its feed's backend was down at
+    // start-up) cannot tell a revoked token from a live one: fail closed with 503 (OWASP ASVS
+    // V3.3: a terminated session must not be usable), until the feed catches up.
+    if !inner.revoked.is_caught_up() {
+        return Err(AuthRejection::unavailable(
+            "the revocation list has not caught up yet",
+        ));
+    }
     if inner
         .revoked
         .is_revoked(&claims.sid, inner.clock.unix_seconds())

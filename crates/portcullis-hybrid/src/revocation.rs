@@ -5,7 +5,10 @@
 use std::{
     collections::HashMap,
     future::Future,
-    sync::{Arc, RwLock},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use portcullis_core::StoreError;
@@ -32,7 +35,9 @@ pub trait RevocationFeed: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Delivers into `list` every revocation still in force, and keeps delivering new ones in
-    /// the background. Returns once the catch-up is complete.
+    /// the background. Returns once the catch-up is complete, or, for a feed that keeps trying
+    /// in the background while its backend is unreachable, once it has marked the list as not
+    /// caught up ([`RevocationList::set_caught_up`]) until it is.
     fn subscribe(
         &self,
         list: RevocationList,
@@ -44,6 +49,8 @@ pub trait RevocationFeed: Send + Sync + 'static {
 #[derive(Debug, Clone, Default)]
 pub struct RevocationList {
     revoked: Arc<RwLock<HashMap<String, u64>>>,
+    /// Set while the feed has not yet delivered every revocation in force.
+    behind: Arc<AtomicBool>,
 }
 
 impl RevocationList {
@@ -90,6 +97,33 @@ impl RevocationList {
                 until: *until,
             })
             .collect()
+    }
+
+    /// Whether the list holds every revocation in force on its feed: true for a new list, and
+    /// false from when a feed that could not reach its backend marks it so until that feed has
+    /// caught up. The hybrid edge refuses access tokens with 503 while it is false: a
+    /// revocation this node never heard of must not let a token in (fail closed). An
+    /// application's readiness check can report it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use portcullis_hybrid::RevocationList;
+    ///
+    /// let list = RevocationList::new();
+    /// assert!(list.is_caught_up());
+    /// list.set_caught_up(false); // a feed whose backend is down at start-up
+    /// assert!(!list.is_caught_up());
+    /// ```
+    pub fn is_caught_up(&self) -> bool {
+        !self.behind.load(Ordering::Acquire)
+    }
+
+    /// For [`RevocationFeed`] implementations: marks the list as missing revocations
+    /// (`false`), or as holding every revocation in force once they are all delivered (`true`).
+    /// See [`RevocationList::is_caught_up`].
+    pub fn set_caught_up(&self, caught_up: bool) {
+        self.behind.store(!caught_up, Ordering::Release);
     }
 
     /// How many revocations are listed.

@@ -910,3 +910,30 @@ async fn a_store_outage_fails_refresh_closed_and_leaves_the_edge_serving() {
     let refreshed = sessions.refresh(&pair.refresh_token().expose()).await;
     assert!(refreshed.is_ok(), "{refreshed:?}");
 }
+
+#[tokio::test]
+async fn the_edge_fails_closed_until_the_revocation_list_has_caught_up() {
+    let harness = Harness::new().await;
+    let pair = harness.login().await;
+    let app = router(HybridLayer::new(&harness.sessions));
+    // A feed whose backend was down at start-up marks the list so until it catches up.
+    harness.sessions.revocations().set_caught_up(false);
+    let response = send(&app, bearer("/me", pair.access_token())).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().contains_key(header::RETRY_AFTER));
+    assert_eq!(
+        response.headers()[header::CACHE_CONTROL],
+        "no-store",
+        "an auth response"
+    );
+    // A bad token is still a 401: only a token that would pass waits for the list.
+    let response = send(&app, bearer("/me", "not-a-jwt")).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    // Routes that do not ask for the user are not affected.
+    let response = send(&app, Request::get("/public").body(Body::empty()).unwrap()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+
+    harness.sessions.revocations().set_caught_up(true);
+    let response = send(&app, bearer("/me", pair.access_token())).await;
+    assert_eq!(response.status(), StatusCode::OK);
+}

@@ -4,7 +4,12 @@
 // Some helpers serve only the session store or only the hybrid stores.
 #![cfg_attr(not(all(feature = "session", feature = "hybrid")), allow(dead_code))]
 
-use std::{fmt, future::Future, sync::Arc, time::Duration};
+use std::{
+    fmt,
+    future::Future,
+    sync::{Arc, PoisonError, RwLock},
+    time::Duration,
+};
 
 use portcullis_core::StoreError;
 use redis::{
@@ -284,7 +289,25 @@ impl RedisConfig {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(ConfigError::NoRuntime);
         }
-        let (connection, nodes) = match &self.target {
+        let (connection, nodes) = self.open()?;
+        Ok(RedisConnection {
+            shared: Arc::new(Shared {
+                config: self.clone(),
+                current: RwLock::new(Current {
+                    generation: 0,
+                    connection,
+                }),
+                prefix: self.key_prefix.clone(),
+                command_timeout: self.command_timeout,
+                connection_timeout: self.connection_timeout,
+                nodes,
+            }),
+        })
+    }
+
+    /// The command connection (lazy: no I/O here) and one client per node.
+    fn open(&self) -> Result<(Connection, Vec<Client>), ConfigError> {
+        Ok(match &self.target {
             Target::Single(url) => {
                 let client = Client::open(url.as_str()).map_err(ConfigError::InvalidUrl)?;
                 let config = ConnectionManagerConfig::new()
@@ -318,15 +341,6 @@ impl RedisConfig {
                     cluster.get_pending_async_connection_with_config(ClusterConfig::new());
                 (Connection::Cluster(connection), clients)
             }
-        };
-        Ok(RedisConnection {
-            connection,
-            shared: Arc::new(Shared {
-                prefix: self.key_prefix.clone(),
-                command_timeout: self.command_timeout,
-                connection_timeout: self.connection_timeout,
-                nodes,
-            }),
         })
     }
 }
@@ -341,17 +355,27 @@ impl RedisConfig {
 /// [`RedisRevocationFeed`]: crate::RedisRevocationFeed
 #[derive(Clone)]
 pub struct RedisConnection {
-    connection: Connection,
     shared: Arc<Shared>,
 }
 
 struct Shared {
+    /// What built this handle, to open fresh connections.
+    config: RedisConfig,
+    /// The command connection every clone shares, replaced when it stops answering.
+    current: RwLock<Current>,
     prefix: String,
     command_timeout: Duration,
     connection_timeout: Duration,
     /// One client per configured node, for pub/sub connections (one server, or any cluster
     /// node: cluster pub/sub messages reach every node).
     nodes: Vec<Client>,
+}
+
+struct Current {
+    /// Counts replacements, so that many operations timing out on one connection replace it
+    /// once.
+    generation: u64,
+    connection: Connection,
 }
 
 impl fmt::Debug for RedisConnection {
@@ -372,7 +396,7 @@ impl RedisConnection {
 
     /// Whether this handle talks to a Redis Cluster.
     pub fn is_cluster(&self) -> bool {
-        matches!(self.connection, Connection::Cluster(_))
+        matches!(self.shared.config.target, Target::Cluster(_))
     }
 
     /// Checks that Redis answers within the command timeout.
@@ -436,20 +460,35 @@ impl RedisConnection {
         &self.shared.nodes
     }
 
+    /// A handle with connections of its own, for a caller that must not wait on this one's:
+    /// a connection that silently stops answering is never reopened by the client (a response
+    /// time-out is not a disconnection), so a reader that saw one time out starts afresh.
+    pub(crate) fn reopen(&self) -> Self {
+        // The configuration built once already; only a missing runtime could fail now, and
+        // then this handle is as good as any.
+        self.shared.config.build().unwrap_or_else(|_| self.clone())
+    }
+
     /// Runs one store operation (possibly several commands) within the command timeout.
     pub(crate) async fn bounded<T>(
         &self,
         operation: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        tokio::time::timeout(self.shared.command_timeout, operation)
-            .await
-            .unwrap_or(Err(StoreError::Timeout))
+        let (generation, _) = self.current();
+        match tokio::time::timeout(self.shared.command_timeout, operation).await {
+            Ok(result) => result,
+            Err(_) => {
+                self.replace(generation);
+                Err(StoreError::Timeout)
+            }
+        }
     }
 
     /// Sends one command.
     pub(crate) async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
-        let mut connection = self.connection.clone();
-        cmd.query_async(&mut connection).await.map_err(store_error)
+        let (generation, mut connection) = self.current();
+        let result = cmd.query_async(&mut connection).await;
+        self.settle(generation, result)
     }
 
     /// Runs a script (`EVALSHA`, loading it on `NOSCRIPT`).
@@ -457,11 +496,49 @@ impl RedisConnection {
         &self,
         invocation: &redis::ScriptInvocation<'_>,
     ) -> Result<T, StoreError> {
-        let mut connection = self.connection.clone();
-        invocation
-            .invoke_async(&mut connection)
-            .await
-            .map_err(store_error)
+        let (generation, mut connection) = self.current();
+        let result = invocation.invoke_async(&mut connection).await;
+        self.settle(generation, result)
+    }
+
+    fn current(&self) -> (u64, Connection) {
+        let current = self
+            .shared
+            .current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        (current.generation, current.connection.clone())
+    }
+
+    fn settle<T>(&self, generation: u64, result: Result<T, RedisError>) -> Result<T, StoreError> {
+        result.map_err(|error| {
+            if error.is_timeout() {
+                self.replace(generation);
+            }
+            store_error(error)
+        })
+    }
+
+    /// Replaces the command connection after it failed to answer in time, unless another
+    /// operation already did. The client reopens a connection it sees drop, never one that
+    /// merely stops answering (a dead path, a wedged proxy: nothing is closed), which would
+    /// otherwise fail every later operation until the operating system gives up on it. A
+    /// Redis that is only slow costs one reconnection.
+    fn replace(&self, generation: u64) {
+        let mut current = self
+            .shared
+            .current
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if current.generation != generation {
+            return;
+        }
+        // The configuration opened once already; should it fail now, keep what there is.
+        if let Ok((connection, _)) = self.shared.config.open() {
+            tracing::warn!("Redis did not answer in time: opening a fresh connection");
+            current.connection = connection;
+            current.generation = generation.wrapping_add(1);
+        }
     }
 }
 

@@ -23,10 +23,21 @@ use redis::Script;
 use crate::connection::RedisConnection;
 
 /// Removes members whose score (expiry) has passed and keeps each key alive exactly as long as
-/// its last member. `live`, `info`, `doomed` and `now` are set by the caller.
+/// its last member. ARGV[1] is the caller's clock, ARGV[2] the margin in seconds.
+///
+/// Expiry is judged by Redis' own clock (`TIME`), never the caller's: with one node's clock
+/// ahead, pruning by that clock dropped entries of sessions still live for every other node,
+/// which then escaped logout-all. A score is the record's expiry moved onto Redis' clock (Redis
+/// now + seconds the caller gives the record + a margin covering the time until the record
+/// itself is written), so the entry lasts as long as the record's Redis TTL, whoever's clock
+/// is wrong. Redis 7 replicates scripts by their effects, so `TIME` is allowed here.
 const PRELUDE: &str = r"
 local live, info, doomed = KEYS[1], KEYS[2], KEYS[3]
-local now = ARGV[1]
+local now = tonumber(redis.call('TIME')[1])
+local offset = now - tonumber(ARGV[1]) + tonumber(ARGV[2])
+local function score_of(expires_at)
+  return tonumber(expires_at) + offset
+end
 local function forget_info(m)
   if not redis.call('ZSCORE', live, m) and not redis.call('ZSCORE', doomed, m) then
     redis.call('HDEL', info, m)
@@ -48,13 +59,13 @@ local function expire_all()
     if top[2] then
       local score = tonumber(top[2])
       if score > latest then latest = score end
-      redis.call('EXPIRE', key, math.max(1, math.floor(score - tonumber(now)) + 1))
+      redis.call('EXPIRE', key, math.max(1, math.floor(score - now) + 1))
     end
   end
   if latest == 0 then
     redis.call('DEL', info)
   else
-    redis.call('EXPIRE', info, math.max(1, math.floor(latest - tonumber(now)) + 1))
+    redis.call('EXPIRE', info, math.max(1, math.floor(latest - now) + 1))
   end
 end
 local function doom(m)
@@ -74,17 +85,18 @@ end
 prune()
 ";
 
-/// ARGV: now, member, score, created_at, handle, max (0: none), policy (`refuse`|`evict`).
+/// ARGV: now, margin, member, expires_at, created_at, handle, max (0: none), policy
+/// (`refuse`|`evict`).
 /// Returns `{0}` when refused, else `{1, evicted members, evicted handles, doomed members}`.
 static ADD: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{PRELUDE}
-local member, max = ARGV[2], tonumber(ARGV[6])
+local member, max = ARGV[3], tonumber(ARGV[7])
 local evicted, handles = {{}}, {{}}
 if max > 0 and not redis.call('ZSCORE', live, member) then
   local count = redis.call('ZCARD', live)
   if count >= max then
-    if ARGV[7] == 'refuse' then return {{0}} end
+    if ARGV[8] == 'refuse' then return {{0}} end
     local aged = {{}}
     for _, m in ipairs(redis.call('ZRANGE', live, 0, -1)) do
       table.insert(aged, {{created_of(m), m}})
@@ -101,41 +113,42 @@ if max > 0 and not redis.call('ZSCORE', live, member) then
     end
   end
 end
-redis.call('ZADD', live, ARGV[3], member)
-redis.call('HSET', info, member, ARGV[4] .. ':' .. ARGV[5])
+redis.call('ZADD', live, score_of(ARGV[4]), member)
+redis.call('HSET', info, member, ARGV[5] .. ':' .. ARGV[6])
 expire_all()
 return {{1, evicted, handles, redis.call('ZRANGE', doomed, 0, -1)}}"
     ))
 });
 
-/// ARGV: now, member, score, created_at, handle, mode (`add`: add if absent, `xx`: only raise
-/// an existing member). Never resurrects a doomed member. Returns 1 if the index holds it.
+/// ARGV: now, margin, member, expires_at, created_at, handle, mode (`add`: add if absent, `xx`:
+/// only raise an existing member). Never resurrects a doomed member. Returns 1 if the index holds it, 0
+/// if it is doomed, 2 if it is absent (and mode is `xx`).
 static BUMP: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{PRELUDE}
-local member = ARGV[2]
+local member = ARGV[3]
 if redis.call('ZSCORE', doomed, member) then return 0 end
 local present = redis.call('ZSCORE', live, member)
-if not present and ARGV[6] ~= 'add' then return 0 end
-redis.call('ZADD', live, 'GT', ARGV[3], member)
+if not present and ARGV[7] ~= 'add' then return 2 end
+redis.call('ZADD', live, 'GT', score_of(ARGV[4]), member)
 if not present then
-  redis.call('HSET', info, member, ARGV[4] .. ':' .. ARGV[5])
+  redis.call('HSET', info, member, ARGV[5] .. ':' .. ARGV[6])
 end
 expire_all()
 return 1"
     ))
 });
 
-/// ARGV: now, mode (`all`|`handle`), keep member or handle. Moves the matching live members to
-/// `doomed`; returns `{found member or '', doomed members}`.
+/// ARGV: now, margin, mode (`all`|`handle`), keep member or handle. Moves the matching live
+/// members to `doomed`; returns `{found member or '', doomed members}`.
 static TAKE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{PRELUDE}
 local found = ''
 for _, m in ipairs(redis.call('ZRANGE', live, 0, -1)) do
-  if ARGV[2] == 'all' then
-    if m ~= ARGV[3] then doom(m) end
-  elseif handle_of(m) == ARGV[3] then
+  if ARGV[3] == 'all' then
+    if m ~= ARGV[4] then doom(m) end
+  elseif handle_of(m) == ARGV[4] then
     doom(m)
     found = m
     break
@@ -146,7 +159,7 @@ return {{found, redis.call('ZRANGE', doomed, 0, -1)}}"
     ))
 });
 
-/// ARGV: now. Returns `{live members, their created_at, doomed members}`.
+/// ARGV: now, margin. Returns `{live members, their created_at, doomed members}`.
 static LIST: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{PRELUDE}
@@ -158,11 +171,11 @@ return {{members, created, redis.call('ZRANGE', doomed, 0, -1)}}"
     ))
 });
 
-/// ARGV: now, members… whose records are gone: removes them everywhere.
+/// ARGV: now, margin, members… whose records are gone: removes them everywhere.
 static FORGET: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{PRELUDE}
-for i = 2, #ARGV do
+for i = 3, #ARGV do
   redis.call('ZREM', live, ARGV[i])
   redis.call('ZREM', doomed, ARGV[i])
   redis.call('HDEL', info, ARGV[i])
@@ -182,6 +195,18 @@ pub(crate) enum Added {
         evicted: Vec<(String, String)>,
         doomed: Vec<String>,
     },
+}
+
+/// What [`UserIndex::bump`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Bumped {
+    /// The member is live in the index, with a score at least the one asked for.
+    Held,
+    /// The member is being deleted (logout-all, revoke, eviction): its record must not be
+    /// extended.
+    Doomed,
+    /// The member is not in the index and was not added (`add` was false).
+    Absent,
 }
 
 /// A per-user limit as the add script takes it.
@@ -218,12 +243,20 @@ impl UserIndex {
         }
     }
 
-    fn invocation<'s>(&self, script: &'s Script, now: u64) -> redis::ScriptInvocation<'s> {
+    fn invocation<'s>(
+        &self,
+        script: &'s Script,
+        redis: &RedisConnection,
+        now: u64,
+    ) -> redis::ScriptInvocation<'s> {
         let mut invocation = script.prepare_invoke();
         for key in &self.keys {
             invocation.key(key);
         }
-        invocation.arg(now);
+        // The record is written after its index entry, within one bounded operation: the
+        // entry's margin covers that delay, and the rounding of both clocks to whole seconds.
+        let margin = redis.command_timeout().as_secs().saturating_add(2);
+        invocation.arg(now).arg(margin);
         invocation
     }
 
@@ -235,7 +268,7 @@ impl UserIndex {
         entry: &Entry<'_>,
         limit: Option<Limit>,
     ) -> Result<Added, StoreError> {
-        let mut invocation = self.invocation(&ADD, now);
+        let mut invocation = self.invocation(&ADD, redis, now);
         let (max, policy) = limit.map_or((0, "evict"), |limit| {
             (
                 limit.max.max(1),
@@ -271,16 +304,20 @@ impl UserIndex {
         now: u64,
         entry: &Entry<'_>,
         add: bool,
-    ) -> Result<bool, StoreError> {
-        let mut invocation = self.invocation(&BUMP, now);
+    ) -> Result<Bumped, StoreError> {
+        let mut invocation = self.invocation(&BUMP, redis, now);
         invocation
             .arg(entry.member)
             .arg(entry.expires_at)
             .arg(entry.created_at)
             .arg(entry.handle)
             .arg(if add { "add" } else { "xx" });
-        let present: i64 = redis.eval(&invocation).await?;
-        Ok(present == 1)
+        let status: i64 = redis.eval(&invocation).await?;
+        Ok(match status {
+            0 => Bumped::Doomed,
+            1 => Bumped::Held,
+            _ => Bumped::Absent,
+        })
     }
 
     /// Dooms every live member but `keep`; returns every doomed member.
@@ -290,7 +327,7 @@ impl UserIndex {
         now: u64,
         keep: Option<&str>,
     ) -> Result<Vec<String>, StoreError> {
-        let mut invocation = self.invocation(&TAKE, now);
+        let mut invocation = self.invocation(&TAKE, redis, now);
         invocation.arg("all").arg(keep.unwrap_or(""));
         let (_, doomed): (String, Vec<String>) = redis.eval(&invocation).await?;
         Ok(doomed)
@@ -303,7 +340,7 @@ impl UserIndex {
         now: u64,
         handle: &str,
     ) -> Result<(Option<String>, Vec<String>), StoreError> {
-        let mut invocation = self.invocation(&TAKE, now);
+        let mut invocation = self.invocation(&TAKE, redis, now);
         invocation.arg("handle").arg(handle);
         let (found, doomed): (String, Vec<String>) = redis.eval(&invocation).await?;
         Ok(((!found.is_empty()).then_some(found), doomed))
@@ -315,7 +352,7 @@ impl UserIndex {
         redis: &RedisConnection,
         now: u64,
     ) -> Result<(Vec<(String, u64)>, Vec<String>), StoreError> {
-        let invocation = self.invocation(&LIST, now);
+        let invocation = self.invocation(&LIST, redis, now);
         let (members, created, doomed): (Vec<String>, Vec<String>, Vec<String>) =
             redis.eval(&invocation).await?;
         let live = members
@@ -336,7 +373,7 @@ impl UserIndex {
         if members.is_empty() {
             return Ok(());
         }
-        let mut invocation = self.invocation(&FORGET, now);
+        let mut invocation = self.invocation(&FORGET, redis, now);
         for member in members {
             invocation.arg(member);
         }

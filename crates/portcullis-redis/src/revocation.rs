@@ -4,23 +4,36 @@
 //! `publish` runs one script on the key `<prefix>:revoked`: `ZADD GT` (member: session id,
 //! score: `until`), drop entries no longer in force, then `PUBLISH` on the channel of the same
 //! name. A subscriber first subscribes, *then* reads every entry still in force, so nothing
-//! published in between is lost; after a disconnection it does the same again. A periodic
-//! re-read bounds the damage of a pub/sub message lost any other way.
+//! published in between is lost; after a disconnection it does the same again. A `PING` on the
+//! subscribed connection every second notices a connection that silently stopped answering
+//! (a dead path, a stalled proxy), which no disconnection reports; a periodic re-read bounds
+//! the damage of a pub/sub message lost any other way. While Redis is unreachable a subscriber
+//! keeps trying in the background; a list that never caught up says so
+//! ([`RevocationList::is_caught_up`]), and the hybrid edge fails closed on it.
 
 use std::{
-    sync::{Arc, LazyLock, Mutex, PoisonError},
+    sync::{
+        Arc, LazyLock, Mutex, PoisonError,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
 use futures_util::StreamExt;
 use portcullis_core::{SharedClock, StoreError, SystemClock};
 use portcullis_hybrid::{Revocation, RevocationFeed, RevocationList};
-use redis::Script;
+use redis::{
+    Script,
+    aio::{PubSubSink, PubSubStream},
+};
 use tokio::sync::watch;
 
 use crate::connection::{RedisConnection, store_error};
 
 const DEFAULT_RESYNC_INTERVAL: Duration = Duration::from_secs(30);
+const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+const MIN_INTERVAL: Duration = Duration::from_millis(100);
+const MIN_RECONNECT_DELAY: Duration = Duration::from_millis(50);
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(2);
 
 /// ARGV: session id, until, now, channel, message.
@@ -43,7 +56,14 @@ return 1",
 ///
 /// `publish` returns once the revocation is recorded in Redis and delivered to the lists this
 /// feed (or a clone) subscribed; other nodes receive it by pub/sub, usually within
-/// milliseconds, and in any case on their next re-read (every 30 s by default) or reconnect.
+/// milliseconds. A subscription that silently stops answering is noticed by its heartbeat
+/// (a `PING` every second by default) and replaced, catching up on what it missed; a re-read
+/// every 30 s by default catches any message lost another way.
+///
+/// `subscribe` does not fail when Redis is unreachable: the list is marked as not caught up
+/// ([`RevocationList::is_caught_up`]; the hybrid edge answers 503 meanwhile), and the feed
+/// keeps trying in the background, so an application starts during an outage and recovers
+/// by itself. [`RedisRevocationFeed::is_caught_up`] reports the state for a readiness check.
 ///
 /// # Examples
 ///
@@ -56,6 +76,7 @@ return 1",
 /// let feed = RedisRevocationFeed::new(redis);
 /// let revoked = RevocationList::new();
 /// feed.subscribe(revoked.clone()).await?;
+/// assert!(feed.is_caught_up());
 /// feed.publish(&Revocation { session_id: "s1".into(), until: u64::MAX }).await?;
 /// assert!(revoked.is_revoked("s1", 0));
 /// # Ok(()) }
@@ -65,6 +86,7 @@ pub struct RedisRevocationFeed {
     redis: RedisConnection,
     clock: SharedClock,
     resync_interval: Duration,
+    heartbeat_interval: Duration,
     shared: Arc<FeedShared>,
 }
 
@@ -72,6 +94,9 @@ pub struct RedisRevocationFeed {
 struct FeedShared {
     /// Lists subscribed through this feed, served locally by `publish`.
     local: Mutex<Vec<RevocationList>>,
+    /// How many subscriptions were made, and how many are not subscribed and caught up now.
+    subscriptions: AtomicUsize,
+    behind: AtomicUsize,
     /// Dropped with the last clone: the background tasks watch it and stop.
     alive: watch::Sender<()>,
 }
@@ -84,8 +109,11 @@ impl RedisRevocationFeed {
             redis,
             clock: Arc::new(SystemClock),
             resync_interval: DEFAULT_RESYNC_INTERVAL,
+            heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
             shared: Arc::new(FeedShared {
                 local: Mutex::new(Vec::new()),
+                subscriptions: AtomicUsize::new(0),
+                behind: AtomicUsize::new(0),
                 alive,
             }),
         }
@@ -114,7 +142,7 @@ impl RedisRevocationFeed {
     }
 
     /// How often a subscription re-reads every revocation in force, as a safety net under
-    /// pub/sub (default 30 s). A lost message is caught up within this time.
+    /// pub/sub (default 30 s, at least 100 ms). A lost message is caught up within this time.
     ///
     /// # Examples
     ///
@@ -131,8 +159,53 @@ impl RedisRevocationFeed {
     /// ```
     #[must_use]
     pub fn resync_interval(mut self, interval: Duration) -> Self {
-        self.resync_interval = interval.max(Duration::from_millis(100));
+        self.resync_interval = interval.max(MIN_INTERVAL);
         self
+    }
+
+    /// How often a subscription sends `PING` on its subscribed connection, which must answer
+    /// within the same time (default 1 s, at least 100 ms). A connection that does not is
+    /// deemed dead: the feed subscribes again on a fresh connection and catches up, so a
+    /// silently stalled subscription delays revocations by about twice this interval.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use portcullis_redis::{RedisConfig, RedisRevocationFeed};
+    ///
+    /// let redis = RedisConfig::new("redis://127.0.0.1:6379").build().unwrap();
+    /// let feed = RedisRevocationFeed::new(redis).heartbeat_interval(Duration::from_millis(500));
+    /// # let _ = feed;
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
+        self.heartbeat_interval = interval.max(MIN_INTERVAL);
+        self
+    }
+
+    /// Whether every subscription made through this feed (or a clone) is subscribed right
+    /// now and has read every revocation in force since it (re)subscribed. False before the
+    /// first `subscribe`, while Redis is unreachable, and from when a subscription is found
+    /// dead until it is replaced: what an application's readiness check (`/readyz`) reports.
+    ///
+    /// A list that caught up once keeps enforcing what it holds during a later outage (see
+    /// [`RevocationList::is_caught_up`] for the edge's rule).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run(feed: portcullis_redis::RedisRevocationFeed) {
+    /// let status = if feed.is_caught_up() { 200 } else { 503 };
+    /// # let _ = status;
+    /// # }
+    /// ```
+    pub fn is_caught_up(&self) -> bool {
+        self.shared.subscriptions.load(Ordering::Acquire) > 0
+            && self.shared.behind.load(Ordering::Acquire) == 0
     }
 
     fn key(&self) -> String {
@@ -174,12 +247,17 @@ impl RevocationFeed for RedisRevocationFeed {
     }
 
     async fn subscribe(&self, list: RevocationList) -> Result<(), StoreError> {
-        let subscriber = Subscriber {
+        self.shared.subscriptions.fetch_add(1, Ordering::AcqRel);
+        self.shared.behind.fetch_add(1, Ordering::AcqRel);
+        let mut subscriber = Subscriber {
             redis: self.redis.clone(),
             clock: self.clock.clone(),
             key: self.key(),
             list: list.clone(),
             resync_interval: self.resync_interval,
+            heartbeat_interval: self.heartbeat_interval,
+            shared: self.shared.clone(),
+            caught_up: false,
         };
         // Spread subscribers over a cluster's nodes; any node hears every message.
         let first = usize::try_from(std::hash::BuildHasher::hash_one(
@@ -187,28 +265,54 @@ impl RevocationFeed for RedisRevocationFeed {
             0u8,
         ))
         .unwrap_or(0);
-        let (pubsub, node) = subscriber.connect(first).await?;
-        let stream = pubsub.into_on_message();
-        // Only now that pub/sub is listening: whatever was published before is in the set.
-        subscriber.catch_up().await?;
+        let connected = match subscriber.resubscribe(first).await {
+            Ok(connected) => Some(connected),
+            Err(error) => {
+                // Fail closed without failing the start: the edge refuses access tokens until
+                // the background task has caught up.
+                tracing::warn!(%error, "revocation feed unreachable; retrying in the background");
+                list.set_caught_up(false);
+                None
+            }
+        };
         self.shared
             .local
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(list);
         let alive = self.shared.alive.subscribe();
-        tokio::spawn(subscriber.run(stream, node, alive));
+        tokio::spawn(subscriber.run(connected, alive));
         Ok(())
     }
 }
 
+/// A live subscription: where to ping, what to read, and which node it is on.
+struct Connected {
+    sink: PubSubSink,
+    stream: PubSubStream,
+    node: usize,
+}
+
+/// Why [`Subscriber::listen`] returned.
+enum Ended {
+    /// The feed was dropped.
+    Stopped,
+    /// The subscription broke, stalled, or a re-read failed: subscribe again.
+    Lost,
+}
+
 /// The background side of one subscription.
 struct Subscriber {
+    /// Connections of this subscription's own for its re-reads, replaced at each resubscribe.
     redis: RedisConnection,
     clock: SharedClock,
     key: String,
     list: RevocationList,
     resync_interval: Duration,
+    heartbeat_interval: Duration,
+    shared: Arc<FeedShared>,
+    /// Whether this subscription counts as caught up in `shared.behind`.
+    caught_up: bool,
 }
 
 impl Subscriber {
@@ -234,6 +338,19 @@ impl Subscriber {
             }
         }
         Err(last_error)
+    }
+
+    /// Subscribes on fresh connections, then reads every revocation in force: whatever was
+    /// published before the subscription is in the set, whatever after is heard.
+    async fn resubscribe(&mut self, first: usize) -> Result<Connected, StoreError> {
+        // The old connections may be the ones that stalled; the client never reopens a
+        // connection that merely stops answering.
+        self.redis = self.redis.reopen();
+        let (pubsub, node) = self.connect(first).await?;
+        let (sink, stream) = pubsub.split();
+        self.catch_up().await?;
+        self.set_caught_up(true);
+        Ok(Connected { sink, stream, node })
     }
 
     /// Delivers every revocation still in force into the list.
@@ -262,65 +379,90 @@ impl Subscriber {
         Ok(())
     }
 
-    async fn run(
-        self,
-        mut stream: redis::aio::PubSubStream,
-        mut node: usize,
-        mut alive: watch::Receiver<()>,
-    ) {
-        let mut delay = Duration::from_millis(50);
+    /// Records whether this subscription is subscribed and caught up, for
+    /// [`RedisRevocationFeed::is_caught_up`] and the list's own flag.
+    fn set_caught_up(&mut self, caught_up: bool) {
+        if caught_up == self.caught_up {
+            return;
+        }
+        self.caught_up = caught_up;
+        if caught_up {
+            self.shared.behind.fetch_sub(1, Ordering::AcqRel);
+            // Once caught up, the list keeps enforcing what it holds through later outages.
+            self.list.set_caught_up(true);
+        } else {
+            self.shared.behind.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Delivers messages until the subscription is lost or the feed is dropped, pinging it
+    /// and re-reading the set on their intervals.
+    async fn listen(&self, connected: &mut Connected, alive: &mut watch::Receiver<()>) -> Ended {
+        let mut resync = tokio::time::interval(self.resync_interval);
+        resync.reset();
+        let mut heartbeat = tokio::time::interval(self.heartbeat_interval);
+        heartbeat.reset();
         loop {
-            // Listen until the connection drops or a re-read fails.
-            let mut resync = tokio::time::interval(self.resync_interval);
-            resync.reset();
-            loop {
-                tokio::select! {
-                    message = stream.next() => {
-                        let Some(message) = message else { break };
-                        match serde_json::from_slice::<Revocation>(message.get_payload_bytes()) {
-                            Ok(revocation) => self.list.insert(&revocation),
-                            Err(error) => tracing::warn!(%error, "ignoring a malformed revocation message"),
-                        }
+            tokio::select! {
+                message = connected.stream.next() => {
+                    let Some(message) = message else { return Ended::Lost };
+                    match serde_json::from_slice::<Revocation>(message.get_payload_bytes()) {
+                        Ok(revocation) => self.list.insert(&revocation),
+                        Err(error) => tracing::warn!(%error, "ignoring a malformed revocation message"),
                     }
-                    _ = resync.tick() => {
-                        if let Err(error) = self.catch_up().await {
-                            tracing::warn!(%error, "revocation re-read failed; resubscribing");
-                            break;
-                        }
-                    }
-                    _ = alive.changed() => return,
                 }
+                _ = heartbeat.tick() => {
+                    // A dead path or a stalled proxy closes nothing: only an unanswered PING
+                    // tells this subscription from a quiet one.
+                    let pong = tokio::time::timeout(
+                        self.heartbeat_interval,
+                        connected.sink.ping::<redis::Value>(),
+                    )
+                    .await;
+                    if !matches!(pong, Ok(Ok(_))) {
+                        tracing::warn!("revocation subscription did not answer PING in time; resubscribing");
+                        return Ended::Lost;
+                    }
+                }
+                _ = resync.tick() => {
+                    if let Err(error) = self.catch_up().await {
+                        tracing::warn!(%error, "revocation re-read failed; resubscribing");
+                        return Ended::Lost;
+                    }
+                }
+                _ = alive.changed() => return Ended::Stopped,
+            }
+        }
+    }
+
+    async fn run(mut self, mut connected: Option<Connected>, mut alive: watch::Receiver<()>) {
+        let mut node = 0;
+        let mut delay = MIN_RECONNECT_DELAY;
+        loop {
+            if let Some(mut current) = connected.take() {
+                node = current.node;
+                if let Ended::Stopped = self.listen(&mut current, &mut alive).await {
+                    return;
+                }
+                self.set_caught_up(false);
             }
             // Reconnect (another node first on a cluster), then catch up on what was missed.
-            loop {
-                tokio::select! {
-                    () = tokio::time::sleep(delay) => {}
-                    _ = alive.changed() => return,
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                _ = alive.changed() => return,
+            }
+            delay = (delay * 2).min(MAX_RECONNECT_DELAY);
+            let attempt = tokio::select! {
+                attempt = self.resubscribe(node.wrapping_add(1)) => attempt,
+                _ = alive.changed() => return,
+            };
+            match attempt {
+                Ok(next) => {
+                    connected = Some(next);
+                    delay = MIN_RECONNECT_DELAY;
+                    tracing::info!("revocation feed subscribed and caught up");
                 }
-                delay = (delay * 2).min(MAX_RECONNECT_DELAY);
-                let connected = match self.connect(node.wrapping_add(1)).await {
-                    Ok((pubsub, connected_node)) => {
-                        node = connected_node;
-                        let next = pubsub.into_on_message();
-                        match self.catch_up().await {
-                            Ok(()) => Some(next),
-                            Err(error) => {
-                                tracing::warn!(%error, "revocation catch-up failed");
-                                None
-                            }
-                        }
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "revocation feed cannot resubscribe yet");
-                        None
-                    }
-                };
-                if let Some(next) = connected {
-                    stream = next;
-                    delay = Duration::from_millis(50);
-                    tracing::info!("revocation feed resubscribed and caught up");
-                    break;
-                }
+                Err(error) => tracing::warn!(%error, "revocation feed cannot subscribe yet"),
             }
         }
     }

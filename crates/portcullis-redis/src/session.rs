@@ -17,7 +17,7 @@ use redis::Script;
 
 use crate::{
     connection::RedisConnection,
-    index::{Added, Entry, Limit, UserIndex, ttl},
+    index::{Added, Bumped, Entry, Limit, UserIndex, ttl},
 };
 
 /// How long a listed member whose record is missing is left alone, in case its record is
@@ -37,12 +37,17 @@ return 1",
     )
 });
 
-/// ARGV: now, expected version, then as PUT. Returns `{status, '=' .. old user or ''}`.
+/// ARGV: now, expected version, then as PUT. Returns `{status, '=' .. old user or ''}`; a
+/// record expired by `now` is deleted (`missing`).
 static SAVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local current = redis.call('HMGET', KEYS[1], 'v', 'e', 'a', 'u')
-if not current[1] or math.min(tonumber(current[2]), tonumber(current[3])) <= tonumber(ARGV[1]) then
+if not current[1] then return {'missing', ''} end
+if math.min(tonumber(current[2]), tonumber(current[3])) <= tonumber(ARGV[1]) then
+  -- Expired by the caller's clock, maybe not yet by Redis' TTL: end it for every node before
+  -- the caller drops its index entry, so no node with a slower clock keeps it unindexed.
+  redis.call('DEL', KEYS[1])
   return {'missing', ''}
 end
 if current[1] ~= ARGV[2] then return {'conflict', ''} end
@@ -230,8 +235,29 @@ impl RedisSessionStore {
         Ok(live)
     }
 
+    /// Puts a live record back in its user's index with the expiry of `entry`; false when the
+    /// record is gone, belongs to someone else, or is being deleted.
+    async fn reindex(
+        &self,
+        index: &UserIndex,
+        record_key: &str,
+        member: &str,
+        now: u64,
+        entry: &Entry<'_>,
+    ) -> Result<bool, StoreError> {
+        let Fetched::Live(record) = self.fetch(record_key, now).await? else {
+            return Ok(false);
+        };
+        let full = Entry {
+            expires_at: entry.expires_at,
+            ..self::entry(member, &record)
+        };
+        Ok(index.bump(&self.redis, now, &full, true).await? == Bumped::Held)
+    }
+
     /// Drops index members whose record no longer exists (left by an interrupted delete),
-    /// sparing recent ones whose `create` may still be writing. Returns how many were dropped.
+    /// sparing recent ones whose `create` may still be writing, and ends records this node
+    /// judges expired (as `SAVE` does). Returns how many were dropped.
     async fn reap(&self, index: &UserIndex, now: u64) -> Result<usize, StoreError> {
         let (live, doomed) = index.list(&self.redis, now).await?;
         self.finish(index, now, &doomed).await?;
@@ -240,15 +266,26 @@ impl RedisSessionStore {
                 .map(|(member, _)| async move { self.fetch(&self.member_key(member), now).await }),
         )
         .await?;
-        let gone: Vec<String> = live
-            .into_iter()
-            .zip(fetched)
-            .filter(|((_, created), fetched)| {
-                matches!(fetched, Fetched::Missing)
-                    && created.saturating_add(REAP_GRACE_SECS) <= now
-            })
-            .map(|((member, _), _)| member)
-            .collect();
+        let mut gone = Vec::new();
+        let mut expired = Vec::new();
+        for ((member, created), fetched) in live.into_iter().zip(fetched) {
+            match fetched {
+                Fetched::Missing if created.saturating_add(REAP_GRACE_SECS) <= now => {
+                    gone.push(member);
+                }
+                Fetched::Expired => expired.push(member),
+                _ => {}
+            }
+        }
+        // Expired by this node's clock but maybe not by Redis' (its index entry still stands):
+        // the record goes first, so its entry is never dropped while it lives.
+        try_join_all(
+            expired.iter().map(|member| async move {
+                self.delete_record(&self.member_key(member), now).await
+            }),
+        )
+        .await?;
+        gone.extend(expired);
         index.forget(&self.redis, now, &gone).await?;
         Ok(gone.len())
     }
@@ -434,15 +471,28 @@ impl SessionStore for RedisSessionStore {
                 // Raise the index score before the record's expiry, so the index never lets go
                 // of a live session.
                 if let Some(user_id) = fields.next().flatten() {
+                    let index = self.index(&user_id);
                     let entry = Entry {
                         member: &member,
                         expires_at: expires_at.min(absolute),
                         created_at: 0,
                         handle: "",
                     };
-                    self.index(&user_id)
-                        .bump(&self.redis, now, &entry, false)
-                        .await?;
+                    match index.bump(&self.redis, now, &entry, false).await? {
+                        Bumped::Held => {}
+                        // A logout-all, revoke or eviction is deleting it: never extend it.
+                        Bumped::Doomed => return Ok(false),
+                        // Live but unindexed (an index write lost in a failover): index it
+                        // again before extending it, or logout-all could never reach it.
+                        Bumped::Absent => {
+                            if !self
+                                .reindex(&index, &record_key, &member, now, &entry)
+                                .await?
+                            {
+                                return Ok(false);
+                            }
+                        }
+                    }
                 }
                 let mut invocation = TOUCH.key(&record_key);
                 invocation.arg(now).arg(expires_at).arg(last_seen_at);
