@@ -102,6 +102,21 @@ impl Backoff {
         self.free_failures
     }
 
+    /// The first lock-out.
+    pub fn base_lockout(&self) -> Duration {
+        self.base
+    }
+
+    /// The longest lock-out.
+    pub fn max_lockout(&self) -> Duration {
+        self.max
+    }
+
+    /// How long failures are remembered after the last lock-out ends.
+    pub fn window_length(&self) -> Duration {
+        self.window
+    }
+
     /// The lock-out after the `failures`-th consecutive failure, if any.
     pub fn lockout_after(&self, failures: u32) -> Option<Duration> {
         let doublings = failures.checked_sub(self.free_failures)?;
