@@ -9,7 +9,8 @@ use http::HeaderMap;
 ///
 /// With axum, serve the router with
 /// `into_make_service_with_connect_info::<SocketAddr>()` so the connection's address is in the
-/// request; without it there is no address and only the per-account limit applies.
+/// request; on a bare hyper server, insert a `ClientAddress` extension into each request of a
+/// connection. Without either there is no address and only the per-account limit applies.
 ///
 /// # Examples
 ///
@@ -29,14 +30,18 @@ use http::HeaderMap;
 pub struct ClientAddress(pub Option<IpAddr>);
 
 impl ClientAddress {
-    /// The connection's address, as axum's `ConnectInfo<SocketAddr>` recorded it.
-    #[cfg(feature = "axum")]
+    /// The address the server recorded in the request: a `ClientAddress` extension (what a
+    /// bare hyper server, or a middleware the application trusts, inserts), else, with the
+    /// `axum` feature, the connection's address from axum's `ConnectInfo<SocketAddr>`.
     pub fn from_extensions(extensions: &http::Extensions) -> Self {
-        Self(
-            extensions
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|info| info.0.ip()),
-        )
+        if let Some(address) = extensions.get::<Self>() {
+            return *address;
+        }
+        #[cfg(feature = "axum")]
+        if let Some(info) = extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>() {
+            return Self(Some(info.0.ip()));
+        }
+        Self(None)
     }
 
     /// The client as seen by the outermost of `trusted_proxies` reverse proxies: the address
@@ -106,6 +111,18 @@ impl<S: Send + Sync> axum_core::extract::FromRequestParts<S> for ClientAddress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_inserted_client_address_is_used_and_nothing_else_is_guessed() {
+        let mut extensions = http::Extensions::new();
+        assert_eq!(
+            ClientAddress::from_extensions(&extensions),
+            ClientAddress(None)
+        );
+        let address = ClientAddress(Some("192.0.2.9".parse().unwrap()));
+        extensions.insert(address);
+        assert_eq!(ClientAddress::from_extensions(&extensions), address);
+    }
 
     #[test]
     fn forwarded_for_is_read_only_as_far_as_the_trusted_proxies() {
