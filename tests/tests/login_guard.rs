@@ -311,3 +311,122 @@ async fn redis_keys_name_no_account_or_address_and_all_expire() {
         assert!(ttl > 0, "{key} expires");
     }
 }
+
+const TWO_FREE_FAILURES: [(&str, &str); 2] =
+    [("LOGIN_FREE_FAILURES", "2"), ("LOGIN_BACKOFF_SECS", "60")];
+
+fn lookup(name: &str) -> Option<String> {
+    TWO_FREE_FAILURES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| (*v).to_owned())
+}
+
+fn guarded_users() -> demo_users::DemoUsers {
+    let settings = demo_users::LoginGuardSettings::from_lookup(lookup).unwrap();
+    demo_users::DemoUsers::new().with_login_guard(settings.guard(None))
+}
+
+/// Two wrong passwords, then the right one: 429 with `Retry-After`, on `path` of the app at
+/// `addr`.
+async fn locks_out(addr: SocketAddr, path: &str) {
+    for _ in 0..2 {
+        let wrong = post_json(
+            addr,
+            path,
+            &json!({"username": "alice", "password": "wrong"}),
+        )
+        .await;
+        assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "{path}");
+    }
+    let right = post_json(
+        addr,
+        path,
+        &json!({"username": "alice", "password": "alice-password-1"}),
+    )
+    .await;
+    assert_eq!(right.status, StatusCode::TOO_MANY_REQUESTS, "{path}");
+    assert!(right.retry_after.unwrap() > 30, "{path}");
+}
+
+#[tokio::test]
+async fn every_example_login_runs_inside_the_guard() {
+    // session-app
+    let settings = session_app::Settings::from_lookup(|_| None).unwrap();
+    let layer = portcullis_session::SessionLayer::new(
+        portcullis_session::MemoryStore::new(),
+        settings.session_config(),
+    )
+    .unwrap();
+    locks_out(
+        serve(session_app::app(layer, guarded_users())).await,
+        "/login",
+    )
+    .await;
+    // hybrid-app
+    let settings = hybrid_app::Settings::from_lookup(lookup).unwrap();
+    let state = hybrid_app::AppState::from_settings(&settings)
+        .await
+        .unwrap();
+    locks_out(serve(hybrid_app::app(state)).await, "/login").await;
+    // adboard, in each mode
+    for mode in [
+        adboard::Mode::Session,
+        adboard::Mode::Jwt,
+        adboard::Mode::Hybrid,
+    ] {
+        let app = adboard::app(mode, lookup).await.unwrap();
+        locks_out(serve(app).await, "/login").await;
+    }
+    // mixed: the cookie and the token route share the account's count.
+    let addr = serve(mixed::app(guarded_users()).unwrap()).await;
+    locks_out(addr, "/token").await;
+    let login = post_json(
+        addr,
+        "/login",
+        &json!({"username": "alice", "password": "alice-password-1"}),
+    )
+    .await;
+    assert_eq!(login.status, StatusCode::TOO_MANY_REQUESTS);
+    // hyper-plain, whose accept loop records each connection's address itself.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = hyper_plain::service(guarded_users()).unwrap();
+    tokio::spawn(hyper_plain::serve(listener, service));
+    locks_out(addr, "/login").await;
+}
+
+#[tokio::test]
+async fn session_app_form_logins_see_the_lockout_on_the_login_page() {
+    let settings = session_app::Settings::from_lookup(|_| None).unwrap();
+    let layer = portcullis_session::SessionLayer::new(
+        portcullis_session::MemoryStore::new(),
+        settings.session_config(),
+    )
+    .unwrap();
+    let addr = serve(session_app::app(layer, guarded_users())).await;
+    let form = |password: &'static str| {
+        reqwest::Client::new()
+            .post(format!("http://{addr}/login"))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(format!("username=alice&password={password}"))
+            .send()
+    };
+    for _ in 0..2 {
+        assert_eq!(
+            form("wrong").await.unwrap().status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let locked = form("alice-password-1").await.unwrap();
+    assert_eq!(locked.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(locked.headers().contains_key(header::RETRY_AFTER));
+    assert_eq!(locked.headers()[header::CACHE_CONTROL], "no-store");
+    assert!(
+        locked
+            .text()
+            .await
+            .unwrap()
+            .contains("Too many failed logins")
+    );
+}
