@@ -9,6 +9,8 @@
 //!   policies to a router.
 //! - Every refusal is an [`AuthRejection`], rendered with the right status, RFC 6750 challenge
 //!   and `Cache-Control: no-store`, and replaceable with [`MapRejectionLayer`].
+//! - A [`LoginGuard`] wraps the application's password check: a cap on concurrent checks and
+//!   back-off per account and per client address ([`login_guard`]).
 //!
 //! # Example
 //!
@@ -49,6 +51,7 @@ mod cross_site;
 #[cfg(feature = "axum")]
 mod extract;
 mod identity;
+pub mod login_guard;
 pub mod observe;
 mod policy;
 mod rejection;
@@ -66,6 +69,12 @@ pub use cross_site::{CrossSiteCheck, InvalidOrigin};
 #[cfg(feature = "axum")]
 pub use extract::{Authorized, CurrentUser, RecentlyAuthenticated};
 pub use identity::{Identity, Mechanism};
+#[cfg(feature = "argon2")]
+pub use login_guard::Argon2Verifier;
+pub use login_guard::{
+    AttemptCounter, AttemptKey, Backoff, ClientAddress, LoginAttempt, LoginGuard,
+    MemoryAttemptCounter,
+};
 pub use policy::{AllOf, AnyOf, Authenticated, Not, Policy, PolicyExt};
 pub use rejection::{AuthRejection, RejectionKind};
 pub use render::{MapRejection, MapRejectionFuture, MapRejectionLayer, login_redirect, safe_next};

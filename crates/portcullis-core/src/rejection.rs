@@ -24,6 +24,9 @@ pub enum RejectionKind {
     CrossSiteRequest,
     /// The request itself is malformed: duplicate or garbled `Authorization`, bad body (400).
     InvalidRequest,
+    /// Too many failed logins for this account or client: wait for the back-off (429 with
+    /// `Retry-After`; OWASP ASVS V2.2.1).
+    TooManyAttempts,
     /// A store or key set the decision depends on is unreachable (503). Fails closed.
     Unavailable,
     /// The application is wired wrongly, for example an extractor without its layer (500).
@@ -39,6 +42,7 @@ impl RejectionKind {
             }
             Self::Forbidden | Self::CrossSiteRequest => StatusCode::FORBIDDEN,
             Self::InvalidRequest => StatusCode::BAD_REQUEST,
+            Self::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Misconfigured => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -121,6 +125,12 @@ impl AuthRejection {
         Self::new(RejectionKind::InvalidRequest, description)
     }
 
+    /// 429 with `Retry-After`: too many failed logins; the caller must wait (set the wait with
+    /// [`AuthRejection::with_retry_after`]).
+    pub fn too_many_attempts(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(RejectionKind::TooManyAttempts, description)
+    }
+
     /// 503 with `Retry-After`: a store or key set is unreachable, so nobody is let in.
     pub fn unavailable(description: impl Into<Cow<'static, str>>) -> Self {
         Self::new(RejectionKind::Unavailable, description)
@@ -138,7 +148,7 @@ impl AuthRejection {
         self
     }
 
-    /// Changes the `Retry-After` of a 503.
+    /// Changes the `Retry-After` of a 503 or 429.
     #[must_use]
     pub fn with_retry_after(mut self, seconds: u32) -> Self {
         self.retry_after_secs = seconds;
@@ -177,6 +187,7 @@ impl AuthRejection {
             RejectionKind::StaleAuthentication => "insufficient_user_authentication",
             RejectionKind::CrossSiteRequest => "cross_site_request",
             RejectionKind::InvalidRequest => "invalid_request",
+            RejectionKind::TooManyAttempts => "too_many_attempts",
             RejectionKind::Unavailable => "temporarily_unavailable",
             RejectionKind::Misconfigured => "server_error",
         }
@@ -242,7 +253,10 @@ impl AuthRejection {
         {
             headers.insert(header::WWW_AUTHENTICATE, value);
         }
-        if self.kind == RejectionKind::Unavailable {
+        if matches!(
+            self.kind,
+            RejectionKind::Unavailable | RejectionKind::TooManyAttempts
+        ) {
             headers.insert(
                 header::RETRY_AFTER,
                 HeaderValue::from(self.retry_after_secs),
@@ -316,6 +330,11 @@ mod tests {
             (AuthRejection::cross_site("x"), 403, "cross_site_request"),
             (AuthRejection::invalid_request("x"), 400, "invalid_request"),
             (
+                AuthRejection::too_many_attempts("x"),
+                429,
+                "too_many_attempts",
+            ),
+            (
                 AuthRejection::unavailable("x"),
                 503,
                 "temporarily_unavailable",
@@ -369,5 +388,10 @@ mod tests {
         assert_eq!(response.headers()[header::RETRY_AFTER], "7");
         let carried = response.extensions().get::<AuthRejection>().unwrap();
         assert_eq!(carried.kind(), RejectionKind::Unavailable);
+        let response: Response<Bytes> = AuthRejection::too_many_attempts("slow down")
+            .with_retry_after(30)
+            .to_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "30");
     }
 }

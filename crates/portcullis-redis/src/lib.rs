@@ -1,6 +1,7 @@
 //! Redis backends for portcullis: [`RedisSessionStore`] for the session-cookie layer,
-//! [`RedisRefreshStore`] and [`RedisRevocationFeed`] for the hybrid layer, on a single Redis
-//! or a Redis Cluster, so several application nodes share sessions and revocations.
+//! [`RedisRefreshStore`] and [`RedisRevocationFeed`] for the hybrid layer, and
+//! [`RedisAttemptCounter`] for the login guard, on a single Redis or a Redis Cluster, so
+//! several application nodes share sessions, revocations and failed-login counts.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -29,6 +30,7 @@
 //!
 #![doc = include_str!("docs/design.md")]
 
+mod attempts;
 mod connection;
 #[cfg(any(feature = "session", feature = "hybrid"))]
 mod index;
@@ -39,6 +41,7 @@ mod revocation;
 #[cfg(feature = "session")]
 mod session;
 
+pub use attempts::RedisAttemptCounter;
 pub use connection::{ConfigError, RedisConfig, RedisConnection};
 #[cfg(feature = "hybrid")]
 pub use refresh::RedisRefreshStore;

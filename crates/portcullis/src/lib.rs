@@ -5,13 +5,18 @@
 //! ask for [`CurrentUser<U>`](crate::CurrentUser) or [`Authorized<U, P>`](crate::Authorized)
 //! without knowing which one is underneath.
 //!
+//! A [`LoginGuard`] wraps the application's own password check: a cap on
+//! concurrent checks and back-off per account and per client address ([`login_guard`]); with
+//! `redis`, `redis::RedisAttemptCounter` shares the counts between nodes.
+//!
 //! | feature | what it adds |
 //! |---|---|
 //! | `axum` (default) | extractors and `IntoResponse` for rejections |
 //! | `session` (default) | [`session`]: `SessionLayer`, `Session`, `MemoryStore` |
 //! | `jwt` | [`jwt`]: `BearerLayer`, key sets, `TokenIssuer` |
 //! | `hybrid` | [`hybrid`]: `HybridLayer`, refresh and revocation |
-//! | `redis` | [`redis`]: Redis stores and revocation feed |
+//! | `redis` | [`redis`]: Redis stores, revocation feed and login attempt counter |
+//! | `argon2` | `Argon2Verifier`: argon2 checks reusing a pool of hashing memory |
 //! | `testing` | `testing::AuthenticateAsLayer` |
 //!
 //! The project README follows; its examples are compiled as doctests of this crate.

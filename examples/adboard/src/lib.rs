@@ -13,7 +13,7 @@ pub mod modes;
 use std::{fmt, net::SocketAddr, str::FromStr};
 
 use axum::{Json, Router, extract::FromRef};
-use demo_users::{Credentials, DemoUsers, User};
+use demo_users::{Credentials, DemoUsers, LoginGuardSettings, LoginGuardSettingsError, User};
 use portcullis_core::{AuthRejection, CurrentUser};
 use serde::Deserialize;
 
@@ -78,6 +78,9 @@ pub enum SetupError {
     /// `REDIS_URL` is wrong.
     #[error("REDIS_URL: {0}")]
     Redis(#[from] portcullis_redis::ConfigError),
+    /// A `LOGIN_*` variable could not be used.
+    #[error(transparent)]
+    LoginGuard(#[from] LoginGuardSettingsError),
 }
 
 /// The state every mode shares: the ads and the users.
@@ -110,9 +113,15 @@ pub async fn app(
     mode: Mode,
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<Router, SetupError> {
+    // Failed logins are counted in Redis when `REDIS_URL` is set, in every mode (issue 18).
+    let redis = portcullis_redis::RedisConfig::from_lookup(&lookup)
+        .map(|config| config.build())
+        .transpose()?;
+    let guard = LoginGuardSettings::from_lookup(&lookup)?.guard(redis);
     let users = tokio::task::spawn_blocking(DemoUsers::new)
         .await
-        .unwrap_or_else(|_| DemoUsers::new());
+        .unwrap_or_else(|_| DemoUsers::new())
+        .with_login_guard(guard);
     let state = AppState {
         board: AdBoard::default(),
         users,
@@ -168,28 +177,22 @@ pub struct PasswordBody {
     pub password: String,
 }
 
-/// Checks a password off the async runtime (argon2 is deliberately slow).
+/// Confirms a signed-in user's password inside the login guard, so guesses here are limited
+/// like those at the login route.
 pub(crate) async fn check_password(
     users: &DemoUsers,
     username: &str,
     password: String,
 ) -> Result<User, AuthRejection> {
-    let users = users.clone();
-    let credentials = Credentials {
-        username: username.to_owned(),
-        password,
-    };
-    tokio::task::spawn_blocking(move || users.authenticate(&credentials))
-        .await
-        .map_err(|_| AuthRejection::unavailable("the password check failed; retry"))?
+    users.login(Credentials::new(username, password)).await
 }
 
-/// Signs in with a username and password off the async runtime.
+/// Signs in inside the login guard: 429 while locked out, 503 when too many checks run.
 pub(crate) async fn sign_in(
     users: &DemoUsers,
     credentials: Credentials,
 ) -> Result<User, AuthRejection> {
-    check_password(users, &credentials.username.clone(), credentials.password).await
+    users.login(credentials).await
 }
 
 /// Sets a new password off the async runtime, refusing empty or oversized ones.

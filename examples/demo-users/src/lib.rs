@@ -5,19 +5,27 @@
 //! Copy this into your application and replace the user table with your database.
 //!
 //! [`JwtKeySettings`] reads the `JWT_*` variables the token-issuing examples share.
+//!
+//! [`DemoUsers::login`] runs the password check inside a [`LoginGuard`](portcullis_core::LoginGuard)
+//! (see [`LoginGuardSettings`] for its `LOGIN_*` variables): the apps sign users in through it.
 
 mod jwt_keys;
+mod login_guard;
 
 pub use jwt_keys::{JwtKeySettings, JwtSettingsError};
+pub use login_guard::{
+    DemoAttemptCounter, DemoLoginGuard, LoginGuardSettings, LoginGuardSettingsError,
+};
 
 use std::{
     collections::HashMap,
     fmt,
+    net::IpAddr,
     sync::{Arc, PoisonError, RwLock},
 };
 
 use argon2::{
-    Argon2, PasswordHash, PasswordHasher, PasswordVerifier,
+    Argon2, PasswordHasher,
     password_hash::{SaltString, rand_core::OsRng},
 };
 use axum::{
@@ -25,7 +33,7 @@ use axum::{
     extract::{FromRequest, Request},
     http::header,
 };
-use portcullis_core::{AuthRejection, Policy};
+use portcullis_core::{Argon2Verifier, AuthRejection, ClientAddress, LoginAttempt, Policy};
 use serde::{Deserialize, Serialize};
 
 /// What a user may do: the capabilities the handlers ask about.
@@ -75,13 +83,28 @@ impl Policy<User> for IsAdmin {
     }
 }
 
-/// A username and password, as posted to a login route.
+/// A username and password, as posted to a login route, and the address they came from.
 #[derive(Clone, Deserialize)]
 pub struct Credentials {
     /// The claimed username.
     pub username: String,
     /// The password. Never logged.
     pub password: String,
+    /// The client's address, from the connection (never from a header the client controls),
+    /// for the per-client login limit. `None` when the server did not record it.
+    #[serde(skip)]
+    pub client: Option<IpAddr>,
+}
+
+impl Credentials {
+    /// Credentials with no client address.
+    pub fn new(username: impl Into<String>, password: impl Into<String>) -> Self {
+        Self {
+            username: username.into(),
+            password: password.into(),
+            client: None,
+        }
+    }
 }
 
 impl fmt::Debug for Credentials {
@@ -89,6 +112,7 @@ impl fmt::Debug for Credentials {
         f.debug_struct("Credentials")
             .field("username", &self.username)
             .field("password", &"REDACTED")
+            .field("client", &self.client)
             .finish()
     }
 }
@@ -100,12 +124,13 @@ impl<S: Send + Sync> FromRequest<S> for Credentials {
     type Rejection = AuthRejection;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let ClientAddress(client) = ClientAddress::from_extensions(request.extensions());
         let content_type = request
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        let credentials = if content_type.starts_with("application/x-www-form-urlencoded") {
+        let mut credentials = if content_type.starts_with("application/x-www-form-urlencoded") {
             Form::<Credentials>::from_request(request, state)
                 .await
                 .map(|Form(c)| c)
@@ -130,6 +155,7 @@ impl<S: Send + Sync> FromRequest<S> for Credentials {
                 "username or password too long",
             ));
         }
+        credentials.client = client;
         Ok(credentials)
     }
 }
@@ -139,13 +165,17 @@ struct Account {
     password_hash: String,
 }
 
-/// The demo user table, with passwords hashed by argon2 at start-up.
+/// The demo user table, with passwords hashed by argon2 at start-up, and the login guard
+/// its password checks run in.
 #[derive(Clone)]
 pub struct DemoUsers {
     accounts: Arc<RwLock<HashMap<String, Account>>>,
     // Checked when the username is unknown, so a wrong username costs as much time as a wrong
     // password (OWASP Authentication Cheat Sheet, "Authentication Responses").
     decoy_hash: Arc<str>,
+    guard: DemoLoginGuard,
+    // One 19 MiB argon2 buffer per check the guard lets run at once, reused (issue 18).
+    verifier: Argon2Verifier,
 }
 
 impl fmt::Debug for DemoUsers {
@@ -165,7 +195,8 @@ fn hash(password: &str) -> String {
 }
 
 impl DemoUsers {
-    /// `alice` (advertiser) and `admin` (admin), hashed now.
+    /// `alice` (advertiser) and `admin` (admin), hashed now, behind a login guard with the
+    /// default settings counting in memory.
     pub fn new() -> Self {
         let accounts = [
             ("alice", "alice-password-1", Role::Advertiser),
@@ -186,13 +217,46 @@ impl DemoUsers {
             )
         })
         .collect();
+        let guard = LoginGuardSettings::default().guard(None);
         Self {
             accounts: Arc::new(RwLock::new(accounts)),
             decoy_hash: hash("decoy password that matches nothing").into(),
+            verifier: Argon2Verifier::new(guard.concurrency_limit()),
+            guard,
         }
     }
 
-    /// The user these credentials prove, or 401.
+    /// Checks passwords inside `guard` instead (one built from [`LoginGuardSettings`]).
+    #[must_use]
+    pub fn with_login_guard(mut self, guard: DemoLoginGuard) -> Self {
+        self.verifier = Argon2Verifier::new(guard.concurrency_limit());
+        self.guard = guard;
+        self
+    }
+
+    /// The login guard.
+    pub fn login_guard(&self) -> &DemoLoginGuard {
+        &self.guard
+    }
+
+    /// Signs in: [`DemoUsers::authenticate`] on a blocking thread, inside the login guard.
+    ///
+    /// # Errors
+    ///
+    /// 401 for wrong credentials; 429 with `Retry-After` while the account or the client
+    /// address is locked out (even for the right password); 503 with `Retry-After` when too
+    /// many checks are running or the attempt counter is unreachable.
+    pub async fn login(&self, credentials: Credentials) -> Result<User, AuthRejection> {
+        let users = self.clone();
+        let account = credentials.username.clone();
+        let attempt = LoginAttempt::new(&account).with_client(credentials.client);
+        self.guard
+            .verify(attempt, move || users.authenticate(&credentials))
+            .await
+    }
+
+    /// The user these credentials prove, or 401. Slow (argon2) and unguarded: handlers call
+    /// [`DemoUsers::login`].
     ///
     /// # Errors
     ///
@@ -209,11 +273,7 @@ impl DemoUsers {
         let hash = account
             .as_ref()
             .map_or(&*self.decoy_hash, |(_, hash)| hash.as_str());
-        let verified = PasswordHash::new(hash).is_ok_and(|hash| {
-            Argon2::default()
-                .verify_password(credentials.password.as_bytes(), &hash)
-                .is_ok()
-        });
+        let verified = self.verifier.verify(credentials.password.as_bytes(), hash);
         match account {
             Some((user, _)) if verified => Ok(user),
             _ => Err(AuthRejection::invalid_credentials(
@@ -271,10 +331,7 @@ mod tests {
     use super::*;
 
     fn credentials(username: &str, password: &str) -> Credentials {
-        Credentials {
-            username: username.into(),
-            password: password.into(),
-        }
+        Credentials::new(username, password)
     }
 
     #[test]
@@ -377,6 +434,44 @@ mod tests {
         );
         assert!(users.find("alice").is_none());
         assert!(!users.set_password("alice", "x"));
+    }
+
+    #[tokio::test]
+    async fn login_runs_inside_the_guard() {
+        let settings = LoginGuardSettings::from_lookup(|name| {
+            (name == "LOGIN_FREE_FAILURES").then(|| "2".into())
+        })
+        .unwrap();
+        let users = DemoUsers::new().with_login_guard(settings.guard(None));
+        for _ in 0..2 {
+            let error = users
+                .login(credentials("alice", "wrong"))
+                .await
+                .unwrap_err();
+            assert_eq!(error.status(), 401);
+        }
+        let locked = users
+            .login(credentials("alice", "alice-password-1"))
+            .await
+            .unwrap_err();
+        assert_eq!(locked.status(), 429);
+        let admin = users.login(credentials("admin", "admin-password-1")).await;
+        assert!(admin.unwrap().is_admin());
+    }
+
+    #[tokio::test]
+    async fn credentials_carry_the_connection_address_not_a_forwarded_one() {
+        let peer: std::net::SocketAddr = "192.0.2.7:4000".parse().unwrap();
+        let mut request = axum::http::Request::post("/login")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("x-forwarded-for", "203.0.113.1")
+            .body(Body::from(r#"{"username":"alice","password":"p"}"#))
+            .unwrap();
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        let credentials = Credentials::from_request(request, &()).await.unwrap();
+        assert_eq!(credentials.client, Some(peer.ip()));
     }
 
     #[test]

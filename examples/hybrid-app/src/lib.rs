@@ -12,7 +12,10 @@ use axum::{
     response::{Html, IntoResponse, Response},
     routing::{delete, get, post},
 };
-use demo_users::{Credentials, DemoUsers, IsAdmin, JwtKeySettings, JwtSettingsError, User};
+use demo_users::{
+    Credentials, DemoUsers, IsAdmin, JwtKeySettings, JwtSettingsError, LoginGuardSettings,
+    LoginGuardSettingsError, User,
+};
 use portcullis_core::{AuthRejection, Authentication, Authorized, CrossSiteCheck, CurrentUser};
 use portcullis_hybrid::{
     AccessSession, ConfigError, CookieTransport, HybridLayer, HybridSessions,
@@ -50,6 +53,9 @@ pub struct Settings {
     /// `REDIS_URL` (and `REDIS_KEY_PREFIX`): sessions and revocations in Redis; in memory
     /// when unset.
     pub redis: Option<RedisConfig>,
+    /// The `LOGIN_*` settings of the login guard (failed logins counted in Redis too when
+    /// `REDIS_URL` is set).
+    pub login_guard: LoginGuardSettings,
 }
 
 impl fmt::Debug for Settings {
@@ -63,6 +69,7 @@ impl fmt::Debug for Settings {
             .field("grace", &self.grace)
             .field("transparent_refresh", &self.transparent_refresh)
             .field("redis", &self.redis)
+            .field("login_guard", &self.login_guard)
             .finish()
     }
 }
@@ -88,6 +95,9 @@ pub enum SetupError {
     /// `REDIS_URL` (or `REDIS_KEY_PREFIX`) is not a usable Redis configuration.
     #[error("invalid REDIS_URL or REDIS_KEY_PREFIX")]
     Redis(#[from] portcullis_redis::ConfigError),
+    /// A `LOGIN_*` variable could not be used.
+    #[error(transparent)]
+    LoginGuard(#[from] LoginGuardSettingsError),
 }
 
 fn setting(name: &'static str, reason: impl Into<String>) -> SetupError {
@@ -174,6 +184,7 @@ impl Settings {
             grace: secs("REFRESH_GRACE_SECS", 5)?,
             transparent_refresh,
             redis: RedisConfig::from_lookup(&lookup),
+            login_guard: LoginGuardSettings::from_lookup(&lookup)?,
         })
     }
 
@@ -299,9 +310,15 @@ impl AppState {
     /// Any [`SetupError`].
     pub async fn from_settings(settings: &Settings) -> Result<Self, SetupError> {
         let (builder, issuer) = settings.sessions_builder()?;
+        let guard_redis = settings
+            .redis
+            .as_ref()
+            .map(RedisConfig::build)
+            .transpose()?;
         let users = tokio::task::spawn_blocking(DemoUsers::new)
             .await
-            .unwrap_or_else(|_| DemoUsers::new());
+            .unwrap_or_else(|_| DemoUsers::new())
+            .with_login_guard(settings.login_guard.guard(guard_redis));
         // Every refresh re-reads the user, so a removed or demoted user loses access at the
         // next refresh, at most one access-token lifetime later.
         let directory = users.clone();
@@ -363,12 +380,9 @@ fn challenge(rejection: impl Into<AuthRejection>) -> AuthRejection {
     rejection.into().with_bearer_challenge("hybrid-app")
 }
 
-/// Checks the password off the async runtime: argon2 is deliberately slow.
+/// Checks the password inside the login guard (429 while locked out, 503 when saturated).
 async fn authenticate(users: &DemoUsers, credentials: Credentials) -> Result<User, AuthRejection> {
-    let users = users.clone();
-    tokio::task::spawn_blocking(move || users.authenticate(&credentials))
-        .await
-        .map_err(|_| AuthRejection::unavailable("the password check failed; retry"))?
+    users.login(credentials).await
 }
 
 async fn start_session(

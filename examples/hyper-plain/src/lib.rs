@@ -12,7 +12,7 @@ use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::{rt::TokioIo, service::TowerToHyperService};
-use portcullis_core::{AuthRejection, Authentication, RequireLayer};
+use portcullis_core::{AuthRejection, Authentication, ClientAddress, RequireLayer};
 use portcullis_session::{ConfigError, MemoryStore, Session, SessionConfig, SessionLayer};
 use tokio::net::TcpListener;
 use tower::{ServiceBuilder, service_fn, util::BoxCloneSyncService};
@@ -79,6 +79,7 @@ fn session(request: &Request<Incoming>) -> Result<Session, AuthRejection> {
 async fn login(users: &DemoUsers, request: Request<Incoming>) -> Response<Body> {
     let result = async {
         let session = session(&request)?;
+        let ClientAddress(client) = ClientAddress::from_extensions(request.extensions());
         let body = Limited::new(request.into_body(), MAX_BODY_BYTES)
             .collect()
             .await
@@ -86,13 +87,12 @@ async fn login(users: &DemoUsers, request: Request<Incoming>) -> Response<Body> 
                 AuthRejection::invalid_request("the body is unreadable or larger than 16 KiB")
             })?
             .to_bytes();
-        let credentials: Credentials = serde_json::from_slice(&body).map_err(|error| {
+        let mut credentials: Credentials = serde_json::from_slice(&body).map_err(|error| {
             AuthRejection::invalid_request(format!("invalid login JSON: {error}"))
         })?;
-        let users = users.clone();
-        let user = tokio::task::spawn_blocking(move || users.authenticate(&credentials))
-            .await
-            .map_err(|_| AuthRejection::unavailable("the password check failed; retry"))??;
+        credentials.client = client;
+        // Inside the login guard: 429 while locked out, 503 when too many checks run.
+        let user = users.login(credentials).await?;
         session.login(user.id(), &user).await?;
         Ok::<_, AuthRejection>(user)
     }
@@ -132,8 +132,16 @@ async fn me(request: &Request<Incoming>) -> Response<Body> {
 /// When accepting a connection fails.
 pub async fn serve(listener: TcpListener, service: AppService) -> std::io::Result<()> {
     loop {
-        let (stream, _) = listener.accept().await?;
-        let service = TowerToHyperService::new(service.clone());
+        let (stream, peer) = listener.accept().await?;
+        // Every request of the connection carries its address, for the login guard.
+        let client = ClientAddress(Some(peer.ip()));
+        let service = TowerToHyperService::new(tower::ServiceExt::map_request(
+            service.clone(),
+            move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(client);
+                request
+            },
+        ));
         tokio::spawn(async move {
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)

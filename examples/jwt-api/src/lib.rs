@@ -12,11 +12,15 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use demo_users::{Credentials, DemoUsers, IsAdmin, JwtKeySettings, JwtSettingsError, User};
+use demo_users::{
+    Credentials, DemoUsers, IsAdmin, JwtKeySettings, JwtSettingsError, LoginGuardSettings,
+    LoginGuardSettingsError, User,
+};
 use portcullis_core::{AuthRejection, Authorized, CurrentUser};
 use portcullis_jwt::{
     BearerLayer, JwksOptions, KeyError, KeySet, SigningKey, TokenIssuer, TokenVerifier,
 };
+use portcullis_redis::{ConfigError, RedisConfig};
 
 /// The issuer written into tokens unless `JWT_ISSUER` says otherwise.
 pub const DEFAULT_ISSUER: &str = "portcullis-jwt-api";
@@ -35,6 +39,10 @@ pub struct Settings {
     pub jwks_url: Option<String>,
     /// `JWT_TTL_SECS` (or `ACCESS_TTL_SECS`): lifetime of issued tokens (default 900).
     pub ttl: Duration,
+    /// The `LOGIN_*` settings of the login guard.
+    pub login_guard: LoginGuardSettings,
+    /// `REDIS_URL`: count failed logins in Redis, shared by every instance.
+    pub redis: Option<RedisConfig>,
 }
 
 impl fmt::Debug for Settings {
@@ -44,6 +52,8 @@ impl fmt::Debug for Settings {
             .field("keys", &self.keys)
             .field("jwks_url", &self.jwks_url)
             .field("ttl", &self.ttl)
+            .field("login_guard", &self.login_guard)
+            .field("redis", &self.redis)
             .finish()
     }
 }
@@ -66,6 +76,12 @@ pub enum SetupError {
     /// The JWKS URL could not be used.
     #[error("unusable JWT_JWKS_URL")]
     Key(#[from] KeyError),
+    /// A `LOGIN_*` variable could not be used.
+    #[error(transparent)]
+    LoginGuard(#[from] LoginGuardSettingsError),
+    /// `REDIS_URL` or `REDIS_KEY_PREFIX` could not be used.
+    #[error("unusable REDIS_URL or REDIS_KEY_PREFIX")]
+    Redis(#[from] ConfigError),
 }
 
 fn setting(name: &'static str, reason: impl Into<String>) -> SetupError {
@@ -136,6 +152,8 @@ impl Settings {
             keys,
             jwks_url: lookup("JWT_JWKS_URL"),
             ttl,
+            login_guard: LoginGuardSettings::from_lookup(lookup)?,
+            redis: RedisConfig::from_lookup(lookup),
         })
     }
 
@@ -194,9 +212,15 @@ impl AppState {
             keys = keys.merge(KeySet::from_jwks_url(url, JwksOptions::new())?);
         }
         let verifier = TokenVerifier::new(keys, validation);
+        let redis = settings
+            .redis
+            .as_ref()
+            .map(RedisConfig::build)
+            .transpose()?;
         let users = tokio::task::spawn_blocking(DemoUsers::new)
             .await
-            .unwrap_or_else(|_| DemoUsers::new());
+            .unwrap_or_else(|_| DemoUsers::new())
+            .with_login_guard(settings.login_guard.guard(redis));
         Ok(Self::new(issuer, verifier, users))
     }
 
@@ -231,11 +255,8 @@ async fn token(
     State(state): State<AppState>,
     credentials: Credentials,
 ) -> Result<Response, AuthRejection> {
-    let users = state.users.clone();
-    // argon2 is deliberately slow: keep it off the async workers.
-    let user = tokio::task::spawn_blocking(move || users.authenticate(&credentials))
-        .await
-        .map_err(|_| AuthRejection::unavailable("the login check failed; try again"))??;
+    // Inside the login guard: 429 while locked out, 503 when too many checks run (issue 18).
+    let user = state.users.login(credentials).await?;
     let issued = state.issuer.issue(&user.user, &user).map_err(|error| {
         tracing::error!(%error, "cannot issue a token");
         AuthRejection::misconfigured("cannot issue a token")

@@ -1,7 +1,7 @@
 //! Run with: cargo run -p jwt-api (see README.md for the environment variables and a curl
 //! session).
 
-use std::process::ExitCode;
+use std::{net::SocketAddr, process::ExitCode};
 
 use jwt_api::{AppState, Settings, app};
 
@@ -38,10 +38,14 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     {
         println!("listening on http://{addr}");
     }
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    // The connection's address feeds the login guard's per-client limit.
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
     Ok(())
 }

@@ -90,11 +90,9 @@ pub fn app(users: DemoUsers) -> Result<Router, SetupError> {
         .layer(sessions))
 }
 
+/// Signs in inside the login guard: 429 while locked out, 503 when too many checks run.
 async fn sign_in(users: &DemoUsers, credentials: Credentials) -> Result<User, AuthRejection> {
-    let users = users.clone();
-    tokio::task::spawn_blocking(move || users.authenticate(&credentials))
-        .await
-        .map_err(|_| AuthRejection::unavailable("the password check failed; retry"))?
+    users.login(credentials).await
 }
 
 /// `POST /login`: a session cookie for the browser.

@@ -9,13 +9,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
     let addr = std::env::var("PORTCULLIS_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into());
-    let users = tokio::task::spawn_blocking(demo_users::DemoUsers::new).await?;
+    // Failed logins are counted in Redis when `REDIS_URL` is set, else in memory.
+    let redis = portcullis_redis::RedisConfig::from_env()
+        .map(|config| config.build())
+        .transpose()?;
+    let guard = demo_users::LoginGuardSettings::from_env()?.guard(redis);
+    let users = tokio::task::spawn_blocking(demo_users::DemoUsers::new)
+        .await?
+        .with_login_guard(guard);
     let app = mixed::app(users)?;
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     #[allow(clippy::print_stdout)]
     {
         println!("listening on http://{}", listener.local_addr()?);
     }
-    axum::serve(listener, app).await?;
+    // The connection's address feeds the login guard's per-client limit.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .await?;
     Ok(())
 }

@@ -32,7 +32,7 @@ use axum::{
     response::{Html, IntoResponse, Redirect, Response},
     routing::{delete, get, post},
 };
-use portcullis_core::{AuthRejection, Authorized, CurrentUser};
+use portcullis_core::{AuthRejection, Authorized, ClientAddress, CurrentUser, RejectionKind};
 use portcullis_session::{
     LimitPolicy, LoginOptions, Session, SessionConfig, SessionLayer, SessionLimit, SessionStore,
 };
@@ -325,6 +325,7 @@ async fn login(
     State(state): State<AppState>,
     session: Session,
     cookies: Cookies,
+    ClientAddress(client): ClientAddress,
     credentials: Credentials,
 ) -> Response {
     let Credentials {
@@ -333,25 +334,15 @@ async fn login(
         remember,
         via,
     } = credentials;
-    let users = state.users.clone();
-    // argon2 is deliberately slow: keep it off the async workers.
-    let user = tokio::task::spawn_blocking(move || {
-        users
-            .authenticate(&demo_users::Credentials { username, password })
-            .ok()
-    })
-    .await
-    .ok()
-    .flatten();
-    let Some(user) = user else {
-        return match via {
-            Via::Json => AuthRejection::invalid_credentials("unknown user name or wrong password")
-                .into_response(),
-            Via::Form => no_store((
-                StatusCode::UNAUTHORIZED,
-                Html(page::login(Some("Unknown user name or wrong password."))),
-            )),
-        };
+    // Inside the login guard: 429 while locked out, 503 when too many checks run (issue 18).
+    let attempt = demo_users::Credentials {
+        username,
+        password,
+        client,
+    };
+    let user = match state.users.login(attempt).await {
+        Ok(user) => user,
+        Err(rejection) => return login_refused(&rejection, via),
     };
     let options = LoginOptions::default().remember_me(remember);
     if let Err(error) = session.login_with(&user.user, &user, options).await {
@@ -361,6 +352,32 @@ async fn login(
     match via {
         Via::Json => no_store(Json(user)),
         Via::Form => Redirect::to("/").into_response(),
+    }
+}
+
+/// A refused login: the form gets the login page again, with the rejection's status (and
+/// `Retry-After`); JSON gets the rejection.
+fn login_refused(rejection: &AuthRejection, via: Via) -> Response {
+    let message = match rejection.kind() {
+        RejectionKind::InvalidCredentials => "Unknown user name or wrong password.",
+        RejectionKind::TooManyAttempts => "Too many failed logins: wait a little, then try again.",
+        _ => "Signing in is not possible right now: try again shortly.",
+    };
+    match via {
+        Via::Json if rejection.kind() == RejectionKind::InvalidCredentials => {
+            AuthRejection::invalid_credentials("unknown user name or wrong password")
+                .into_response()
+        }
+        Via::Json => rejection.clone().into_response(),
+        Via::Form => {
+            let mut response = rejection.clone().into_response();
+            let retry_after = response.headers_mut().remove(header::RETRY_AFTER);
+            let mut page = no_store((response.status(), Html(page::login(Some(message)))));
+            if let Some(retry_after) = retry_after {
+                page.headers_mut().insert(header::RETRY_AFTER, retry_after);
+            }
+            page
+        }
     }
 }
 

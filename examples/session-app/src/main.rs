@@ -7,7 +7,8 @@
 
 use std::{io::Write as _, process::ExitCode, time::Duration};
 
-use portcullis_redis::{RedisConfig, RedisSessionStore};
+use demo_users::LoginGuardSettings;
+use portcullis_redis::{RedisConfig, RedisConnection, RedisSessionStore};
 use portcullis_session::{MemoryStore, SessionLayer, SessionStore};
 use session_app::{DemoUsers, Settings, app};
 use tokio::net::TcpListener;
@@ -36,10 +37,16 @@ async fn serve<S: SessionStore>(
     listener: TcpListener,
     store: S,
     settings: &Settings,
+    redis: Option<RedisConnection>,
 ) -> Result<(), String> {
+    // Failed logins are counted in Redis too when sessions live there (issue 18).
+    let guard = LoginGuardSettings::from_env()
+        .map_err(|e| e.to_string())?
+        .guard(redis);
     let users = tokio::task::spawn_blocking(DemoUsers::new)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?
+        .with_login_guard(guard);
     let layer = SessionLayer::new(store, settings.session_config()).map_err(|e| e.to_string())?;
     let router = app(layer, users);
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
@@ -48,12 +55,16 @@ async fn serve<S: SessionStore>(
     writeln!(stdout, "listening on http://{addr}")
         .and_then(|()| stdout.flush())
         .map_err(|e| e.to_string())?;
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(|e| e.to_string())
+    // The connection's address feeds the login guard's per-client limit.
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+    .map_err(|e| e.to_string())
 }
 
 async fn run() -> Result<(), String> {
@@ -69,11 +80,12 @@ async fn run() -> Result<(), String> {
             tracing::warn!(%error, "Redis does not answer yet");
         }
         tracing::info!("sessions in Redis (REDIS_URL)");
-        return serve(listener, RedisSessionStore::new(redis), &settings).await;
+        let store = RedisSessionStore::new(redis.clone());
+        return serve(listener, store, &settings, Some(redis)).await;
     }
     let store = MemoryStore::new();
     let _sweeper = store.spawn_sweeper(Duration::from_secs(30));
-    serve(listener, store, &settings).await
+    serve(listener, store, &settings, None).await
 }
 
 #[tokio::main]
