@@ -317,6 +317,18 @@ fn apply(data: &mut Map<String, Value>, changes: &BTreeMap<String, Option<Value>
     }
 }
 
+/// How often [`Session::update`] recomputes after losing a race before giving up.
+const UPDATE_ATTEMPTS: u32 = 200;
+
+/// A random pause of up to `min(attempt + 1, 8)` milliseconds.
+fn backoff(attempt: u32) -> Duration {
+    let mut byte = [0u8; 2];
+    // A failed draw only makes the pause predictable, never unsafe.
+    let _ = getrandom::fill(&mut byte);
+    let max_micros = u64::from(attempt.saturating_add(1).min(8)) * 1_000;
+    Duration::from_micros(u64::from(u16::from_le_bytes(byte)) % max_micros)
+}
+
 fn truncate(text: &str, max: usize) -> &str {
     if text.len() <= max {
         return text;
@@ -490,28 +502,7 @@ impl RequestState {
             return self.create(current, record, None).await;
         }
         let mut attempts = 0;
-        while let Some(live) = current.live.as_mut() {
-            let mut record = live.record.clone();
-            apply(&mut record.data, &current.changes);
-            record.version = live.record.version.wrapping_add(1);
-            record.last_seen_at = now;
-            record.expires_at = self.shared.rolled_expiry(&record, now);
-            let outcome = self
-                .store()
-                .save(&live.key, &record, live.record.version)
-                .await?;
-            match outcome {
-                SaveOutcome::Saved => {
-                    live.record = record;
-                    current.changes.clear();
-                    return Ok(());
-                }
-                SaveOutcome::Conflict => match self.store().load(&live.key).await? {
-                    Some(fresh) => live.record = fresh,
-                    None => return Err(ended(current)),
-                },
-                SaveOutcome::Missing => return Err(ended(current)),
-            }
+        while !self.save_once(current, now).await? {
             attempts += 1;
             if attempts > self.shared.config.save_retries {
                 tracing::warn!(
@@ -522,6 +513,39 @@ impl RequestState {
             }
         }
         Ok(())
+    }
+
+    /// One compare-and-set of the live record with the pending changes applied: `true` when
+    /// saved, `false` when another request won (the fresh record is then loaded, and the
+    /// changes stay pending for another try).
+    async fn save_once(&self, current: &mut Current, now: u64) -> Result<bool, SessionError> {
+        let Some(live) = current.live.as_mut() else {
+            return Ok(true);
+        };
+        let mut record = live.record.clone();
+        apply(&mut record.data, &current.changes);
+        record.version = live.record.version.wrapping_add(1);
+        record.last_seen_at = now;
+        record.expires_at = self.shared.rolled_expiry(&record, now);
+        let outcome = self
+            .store()
+            .save(&live.key, &record, live.record.version)
+            .await?;
+        match outcome {
+            SaveOutcome::Saved => {
+                live.record = record;
+                current.changes.clear();
+                Ok(true)
+            }
+            SaveOutcome::Conflict => match self.store().load(&live.key).await? {
+                Some(fresh) => {
+                    live.record = fresh;
+                    Ok(false)
+                }
+                None => Err(ended(current)),
+            },
+            SaveOutcome::Missing => Err(ended(current)),
+        }
     }
 
     /// After the handler: saves pending changes, or moves the idle deadline when it has
@@ -653,8 +677,9 @@ impl IdentitySource for RequestState {
 /// use portcullis_session::{MemoryStore, Session, SessionConfig, SessionError, SessionLayer};
 ///
 /// async fn visit(session: Session) -> Result<String, SessionError> {
-///     let visits: u64 = session.get("visits").await?.unwrap_or(0) + 1;
-///     session.insert("visits", visits).await?;
+///     // A read-modify-write of one key: `update`, so parallel visits are all counted.
+///     let visits = session.update("visits", |n: Option<u64>| n.unwrap_or(0) + 1).await?;
+///     session.insert("last_page", "/visit").await?; // plain writes: saved after the handler
 ///     Ok(format!("visit number {visits}"))
 /// }
 ///
@@ -731,6 +756,86 @@ impl Session {
         let mut current = self.state.lock().await;
         current.changes.insert(key.to_owned(), None);
         Ok(previous)
+    }
+
+    /// Replaces the value under `key` with `f(old)` atomically, and saves at once: on a lost
+    /// race with a concurrent request, `f` runs again on the value that request wrote, so no
+    /// update is lost (a counter incremented by 200 parallel requests ends at exactly 200).
+    /// Returns the value written.
+    ///
+    /// Plain [`Session::insert`] is last-writer-wins *per key*: concurrent requests that write
+    /// different keys never overwrite each other, but two read-modify-writes of one key can
+    /// (both read 5, both write 6). Use `update` for those. A change this request already made
+    /// to `key` (an `insert` before the `update`) is the value `f` starts from.
+    ///
+    /// # Errors
+    ///
+    /// The store failed, the value does not fit `T`, the session ended meanwhile, or other
+    /// writers kept winning for longer than about a second.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(feature = "axum")] {
+    /// use portcullis_session::{Session, SessionError};
+    ///
+    /// async fn visit(session: Session) -> Result<String, SessionError> {
+    ///     let visits = session.update("visits", |n: Option<u64>| n.unwrap_or(0) + 1).await?;
+    ///     Ok(format!("visit number {visits}"))
+    /// }
+    /// # }
+    /// ```
+    pub async fn update<T, F>(&self, key: &str, f: F) -> Result<T, SessionError>
+    where
+        T: Serialize + DeserializeOwned,
+        F: Fn(Option<T>) -> T,
+    {
+        let mut current = self.state.lock().await;
+        self.state.ensure_loaded(&mut current).await?;
+        let pending = current.changes.remove(key);
+        let decode = |value: Option<&Value>| -> Result<Option<T>, SessionError> {
+            value
+                .map(|value| T::deserialize(value).map_err(SessionError::Serialization))
+                .transpose()
+        };
+        if current.live.is_none() {
+            // An anonymous visitor: nobody else can write a session that does not exist yet.
+            let new = f(decode(pending.as_ref().and_then(Option::as_ref))?);
+            let value = serde_json::to_value(&new).map_err(SessionError::Serialization)?;
+            current.changes.insert(key.to_owned(), Some(value));
+            self.state.flush(&mut current).await?;
+            return Ok(new);
+        }
+        let now = self.state.shared.now();
+        for attempt in 0..UPDATE_ATTEMPTS {
+            let old = match &pending {
+                Some(change) => decode(change.as_ref())?,
+                None => decode(
+                    current
+                        .live
+                        .as_ref()
+                        .and_then(|live| live.record.data.get(key)),
+                )?,
+            };
+            let new = f(old);
+            let value = serde_json::to_value(&new).map_err(SessionError::Serialization)?;
+            current.changes.insert(key.to_owned(), Some(value));
+            if self.state.save_once(&mut current, now).await? {
+                return Ok(new);
+            }
+            // Lost to another writer: recompute from what it wrote, after a short random
+            // pause so that a crowd of writers spreads out instead of colliding again.
+            current.changes.remove(key);
+            let pause = backoff(attempt);
+            drop(current);
+            tokio::time::sleep(pause).await;
+            current = self.state.lock().await;
+            if current.live.is_none() {
+                return Err(SessionError::Ended);
+            }
+        }
+        tracing::warn!("gave up updating a session value after repeated conflicts");
+        Err(SessionError::Contention)
     }
 
     /// Writes this request's changes now rather than after the handler, to see a store error
