@@ -724,3 +724,60 @@ async fn the_session_cookie_and_an_app_cookie_from_tower_cookies_coexist() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+/// Issue 14: a WebSocket handshake is a GET, but it opens a channel that acts as the user. A
+/// page on another site must not open one with the user's cookie (cross-site WebSocket
+/// hijacking); the app's own page may. Driven with a real WebSocket client.
+#[tokio::test]
+async fn cross_site_websocket_handshakes_are_refused() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
+
+    let server = start(Settings::default()).await;
+    let cookie = server.login("alice").await;
+    let url = format!("{}/ws", server.base.replace("http://", "ws://"));
+    let host = server.base.trim_start_matches("http://").to_owned();
+    let handshake = |origin: Option<&str>, cookie: Option<&str>| {
+        let mut request = url.as_str().into_client_request().unwrap();
+        if let Some(origin) = origin {
+            request
+                .headers_mut()
+                .insert("origin", origin.parse().unwrap());
+        }
+        if let Some(cookie) = cookie {
+            request
+                .headers_mut()
+                .insert("cookie", cookie.parse().unwrap());
+        }
+        tokio_tungstenite::connect_async(request)
+    };
+
+    // From another site, with the victim's cookie: refused before the upgrade.
+    for origin in ["https://evil.example", "null"] {
+        match handshake(Some(origin), Some(&cookie)).await {
+            Err(tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 403, "{origin}");
+            }
+            other => panic!("{origin}: expected a 403 handshake, got {other:?}"),
+        }
+    }
+    // Without the cookie there is no user: 401, never an anonymous socket.
+    match handshake(Some(&format!("http://{host}")), None).await {
+        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 401),
+        other => panic!("expected 401, got {other:?}"),
+    }
+    // The app's own page: the socket opens as alice and echoes.
+    let (mut socket, response) = handshake(Some(&format!("http://{host}")), Some(&cookie))
+        .await
+        .expect("a same-origin handshake succeeds");
+    assert_eq!(response.status(), 101);
+    let hello = socket.next().await.unwrap().unwrap();
+    assert_eq!(hello.into_text().unwrap().as_str(), "hello alice");
+    socket
+        .send(tungstenite::Message::Text("ping".into()))
+        .await
+        .unwrap();
+    let echo = socket.next().await.unwrap().unwrap();
+    assert_eq!(echo.into_text().unwrap().as_str(), "ping");
+    socket.close(None).await.unwrap();
+}

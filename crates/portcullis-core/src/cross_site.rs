@@ -83,11 +83,16 @@ impl CrossSiteCheck {
     /// Admits safe methods, same-origin requests, trusted origins and requests without browser
     /// headers; refuses the rest with 403.
     ///
+    /// A WebSocket handshake is a `GET`, but it opens a channel that acts as the user, and
+    /// browsers let any site open one with the user's cookies: it is checked like an unsafe
+    /// request (cross-site WebSocket hijacking; OWASP WebSocket Security Cheat Sheet, RFC 6455
+    /// §10.2 asks servers to check `Origin`).
+    ///
     /// # Errors
     ///
     /// 403 `cross_site_request` for an unsafe request from another site.
     pub fn check<B>(&self, request: &Request<B>) -> Result<(), AuthRejection> {
-        if is_safe(request.method()) {
+        if is_safe(request.method()) && !is_websocket_upgrade(request.headers()) {
             return Ok(());
         }
         let headers = request.headers();
@@ -140,6 +145,16 @@ fn is_safe(method: &Method) -> bool {
     )
 }
 
+/// `Upgrade: websocket` (RFC 6455 §4.1; the token is case-insensitive, the header a list).
+fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::UPGRADE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("websocket"))
+}
+
 fn refuse(why: &'static str) -> AuthRejection {
     AuthRejection::cross_site(why)
 }
@@ -168,6 +183,41 @@ mod tests {
             .unwrap();
         let cases: &[Case<'_>] = &[
             ("GET", &[("sec-fetch-site", "cross-site")], true),
+            // A WebSocket handshake acts as the user: checked like an unsafe request.
+            (
+                "GET",
+                &[("upgrade", "websocket"), ("origin", "https://evil.test")],
+                false,
+            ),
+            (
+                "GET",
+                &[("upgrade", "WebSocket"), ("sec-fetch-site", "cross-site")],
+                false,
+            ),
+            (
+                "GET",
+                &[
+                    ("upgrade", "h2c, websocket"),
+                    ("sec-fetch-site", "same-site"),
+                ],
+                false,
+            ),
+            (
+                "GET",
+                &[("upgrade", "websocket"), ("origin", "http://app.test:3000")],
+                true,
+            ),
+            (
+                "GET",
+                &[("upgrade", "websocket"), ("origin", "https://admin.test")],
+                true,
+            ),
+            ("GET", &[("upgrade", "websocket")], true),
+            (
+                "GET",
+                &[("upgrade", "h2c"), ("origin", "https://evil.test")],
+                true,
+            ),
             ("HEAD", &[("origin", "https://evil.test")], true),
             ("POST", &[], true),
             ("POST", &[("sec-fetch-site", "same-origin")], true),

@@ -15,6 +15,7 @@
 //! | `GET /admin` | 200 for admins, 403 for others, 401 when anonymous |
 //! | `GET /sessions` | the user's sessions: handle, created, last seen, user agent, current |
 //! | `DELETE /sessions/{handle}` | ends one of the user's sessions (204, or 404) |
+//! | `GET /ws` | a WebSocket greeting the signed-in user, then echoing; refused (403) from another site |
 //! | `POST /preferences` | form field `theme`: an app cookie set with `tower-cookies`, beside the session cookie |
 //!
 //! Time-outs come from the environment, see [`Settings`] and the README.
@@ -27,7 +28,10 @@ use std::time::Duration;
 use axum::{
     Json, Router,
     body::Bytes,
-    extract::{DefaultBodyLimit, FromRequest, Path, Request, State},
+    extract::{
+        DefaultBodyLimit, FromRequest, Path, Request, State,
+        ws::{Message, WebSocketUpgrade},
+    },
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{Html, IntoResponse, Redirect, Response},
     routing::{delete, get, post},
@@ -177,6 +181,7 @@ pub fn app<S: SessionStore>(sessions: SessionLayer<S>, users: DemoUsers) -> Rout
         .route("/sessions", get(list_sessions))
         .route("/sessions/{handle}", delete(revoke_session))
         .route("/preferences", post(preferences::set_theme))
+        .route("/ws", get(websocket))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(16 * 1024))
         .layer(sessions)
@@ -403,6 +408,29 @@ async fn logout_all(
         Ok(_) if is_form(&headers) => Redirect::to("/").into_response(),
         Ok(revoked) => no_store(Json(serde_json::json!({ "revoked": revoked }))),
     }
+}
+
+/// `GET /ws`: a WebSocket for the signed-in user: greets them, then echoes text. The session
+/// layer refuses a handshake from another site with the user's cookie (403, cross-site
+/// WebSocket hijacking) before this runs.
+async fn websocket(CurrentUser(user): CurrentUser<User>, upgrade: WebSocketUpgrade) -> Response {
+    upgrade.on_upgrade(move |mut socket| async move {
+        let hello = format!("hello {}", user.user);
+        if socket.send(Message::Text(hello.into())).await.is_err() {
+            return;
+        }
+        while let Some(Ok(message)) = socket.recv().await {
+            match message {
+                Message::Text(text) => {
+                    if socket.send(Message::Text(text)).await.is_err() {
+                        return;
+                    }
+                }
+                Message::Close(_) => return,
+                _ => {}
+            }
+        }
+    })
 }
 
 async fn me(CurrentUser(user): CurrentUser<User>) -> Response {
