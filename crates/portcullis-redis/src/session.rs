@@ -235,24 +235,30 @@ impl RedisSessionStore {
         Ok(live)
     }
 
-    /// Puts a live record back in its user's index with the expiry of `entry`; false when the
-    /// record is gone, belongs to someone else, or is being deleted.
+    /// Puts `user_id`'s live record back in their index with the expiry of `entry`; false
+    /// when the record is gone, belongs to someone else now, or is being deleted.
     async fn reindex(
         &self,
-        index: &UserIndex,
+        user_id: &str,
         record_key: &str,
-        member: &str,
         now: u64,
         entry: &Entry<'_>,
     ) -> Result<bool, StoreError> {
         let Fetched::Live(record) = self.fetch(record_key, now).await? else {
             return Ok(false);
         };
+        if record.user_id.as_deref() != Some(user_id) {
+            return Ok(false);
+        }
         let full = Entry {
             expires_at: entry.expires_at,
-            ..self::entry(member, &record)
+            ..self::entry(entry.member, &record)
         };
-        Ok(index.bump(&self.redis, now, &full, true).await? == Bumped::Held)
+        let bumped = self
+            .index(user_id)
+            .bump(&self.redis, now, &full, true)
+            .await?;
+        Ok(bumped == Bumped::Held)
     }
 
     /// Drops index members whose record no longer exists (left by an interrupted delete),
@@ -471,24 +477,24 @@ impl SessionStore for RedisSessionStore {
                 // Raise the index score before the record's expiry, so the index never lets go
                 // of a live session.
                 if let Some(user_id) = fields.next().flatten() {
-                    let index = self.index(&user_id);
                     let entry = Entry {
                         member: &member,
                         expires_at: expires_at.min(absolute),
                         created_at: 0,
                         handle: "",
                     };
-                    match index.bump(&self.redis, now, &entry, false).await? {
+                    match self
+                        .index(&user_id)
+                        .bump(&self.redis, now, &entry, false)
+                        .await?
+                    {
                         Bumped::Held => {}
                         // A logout-all, revoke or eviction is deleting it: never extend it.
                         Bumped::Doomed => return Ok(false),
                         // Live but unindexed (an index write lost in a failover): index it
                         // again before extending it, or logout-all could never reach it.
                         Bumped::Absent => {
-                            if !self
-                                .reindex(&index, &record_key, &member, now, &entry)
-                                .await?
-                            {
+                            if !self.reindex(&user_id, &record_key, now, &entry).await? {
                                 return Ok(false);
                             }
                         }
