@@ -420,14 +420,13 @@ async fn websocket(CurrentUser(user): CurrentUser<User>, upgrade: WebSocketUpgra
             return;
         }
         while let Some(Ok(message)) = socket.recv().await {
-            match message {
-                Message::Text(text) => {
-                    if socket.send(Message::Text(text)).await.is_err() {
-                        return;
-                    }
-                }
+            let reply = match message {
+                Message::Text(text) => Message::Text(text),
                 Message::Close(_) => return,
-                _ => {}
+                _ => continue,
+            };
+            if socket.send(reply).await.is_err() {
+                return;
             }
         }
     })
