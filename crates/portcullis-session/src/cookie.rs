@@ -60,13 +60,27 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
             .any(|window| window == needle)
 }
 
-/// `name=value; Path=/; ...; Max-Age=N`.
+/// The largest cookie browsers are sure to keep, name, value and attributes together
+/// (RFC 6265 §6.1: "at least 4096 bytes per cookie").
+pub(crate) const MAX_COOKIE_BYTES: usize = 4096;
+
+/// The length of the cookie [`set_cookie`] writes.
+pub(crate) fn cookie_len(name: &str, value: &str, attributes: &str, max_age: Option<u64>) -> usize {
+    let max_age = max_age.map_or(0, |age| "; Max-Age=".len() + age.to_string().len());
+    name.len() + 1 + value.len() + attributes.len() + max_age
+}
+
+/// `name=value; Path=/; ...; Max-Age=N`; `None` for a cookie over [`MAX_COOKIE_BYTES`], which
+/// a browser would drop (the layer refuses such a configuration when it is built).
 pub(crate) fn set_cookie(
     name: &str,
     value: &str,
     attributes: &str,
     max_age: Option<u64>,
 ) -> Option<HeaderValue> {
+    if cookie_len(name, value, attributes, max_age) > MAX_COOKIE_BYTES {
+        return None;
+    }
     let mut cookie = String::with_capacity(name.len() + value.len() + attributes.len() + 24);
     cookie.push_str(name);
     cookie.push('=');
@@ -131,6 +145,21 @@ mod tests {
         ];
         for (values, expected) in cases {
             assert_eq!(&find(&headers(values), name), expected, "{values:?}");
+        }
+    }
+
+    #[test]
+    fn cookies_over_the_browser_limit_are_not_written() {
+        let value = "v".repeat(43);
+        for (attributes, fits) in [
+            ("; Path=/", true),
+            (&*format!("; Path=/{}", "p".repeat(4096)), false),
+        ] {
+            let cookie = set_cookie("s", &value, attributes, Some(60));
+            assert_eq!(cookie.is_some(), fits);
+            if let Some(cookie) = cookie {
+                assert_eq!(cookie.len(), cookie_len("s", &value, attributes, Some(60)));
+            }
         }
     }
 

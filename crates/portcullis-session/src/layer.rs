@@ -81,6 +81,17 @@ impl<S: SessionStore> SessionLayer<S> {
         let attributes = config.attributes();
         let clear_cookie = cookie::clear_cookie(&config.cookie_name, &attributes)
             .ok_or_else(|| ConfigError::InvalidCookieName(config.cookie_name.clone()))?;
+        // The longest cookie this layer will write (a persistent one with the largest
+        // Max-Age); refused now rather than silently dropped by the browser later.
+        let longest = cookie::cookie_len(
+            &config.cookie_name,
+            SecretToken::generate().expose(),
+            &attributes,
+            Some(u64::MAX),
+        );
+        if longest > cookie::MAX_COOKIE_BYTES {
+            return Err(ConfigError::CookieTooLarge(longest));
+        }
         let touch_secs = config.effective_touch_interval().as_secs().max(1);
         let store = Arc::new(store);
         Ok(Self {
