@@ -6,7 +6,11 @@ use std::{fmt, sync::Arc};
 
 use http::{HeaderMap, HeaderValue, header};
 
-use crate::{ConfigError, TokenPair};
+use crate::{ConfigError, HybridError, TokenPair};
+
+/// The largest cookie browsers are sure to keep, name, value and attributes together
+/// (RFC 6265 §6.1: "at least 4096 bytes per cookie"); they silently drop larger ones.
+pub const MAX_COOKIE_BYTES: usize = 4096;
 
 /// The `SameSite` attribute of both cookies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -285,40 +289,78 @@ impl CookieTransport {
 
     /// Appends `Set-Cookie` headers for both tokens of `pair`, expiring with them: the access
     /// cookie with the access token, the refresh cookie with the session's idle deadline.
-    pub fn set_cookies(&self, pair: &TokenPair, headers: &mut HeaderMap) {
+    ///
+    /// # Errors
+    ///
+    /// [`HybridError::CookieTooLarge`], with nothing appended, when either cookie would pass
+    /// the [`MAX_COOKIE_BYTES`] browsers keep: they drop such a cookie without a word, and the
+    /// user would seem signed in yet be anonymous. An access token grows with the user claims.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo(sessions: portcullis_hybrid::HybridSessions) -> Result<(), portcullis_hybrid::HybridError> {
+    /// let pair = sessions.login("alice", &serde_json::json!({"user": "alice"}), None).await?;
+    /// let mut headers = http::HeaderMap::new();
+    /// portcullis_hybrid::CookieTransport::new().set_cookies(&pair, &mut headers)?;
+    /// assert_eq!(headers.get_all(http::header::SET_COOKIE).iter().count(), 2);
+    /// # Ok(()) }
+    /// ```
+    pub fn set_cookies(
+        &self,
+        pair: &TokenPair,
+        headers: &mut HeaderMap,
+    ) -> Result<(), HybridError> {
         let now = pair.issued_at();
-        self.append(
-            headers,
+        let access = self.render(
             &self.access_name,
             "/",
             pair.access_token(),
             pair.access_expires_at().saturating_sub(now),
         );
-        self.append(
-            headers,
+        let refresh = self.render(
             &self.refresh_name,
             &self.refresh_path,
             &pair.refresh_token().expose(),
             pair.refresh_expires_at().saturating_sub(now),
         );
+        for (name, cookie) in [(&self.access_name, &access), (&self.refresh_name, &refresh)] {
+            if cookie.len() > MAX_COOKIE_BYTES {
+                return Err(HybridError::CookieTooLarge {
+                    cookie: name.to_string(),
+                    bytes: cookie.len(),
+                });
+            }
+        }
+        for cookie in [access, refresh] {
+            // Token and name characters are validated, so this only fails on a bug; never panic.
+            if let Ok(value) = HeaderValue::try_from(cookie) {
+                headers.append(header::SET_COOKIE, value);
+            }
+        }
+        Ok(())
     }
 
     /// Appends `Set-Cookie` headers that delete both cookies (logout, revoked session).
     pub fn clear_cookies(&self, headers: &mut HeaderMap) {
-        self.append(headers, &self.access_name, "/", "", 0);
-        self.append(headers, &self.refresh_name, &self.refresh_path, "", 0);
+        for cookie in [
+            self.render(&self.access_name, "/", "", 0),
+            self.render(&self.refresh_name, &self.refresh_path, "", 0),
+        ] {
+            if let Ok(value) = HeaderValue::try_from(cookie) {
+                headers.append(header::SET_COOKIE, value);
+            }
+        }
     }
 
-    fn append(&self, headers: &mut HeaderMap, name: &str, path: &str, value: &str, max_age: u64) {
+    /// The `Set-Cookie` value: name, value and attributes, all of which count towards
+    /// [`MAX_COOKIE_BYTES`].
+    fn render(&self, name: &str, path: &str, value: &str, max_age: u64) -> String {
         let secure = if self.secure { "; Secure" } else { "" };
-        let cookie = format!(
+        format!(
             "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly{secure}; SameSite={}",
             self.same_site.as_str()
-        );
-        // Token and name characters are validated, so this only fails on a bug; never panic.
-        if let Ok(value) = HeaderValue::from_str(&cookie) {
-            headers.append(header::SET_COOKIE, value);
-        }
+        )
     }
 }
 
