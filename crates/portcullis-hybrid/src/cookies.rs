@@ -6,9 +6,11 @@ use std::{fmt, sync::Arc};
 
 use http::{HeaderMap, header};
 pub use portcullis_core::credentials::SameSite;
-use portcullis_core::credentials::{CookieAttributes, find_cookie};
+use portcullis_core::credentials::{CookieAttributes, CookieError, find_cookie};
 
-use crate::{ConfigError, TokenPair};
+use crate::{ConfigError, HybridError, TokenPair};
+
+pub use portcullis_core::credentials::MAX_COOKIE_BYTES;
 
 /// Where and how the cookie transport keeps the tokens.
 ///
@@ -252,28 +254,76 @@ impl CookieTransport {
 
     /// Appends `Set-Cookie` headers for both tokens of `pair`, expiring with them: the access
     /// cookie with the access token, the refresh cookie with the session's idle deadline.
-    pub fn set_cookies(&self, pair: &TokenPair, headers: &mut HeaderMap) {
+    ///
+    /// # Errors
+    ///
+    /// [`HybridError::CookieTooLarge`], with nothing appended, when either cookie would pass
+    /// the [`MAX_COOKIE_BYTES`] browsers keep: they drop such a cookie without a word, and the
+    /// user would seem signed in yet be anonymous. An access token grows with the user claims.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo(sessions: portcullis_hybrid::HybridSessions) -> Result<(), portcullis_hybrid::HybridError> {
+    /// let pair = sessions.login("alice", &serde_json::json!({"user": "alice"}), None).await?;
+    /// let mut headers = http::HeaderMap::new();
+    /// portcullis_hybrid::CookieTransport::new().set_cookies(&pair, &mut headers)?;
+    /// assert_eq!(headers.get_all(http::header::SET_COOKIE).iter().count(), 2);
+    /// # Ok(()) }
+    /// ```
+    pub fn set_cookies(
+        &self,
+        pair: &TokenPair,
+        headers: &mut HeaderMap,
+    ) -> Result<(), HybridError> {
         let now = pair.issued_at();
-        self.append(
-            headers,
+        let access = self.attributes("/").set_cookie(
             &self.access_name,
-            "/",
             pair.access_token(),
-            pair.access_expires_at().saturating_sub(now),
+            Some(pair.access_expires_at().saturating_sub(now)),
         );
-        self.append(
-            headers,
+        let refresh = self.attributes(&self.refresh_path).set_cookie(
             &self.refresh_name,
-            &self.refresh_path,
             &pair.refresh_token().expose(),
-            pair.refresh_expires_at().saturating_sub(now),
+            Some(pair.refresh_expires_at().saturating_sub(now)),
         );
+        // Both or neither: a login that sets one cookie of the pair is a broken session.
+        let (access, refresh) = match (access, refresh) {
+            (Ok(access), Ok(refresh)) => (access, refresh),
+            (Err(CookieError::TooLarge { name, size }), _)
+            | (_, Err(CookieError::TooLarge { name, size })) => {
+                return Err(HybridError::CookieTooLarge {
+                    cookie: name,
+                    bytes: size,
+                });
+            }
+            (Err(error), _) | (_, Err(error)) => {
+                // Names and tokens are validated, so this is a bug; never a panic.
+                tracing::error!(%error, "cannot write the auth cookies");
+                return Err(HybridError::CookieTooLarge {
+                    cookie: error.to_string(),
+                    bytes: 0,
+                });
+            }
+        };
+        headers.append(header::SET_COOKIE, access);
+        headers.append(header::SET_COOKIE, refresh);
+        Ok(())
     }
 
     /// Appends `Set-Cookie` headers that delete both cookies (logout, revoked session).
     pub fn clear_cookies(&self, headers: &mut HeaderMap) {
-        self.append(headers, &self.access_name, "/", "", 0);
-        self.append(headers, &self.refresh_name, &self.refresh_path, "", 0);
+        for (name, path) in [
+            (&self.access_name, "/"),
+            (&self.refresh_name, &*self.refresh_path),
+        ] {
+            match self.attributes(path).clear_cookie(name) {
+                Ok(value) => {
+                    headers.append(header::SET_COOKIE, value);
+                }
+                Err(error) => tracing::error!(%error, "cannot clear an auth cookie"),
+            }
+        }
     }
 
     fn attributes(&self, path: &str) -> CookieAttributes {
@@ -281,21 +331,6 @@ impl CookieTransport {
             .path(path)
             .secure(self.secure)
             .same_site(self.same_site)
-    }
-
-    fn append(&self, headers: &mut HeaderMap, name: &str, path: &str, value: &str, max_age: u64) {
-        let attributes = self.attributes(path);
-        let cookie = if value.is_empty() {
-            attributes.clear_cookie(name)
-        } else {
-            attributes.set_cookie(name, value, Some(max_age))
-        };
-        match cookie {
-            Ok(value) => {
-                headers.append(header::SET_COOKIE, value);
-            }
-            Err(error) => tracing::error!(%error, "cannot write an auth cookie"),
-        }
     }
 }
 

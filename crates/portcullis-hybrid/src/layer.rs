@@ -23,7 +23,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::{
-    ConfigError, CookieTransport, HybridError, HybridSessions, TokenPair,
+    ConfigError, CookieTransport, HybridSessions,
     access::{self, VerifiedAccess},
 };
 
@@ -84,11 +84,11 @@ impl<S: Send + Sync> axum_core::extract::OptionalFromRequestParts<S> for AccessS
 }
 
 #[derive(Clone)]
-struct Config {
-    sessions: HybridSessions,
-    cookies: Option<CookieTransport>,
-    realm: Arc<str>,
-    cross_site: CrossSiteCheck,
+pub(crate) struct Config {
+    pub(crate) sessions: HybridSessions,
+    pub(crate) cookies: Option<CookieTransport>,
+    pub(crate) realm: Arc<str>,
+    pub(crate) cross_site: CrossSiteCheck,
 }
 
 /// The edge check of hybrid sessions, as a tower layer.
@@ -130,7 +130,7 @@ struct Config {
 /// ```
 #[derive(Clone)]
 pub struct HybridLayer {
-    config: Arc<Config>,
+    pub(crate) config: Arc<Config>,
 }
 
 impl fmt::Debug for HybridLayer {
@@ -497,7 +497,8 @@ impl IdentitySource for Refused {
 }
 
 enum Outcome {
-    Refreshed(Box<TokenPair>),
+    /// The new cookies' `Set-Cookie` headers.
+    Refreshed(HeaderMap),
     Ended,
 }
 
@@ -516,21 +517,18 @@ impl IdentitySource for TransparentRefresh {
             let mut outcome = self.outcome.lock().unwrap_or_else(PoisonError::into_inner);
             match result {
                 Ok(pair) => {
-                    let identity = pair.identity().clone();
-                    *outcome = Some(Outcome::Refreshed(Box::new(pair)));
-                    Ok(Some(identity))
+                    let mut set_cookies = HeaderMap::new();
+                    self.cookies.set_cookies(&pair, &mut set_cookies)?;
+                    *outcome = Some(Outcome::Refreshed(set_cookies));
+                    Ok(Some(pair.identity().clone()))
                 }
-                // An outage says nothing about the cookies: keep them for the retry.
-                Err(
-                    error @ (HybridError::Store(_)
-                    | HybridError::Contention
-                    | HybridError::Issue(_)
-                    | HybridError::User(_)),
-                ) => Err(error.into()),
-                Err(error) => {
+                // The one rule of which failures end the session (and so the cookies); an
+                // outage, say, keeps them for the retry.
+                Err(error) if error.ends_session() => {
                     *outcome = Some(Outcome::Ended);
                     Err(error.into())
                 }
+                Err(error) => Err(error.into()),
             }
         })
     }
@@ -541,8 +539,10 @@ impl TransparentRefresh {
         let cookies = &self.cookies;
         let outcome = self.outcome.lock().unwrap_or_else(PoisonError::into_inner);
         match outcome.as_ref() {
-            Some(Outcome::Refreshed(pair)) => {
-                cookies.set_cookies(pair, headers);
+            Some(Outcome::Refreshed(set_cookies)) => {
+                for value in set_cookies.get_all(header::SET_COOKIE) {
+                    headers.append(header::SET_COOKIE, value.clone());
+                }
                 // The new cookies must reach the browser, not a shared cache (RFC 9111 §5.2.2.5).
                 headers.insert(
                     header::CACHE_CONTROL,

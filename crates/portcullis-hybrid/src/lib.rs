@@ -6,6 +6,7 @@
 //! | [`HybridSessions`] | login, refresh (rotation, grace window, theft detection), logout, revoke |
 //! | [`HybridLayer`] | the edge check: `at+jwt` signature and claims plus the [`RevocationList`] |
 //! | [`CookieTransport`] | access and refresh tokens in HttpOnly cookies, optional transparent refresh |
+//! | [`HybridEndpoints`], [`HybridLogin`] | the protocol's routes (refresh, logout, logout-all, sessions) and the login helper |
 //! | [`RefreshStore`], [`MemoryRefreshStore`] | where sessions live (one key per session) |
 //! | [`RevocationFeed`], [`InProcessFeed`] | how revocations reach every node |
 //!
@@ -57,7 +58,9 @@
 
 mod access;
 mod cookies;
+mod endpoints;
 mod layer;
+mod login;
 mod memory;
 mod refresh_token;
 mod revocation;
@@ -67,8 +70,12 @@ mod store;
 #[cfg(test)]
 mod tests;
 
-pub use cookies::{CookieTransport, SameSite};
+pub use cookies::{CookieTransport, MAX_COOKIE_BYTES, SameSite};
+pub use endpoints::{Endpoint, EndpointFuture, EndpointResponse, HybridEndpoints};
 pub use layer::{AccessSession, Hybrid, HybridLayer, ResponseFuture};
+#[cfg(feature = "axum")]
+pub use login::HybridLogin;
+pub use login::LoginTransport;
 pub use memory::{InProcessFeed, MemoryRefreshStore};
 pub use refresh_token::{MAX_REFRESH_TOKEN_LEN, RefreshToken};
 pub use revocation::{Revocation, RevocationFeed, RevocationList};

@@ -221,6 +221,18 @@ pub enum HybridError {
     /// The user does not serialize to JSON (500).
     #[error("the user does not serialize to JSON")]
     User(#[source] serde_json::Error),
+    /// A cookie would pass the 4096 bytes browsers keep, which they drop without a word: the
+    /// access token's user claims are too large for the cookie transport (400, saying so).
+    #[error(
+        "the {cookie} cookie would be {bytes} bytes, over the {max} bytes browsers keep",
+        max = crate::MAX_COOKIE_BYTES
+    )]
+    CookieTooLarge {
+        /// The cookie's name.
+        cookie: String,
+        /// Its size: name, value and attributes.
+        bytes: usize,
+    },
 }
 
 impl From<HybridError> for AuthRejection {
@@ -246,6 +258,13 @@ impl From<HybridError> for AuthRejection {
             HybridError::User(error) => {
                 tracing::error!(%error, "the user does not serialize");
                 AuthRejection::misconfigured("could not serialize the user")
+            }
+            error @ HybridError::CookieTooLarge { .. } => {
+                tracing::warn!(%error, "login refused: the tokens do not fit in cookies");
+                AuthRejection::invalid_request(format!(
+                    "{error}: the user claims are too large for the cookie transport; \
+                     use the bearer transport or a smaller user"
+                ))
             }
         }
     }
@@ -397,7 +416,7 @@ pub(crate) struct Inner {
     pub(crate) verifier: TokenVerifier,
     pub(crate) revoked: RevocationList,
     pub(crate) clock: SharedClock,
-    settings: Settings,
+    pub(crate) settings: Settings,
 }
 
 /// Hybrid sessions: login, refresh with rotation and theft detection, logout, revocation.
@@ -712,6 +731,16 @@ impl HybridSessions {
     pub async fn list(&self, user_id: &str) -> Result<Vec<SessionInfo>, HybridError> {
         let records = self.inner.store.list_by_user(user_id).await?;
         Ok(records.iter().map(SessionInfo::from).collect())
+    }
+
+    /// The user id of a live session (endpoints whose caller a transparent refresh found: its
+    /// identity carries the session, not the `sub`).
+    pub(crate) async fn session_user(
+        &self,
+        session_id: &str,
+    ) -> Result<Option<String>, HybridError> {
+        let record = self.inner.store.load(session_id).await?;
+        Ok(record.map(|record| record.user_id))
     }
 
     /// Revokes, logging a failure instead of returning it (theft, deleted user: the refusal

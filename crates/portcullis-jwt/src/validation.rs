@@ -41,6 +41,9 @@ pub struct Validation {
     pub(crate) typ: Option<Arc<str>>,
     pub(crate) required_claims: Vec<Arc<str>>,
     pub(crate) max_token_bytes: usize,
+    /// Seconds past `exp` (beyond the leeway) a token is still accepted; 0 but for the
+    /// revocation-only verifiers of [`Validation::dangerous_accept_expired_within`].
+    pub(crate) expired_within_secs: u64,
 }
 
 impl Default for Validation {
@@ -60,6 +63,7 @@ impl Validation {
             typ: None,
             required_claims: Vec::new(),
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+            expired_within_secs: 0,
         }
     }
 
@@ -153,6 +157,29 @@ impl Validation {
     #[must_use]
     pub fn max_token_bytes(mut self, max: usize) -> Self {
         self.max_token_bytes = max.max(256);
+        self
+    }
+
+    /// Also accepts tokens that expired less than `window` ago; every other check (signature,
+    /// `iss`, `aud`, `typ`, `nbf`, `iat`, required claims) still applies.
+    ///
+    /// # Security
+    ///
+    /// An expired token must not authenticate anything. This exists for one narrow use: a
+    /// verifier that only *identifies* a session in order to end it (logout with an expired
+    /// access token), where accepting it can only ever revoke. Keep `window` bounded by the
+    /// session's own lifetime (RFC 8725 §3.10: validate every claim that is relied on).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let revocation_only = portcullis_jwt::Validation::new()
+    ///     .dangerous_accept_expired_within(Duration::from_secs(14 * 24 * 3600));
+    /// ```
+    #[must_use]
+    pub fn dangerous_accept_expired_within(mut self, window: Duration) -> Self {
+        self.expired_within_secs = window.as_secs();
         self
     }
 

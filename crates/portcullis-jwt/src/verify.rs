@@ -589,8 +589,9 @@ fn validate_claims(
     let nbf = numeric_date(registered.nbf, "nbf")?;
     let iat = numeric_date(registered.iat, "iat")?;
     let auth_time = numeric_date(registered.auth_time, "auth_time")?;
-    // RFC 7519 §4.1.4: the current time MUST be before exp.
-    if now_f >= exp + leeway {
+    // RFC 7519 §4.1.4: the current time MUST be before exp (a revocation-only verifier
+    // widens this, see `Validation::dangerous_accept_expired_within`).
+    if now_f >= exp + leeway + validation.expired_within_secs as f64 {
         return Err(TokenError::Expired);
     }
     if nbf.is_some_and(|nbf| nbf > now_f + leeway) {

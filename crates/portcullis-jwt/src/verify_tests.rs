@@ -781,3 +781,70 @@ fn errors_map_to_rejections() {
     let rejection = AuthRejection::from(TokenError::KeysUnavailable);
     assert_eq!(rejection.status(), http::StatusCode::SERVICE_UNAVAILABLE);
 }
+
+#[test]
+fn a_revocation_only_verifier_accepts_expired_tokens_within_its_window_only() {
+    let validation = Validation::new()
+        .issuer(ISS)
+        .audience(AUD)
+        .leeway(std::time::Duration::ZERO)
+        .dangerous_accept_expired_within(std::time::Duration::from_secs(100));
+    let fixture = Fixture::with_validation(Algorithm::HS256, validation);
+    let expired = fixture.token(&with(claims(), "exp", json!(NOW - 99)));
+    assert_eq!(
+        fixture.verifier.verify_now(&expired).unwrap().subject(),
+        "alice"
+    );
+    let too_old = fixture.token(&with(claims(), "exp", json!(NOW - 100)));
+    assert_eq!(
+        fixture.verifier.verify_now(&too_old).unwrap_err(),
+        TokenError::Expired
+    );
+    // Everything else is still checked.
+    let cases = [
+        (
+            with(
+                with(claims(), "exp", json!(NOW - 5)),
+                "iss",
+                json!("https://evil.example"),
+            ),
+            TokenError::WrongIssuer,
+        ),
+        (
+            with(
+                with(claims(), "exp", json!(NOW - 5)),
+                "aud",
+                json!("https://other.example"),
+            ),
+            TokenError::WrongAudience,
+        ),
+        (
+            with(
+                with(claims(), "exp", json!(NOW - 5)),
+                "nbf",
+                json!(NOW + 50),
+            ),
+            TokenError::NotYetValid,
+        ),
+    ];
+    for (claims, error) in cases {
+        assert_eq!(
+            fixture
+                .verifier
+                .verify_now(&fixture.token(&claims))
+                .unwrap_err(),
+            error
+        );
+    }
+    let mut forged = fixture.token(&with(claims(), "exp", json!(NOW - 5)));
+    forged.pop();
+    forged.push(if forged.ends_with('A') { 'B' } else { 'A' });
+    assert!(fixture.verifier.verify_now(&forged).is_err());
+    // The default verifier refuses the same expired token.
+    let strict = Fixture::new(Algorithm::HS256);
+    let expired = strict.token(&with(claims(), "exp", json!(NOW - 1)));
+    assert_eq!(
+        strict.verifier.verify_now(&expired).unwrap_err(),
+        TokenError::Expired
+    );
+}

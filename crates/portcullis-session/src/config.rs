@@ -35,6 +35,10 @@ pub enum ConfigError {
     /// A per-user limit of zero sessions.
     #[error("the per-user session limit must be at least 1")]
     ZeroSessionLimit,
+    /// The session cookie, name, value and attributes together, would pass the 4096 bytes
+    /// browsers keep (RFC 6265 §6.1), so they would drop it without a word.
+    #[error("the session cookie would be {0} bytes, over the 4096 bytes browsers keep")]
+    CookieTooLarge(usize),
 }
 
 /// The largest cookie lifetime browsers honour: 400 days (RFC 6265bis §5.6.2).

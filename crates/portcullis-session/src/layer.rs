@@ -16,7 +16,7 @@ use http::{HeaderValue, Request, Response, header};
 use pin_project_lite::pin_project;
 use portcullis_core::{
     AuthRejection, Authentication, SecretToken,
-    credentials::{add_no_store, find_cookie},
+    credentials::{CookieError, add_no_store, find_cookie},
 };
 use tower_layer::Layer;
 use tower_service::Service;
@@ -82,6 +82,19 @@ impl<S: SessionStore> SessionLayer<S> {
         config.validate()?;
         let attributes = config.cookie_attributes();
         let clear_cookie = attributes.clear_cookie(&config.cookie_name)?;
+        // The longest cookie this layer will write (a persistent one with the largest
+        // Max-Age); refused now rather than silently dropped by the browser later.
+        match attributes.set_cookie(
+            &config.cookie_name,
+            SecretToken::generate().expose(),
+            Some(u64::MAX),
+        ) {
+            Ok(_) => {}
+            Err(CookieError::TooLarge { size, .. }) => {
+                return Err(ConfigError::CookieTooLarge(size));
+            }
+            Err(error) => return Err(error.into()),
+        }
         let touch_secs = config.effective_touch_interval().as_secs().max(1);
         let store = Arc::new(store);
         Ok(Self {

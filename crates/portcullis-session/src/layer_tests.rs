@@ -1001,3 +1001,19 @@ fn public_types_are_send_and_sync() {
     assert_send::<crate::SessionError>();
     assert_sync::<crate::SessionError>();
 }
+
+#[test]
+fn a_cookie_over_the_browser_limit_is_refused_when_the_layer_is_built() {
+    let huge_path = format!("/{}", "p".repeat(4096));
+    let config = SessionConfig::default()
+        .cookie_name("__Secure-session")
+        .cookie_path(huge_path);
+    match SessionLayer::new(MemoryStore::new(), config) {
+        Err(crate::ConfigError::CookieTooLarge(bytes)) => assert!(bytes > 4096, "{bytes}"),
+        other => panic!("expected CookieTooLarge, got {:?}", other.err()),
+    }
+    let fits = SessionConfig::default()
+        .cookie_name("__Secure-session")
+        .cookie_path(format!("/{}", "p".repeat(3000)));
+    assert!(SessionLayer::new(MemoryStore::new(), fits).is_ok());
+}

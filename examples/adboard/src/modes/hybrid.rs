@@ -4,14 +4,16 @@
 
 use axum::{
     Json, Router,
-    extract::State,
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    extract::{FromRef, State},
+    http::StatusCode,
     response::{IntoResponse, Response},
     routing::{delete, get, post},
 };
 use demo_users::{Credentials, User};
 use portcullis_core::{AuthRejection, CurrentUser, RecentlyAuthenticated};
-use portcullis_hybrid::{AccessSession, CookieTransport, HybridLayer, HybridSessions, TokenPair};
+use portcullis_hybrid::{
+    AccessSession, CookieTransport, HybridEndpoints, HybridLayer, HybridLogin, HybridSessions,
+};
 
 use crate::{
     AppState, PasswordBody, REAUTH_MAX_AGE_SECS, SetupError, ads, check_password, me, set_password,
@@ -22,18 +24,26 @@ use crate::{
 struct HybridState {
     app: AppState,
     sessions: HybridSessions,
+    endpoints: HybridEndpoints,
     cookies: CookieTransport,
 }
 
-impl axum::extract::FromRef<HybridState> for crate::AdBoard {
+impl FromRef<HybridState> for crate::AdBoard {
     fn from_ref(state: &HybridState) -> Self {
         state.app.board.clone()
     }
 }
 
+impl FromRef<HybridState> for HybridEndpoints {
+    fn from_ref(state: &HybridState) -> Self {
+        state.endpoints.clone()
+    }
+}
+
 /// The hybrid-mode router: keys and lifetimes from the same variables as hybrid-app
 /// (`JWT_*`, `ACCESS_TTL_SECS`, `REFRESH_TTL_SECS`, `REFRESH_GRACE_SECS`, `REDIS_URL`),
-/// transparent refresh.
+/// transparent refresh. `POST /logout` (and `/refresh`, `/logout-all`, `/sessions`) are the
+/// library's own endpoints.
 ///
 /// # Errors
 ///
@@ -53,78 +63,47 @@ pub async fn router(
         .realm("adboard")
         .cookies(cookies.clone())
         .map_err(hybrid_app::SetupError::from)?;
+    let endpoints = layer.endpoints();
     let state = HybridState {
         app: state,
         sessions,
+        endpoints: endpoints.clone(),
         cookies,
     };
     Ok(Router::new()
         .route("/login", post(login))
-        .route("/logout", post(logout))
         .route("/me", get(me))
         .route("/reauth", post(reauth))
         .route("/password", post(change_password))
         .route("/account", delete(delete_account))
         .merge(ads::routes())
+        .merge(endpoints.router())
         .with_state(state)
         .layer(layer))
 }
 
-fn user_agent(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-}
-
-fn signed_in(state: &HybridState, user: &User, pair: &TokenPair) -> Response {
-    let mut response = Json(user).into_response();
-    state.cookies.set_cookies(pair, response.headers_mut());
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
+/// `POST /login`: `HybridLogin` refuses a cross-site request (login CSRF), then the library
+/// sets the cookies.
 async fn login(
+    login: HybridLogin,
     State(state): State<HybridState>,
-    headers: HeaderMap,
     credentials: Credentials,
 ) -> Result<Response, AuthRejection> {
     let user = sign_in(&state.app.users, credentials).await?;
-    let pair = state
-        .sessions
-        .login(user.id(), &user, user_agent(&headers))
-        .await?;
-    Ok(signed_in(&state, &user, &pair))
+    login.cookies(user.id(), &user).await
 }
 
-async fn logout(
-    State(state): State<HybridState>,
-    session: Option<AccessSession>,
-) -> Result<Response, AuthRejection> {
-    if let Some(session) = session {
-        state.sessions.revoke(session.session_id()).await?;
-    }
-    let mut response = StatusCode::NO_CONTENT.into_response();
-    state.cookies.clear_cookies(response.headers_mut());
-    Ok(response)
-}
-
-/// Confirms the password: a new session with a fresh `auth_time` replaces the current one.
+/// Confirms the password: a new session with a fresh `auth_time` replaces the current one
+/// (the login helper ends the session the request came with).
 async fn reauth(
-    State(state): State<HybridState>,
-    session: AccessSession,
+    login: HybridLogin,
+    _session: AccessSession,
     CurrentUser(user): CurrentUser<User>,
-    headers: HeaderMap,
+    State(state): State<HybridState>,
     Json(body): Json<PasswordBody>,
 ) -> Result<Response, AuthRejection> {
     let user = check_password(&state.app.users, user.id(), body.password).await?;
-    let pair = state
-        .sessions
-        .login(user.id(), &user, user_agent(&headers))
-        .await?;
-    state.sessions.revoke(session.session_id()).await?;
-    Ok(signed_in(&state, &user, &pair))
+    login.cookies(user.id(), &user).await
 }
 
 async fn change_password(

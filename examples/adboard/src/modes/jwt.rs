@@ -21,7 +21,9 @@ use axum::{
     routing::{delete, get, post},
 };
 use demo_users::{Credentials, User};
-use portcullis_core::{AuthRejection, Authentication, CurrentUser, RecentlyAuthenticated};
+use portcullis_core::{
+    AuthRejection, Authentication, CrossSiteCheck, CurrentUser, RecentlyAuthenticated,
+};
 use portcullis_jwt::{BearerLayer, IssuedToken, TokenIssuer, TokenVerifier};
 use serde::Deserialize;
 
@@ -131,7 +133,10 @@ pub async fn router(
         denylist: Denylist::default(),
     };
     Ok(Router::new()
-        .route("/login", post(login))
+        .route(
+            "/login",
+            post(login).layer(middleware::from_fn(refuse_cross_site_login)),
+        )
         .route("/logout", post(logout))
         .route("/me", get(me))
         .route("/reauth", post(reauth))
@@ -141,6 +146,16 @@ pub async fn router(
         .layer(middleware::from_fn_with_state(state.clone(), refuse_denied))
         .with_state(state)
         .layer(BearerLayer::new(verifier).realm(REALM)))
+}
+
+/// Refuses a cross-site `POST /login` with 403 before the password is checked. The token
+/// answer sets no cookie, but the rule is the same in every mode (DESIGN.md; OWASP CSRF
+/// Prevention Cheat Sheet, "Login CSRF"), and a page of another site has no business here.
+async fn refuse_cross_site_login(request: Request, next: Next) -> Response {
+    match CrossSiteCheck::new().check(&request) {
+        Ok(()) => next.run(request).await,
+        Err(rejection) => rejection.into_response(),
+    }
 }
 
 /// Runs inside the bearer layer: refuses tokens this node has revoked.
