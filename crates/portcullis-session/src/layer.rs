@@ -81,20 +81,22 @@ impl<S: SessionStore> SessionLayer<S> {
     pub fn new(store: S, config: SessionConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         let attributes = config.cookie_attributes();
-        let clear_cookie = attributes.clear_cookie(&config.cookie_name)?;
+        let too_large = |error: CookieError| match error {
+            CookieError::TooLarge { size, .. } => ConfigError::CookieTooLarge(size),
+            other => other.into(),
+        };
         // The longest cookie this layer will write (a persistent one with the largest
         // Max-Age); refused now rather than silently dropped by the browser later.
-        match attributes.set_cookie(
-            &config.cookie_name,
-            SecretToken::generate().expose(),
-            Some(u64::MAX),
-        ) {
-            Ok(_) => {}
-            Err(CookieError::TooLarge { size, .. }) => {
-                return Err(ConfigError::CookieTooLarge(size));
-            }
-            Err(error) => return Err(error.into()),
-        }
+        attributes
+            .set_cookie(
+                &config.cookie_name,
+                SecretToken::generate().expose(),
+                Some(u64::MAX),
+            )
+            .map_err(too_large)?;
+        let clear_cookie = attributes
+            .clear_cookie(&config.cookie_name)
+            .map_err(too_large)?;
         let touch_secs = config.effective_touch_interval().as_secs().max(1);
         let store = Arc::new(store);
         Ok(Self {
