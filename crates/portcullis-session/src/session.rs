@@ -11,7 +11,6 @@ use std::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
-    time::{Duration, UNIX_EPOCH},
 };
 
 use http::HeaderValue;
@@ -622,7 +621,7 @@ impl IdentitySource for RequestState {
             let mut identity = Identity::from_user_json(user.clone(), Mechanism::Session)
                 .with_session_handle(live.record.handle.as_str());
             if let Some(at) = live.record.authenticated_at {
-                identity = identity.with_authenticated_at(UNIX_EPOCH + Duration::from_secs(at));
+                identity = identity.with_authenticated_at_unix(at);
             }
             Ok(Some(identity))
         })
