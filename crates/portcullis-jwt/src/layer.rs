@@ -27,6 +27,16 @@ struct Config {
     verifier: TokenVerifier,
     realm: Arc<str>,
     sources: TokenSources,
+    detailed_errors: bool,
+}
+
+impl Config {
+    /// The bearer challenge (RFC 6750 §3) and the configured level of detail.
+    fn challenge(&self, rejection: AuthRejection) -> AuthRejection {
+        rejection
+            .with_bearer_challenge(self.realm.clone())
+            .dangerous_detailed_description(self.detailed_errors)
+    }
 }
 
 /// Authenticates requests carrying a bearer JWT.
@@ -70,6 +80,7 @@ impl BearerLayer {
                 verifier,
                 realm: DEFAULT_REALM.into(),
                 sources: TokenSources::default(),
+                detailed_errors: false,
             }),
         }
     }
@@ -81,6 +92,7 @@ impl BearerLayer {
                 verifier: shared.verifier.clone(),
                 realm: shared.realm.clone(),
                 sources: shared.sources.clone(),
+                detailed_errors: shared.detailed_errors,
             },
         };
         change(&mut config);
@@ -115,6 +127,27 @@ impl BearerLayer {
     #[must_use]
     pub fn sources(self, sources: TokenSources) -> Self {
         self.update(|config| config.sources = sources)
+    }
+
+    /// Tells clients which check their token failed (`error_description="the token has
+    /// expired"`) instead of the generic "the access token is invalid". Off by default.
+    ///
+    /// # Security
+    ///
+    /// Helps a prober learn which checks its forged tokens pass (RFC 8725 §2, OWASP
+    /// Authentication Cheat Sheet on error messages). Use in development only; the detail is
+    /// always logged.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use portcullis_jwt::{BearerLayer, KeySet, TokenVerifier, Validation};
+    /// let layer = BearerLayer::new(TokenVerifier::new(KeySet::new(), Validation::new()))
+    ///     .dangerous_detailed_errors(true);
+    /// ```
+    #[must_use]
+    pub fn dangerous_detailed_errors(self, detailed: bool) -> Self {
+        self.update(|config| config.detailed_errors = detailed)
     }
 
     /// The verifier.
@@ -204,18 +237,14 @@ where
         let config = &*self.config;
         let verified = match config.sources.find(request.headers()) {
             Err(rejection) => {
-                return ResponseFuture::rejected(
-                    rejection.with_bearer_challenge(config.realm.clone()),
-                );
+                return ResponseFuture::rejected(config.challenge(rejection));
             }
             Ok(None) => None,
             Ok(Some(token)) => match config.verifier.attempt(token) {
                 Attempt::Done(Ok(verified)) => Some(verified),
                 Attempt::Done(Err(error)) => {
                     tracing::debug!(%error, "bearer token refused");
-                    return ResponseFuture::rejected(
-                        AuthRejection::from(error).with_bearer_challenge(config.realm.clone()),
-                    );
+                    return ResponseFuture::rejected(config.challenge(AuthRejection::from(error)));
                 }
                 Attempt::NeedsKeys => {
                     // Slow path (a JWKS refetch): boxed, since it is rare.
@@ -233,9 +262,7 @@ where
                             }
                             Err(error) => {
                                 tracing::debug!(%error, "bearer token refused after a key refetch");
-                                Ok(AuthRejection::from(error)
-                                    .with_bearer_challenge(config.realm.clone())
-                                    .to_response())
+                                Ok(config.challenge(AuthRejection::from(error)).to_response())
                             }
                         }
                     }));
