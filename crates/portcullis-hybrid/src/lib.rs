@@ -71,7 +71,7 @@ pub use cookies::{CookieTransport, SameSite};
 pub use layer::{AccessSession, Hybrid, HybridLayer, ResponseFuture};
 pub use memory::{InProcessFeed, MemoryRefreshStore};
 pub use refresh_token::{MAX_REFRESH_TOKEN_LEN, RefreshToken};
-pub use revocation::{Revocation, RevocationFeed, RevocationList};
+pub use revocation::{Revocation, RevocationFeed, RevocationList, UserRevocation};
 pub use sessions::{
     ConfigError, HybridError, HybridSessions, HybridSessionsBuilder, ReloadUser, SessionInfo,
     TokenPair,
