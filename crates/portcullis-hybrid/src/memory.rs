@@ -581,11 +581,12 @@ mod tests {
         let store = MemoryRefreshStore::new().with_clock(Arc::new(clock.clone()));
         for i in 0..200 {
             store
-                .create(&record(&format!("s{i}"), "u", 1_000, 1_010 + i))
+                .create(&record(&format!("s{i}"), &format!("u{i}"), 1_000, 1_010 + i))
                 .await
                 .unwrap();
         }
-        clock.advance(std::time::Duration::from_secs(110));
+        // Records 0..100 expire at 1_010..=1_109.
+        clock.advance(std::time::Duration::from_secs(109));
         assert_eq!(RefreshStore::purge_expired(&store).await.unwrap(), 100);
         assert_eq!(store.len(), 100);
         assert!(store.lock().expiry.len() <= 2 * 100 + 64);

@@ -1077,6 +1077,7 @@ async fn revoking_user_tokens_keeps_the_sessions_so_a_refresh_picks_up_changes()
     .await;
     let app = router(HybridLayer::new(&harness.sessions));
     let pair = harness.login().await;
+    harness.clock.advance(Duration::from_millis(1));
     *role.lock().unwrap() = "admin".to_owned();
     harness.sessions.revoke_user_tokens("alice").await.unwrap();
     let response = send(&app, bearer("/me", pair.access_token())).await;
