@@ -545,6 +545,7 @@ async fn apply_refresh<S: RefreshStore>(
                 current_hash: StoreKey::from_bytes([u8::try_from(*slot).unwrap_or(0); 32]),
                 previous: Vec::new(),
                 generation: 0,
+                family_hash: None,
                 user_agent: None,
             };
             store.create(&record).await.map_err(error)?;

@@ -166,8 +166,9 @@ where
 /// The caller, admitted only if they proved who they are within the last `MAX_AGE_SECS`
 /// seconds: guard sensitive actions (deleting an account, changing a password) with it.
 ///
-/// Anonymous callers get 401 `unauthorized`; callers who authenticated too long ago, or whose
-/// mechanism does not know when they did, get 401 `insufficient_user_authentication` (RFC 9470
+/// Anonymous callers get 401 `unauthorized`; callers who authenticated too long ago, whose
+/// authentication time is in the future, or whose mechanism does not know when they
+/// authenticated, get 401 `insufficient_user_authentication` (RFC 9470
 /// §3), and the application asks for their password again.
 ///
 /// # Examples
@@ -219,11 +220,14 @@ where
             .identity()
             .await?
             .and_then(crate::Identity::authenticated_at);
+        // An authentication time in the future is not recent: it would otherwise stay
+        // "recent" until that time comes (a forged or skewed `auth_time`). Verifiers refuse
+        // `auth_time` beyond their leeway; what is left within it counts as stale here.
         let fresh = authenticated_at.is_some_and(|at| {
             authentication
                 .now()
                 .duration_since(at)
-                .map_or(true, |age| age.as_secs() <= MAX_AGE_SECS)
+                .is_ok_and(|age| age.as_secs() <= MAX_AGE_SECS)
         });
         if !fresh {
             return Err(
@@ -389,8 +393,14 @@ mod tests {
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         assert!(body.contains("insufficient_user_authentication"));
         assert_eq!(call(app(None), "/danger").await.0, StatusCode::UNAUTHORIZED);
-        // Authenticated "in the future" (clock skew between nodes) counts as fresh.
-        assert_eq!(call(app(Some(10_050)), "/danger").await.0, StatusCode::OK);
+        // Authenticated "in the future" is not recent: it would otherwise stay recent until
+        // then (issue 18, item 7).
+        for future in [10_001, 10_050, 1 << 40] {
+            let (status, body, _) = call(app(Some(future)), "/danger").await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{future}");
+            assert!(body.contains("insufficient_user_authentication"));
+        }
+        assert_eq!(call(app(Some(10_000)), "/danger").await.0, StatusCode::OK);
     }
 
     #[tokio::test]

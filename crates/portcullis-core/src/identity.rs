@@ -1,7 +1,11 @@
 //! The authenticated caller as a mechanism found it: the user's serialized form plus how and when
 //! they authenticated.
 
-use std::{fmt, sync::Arc, time::SystemTime};
+use std::{
+    fmt,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -96,6 +100,27 @@ impl Identity {
     pub fn with_authenticated_at(mut self, at: SystemTime) -> Self {
         self.authenticated_at = Some(at);
         self
+    }
+
+    /// Records the authentication time given in seconds since the Unix epoch, as tokens and
+    /// stores carry it. A time the platform cannot represent is left out (the caller then
+    /// counts as not recently authenticated) rather than overflowing: `auth_time` may come
+    /// from a token, and a huge value must not panic the connection task.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use portcullis_core::{Identity, Mechanism};
+    /// let identity = Identity::from_user(&"alice", Mechanism::Testing).unwrap();
+    /// assert!(identity.clone().with_authenticated_at_unix(1_700_000_000).authenticated_at().is_some());
+    /// assert!(identity.with_authenticated_at_unix(u64::MAX).authenticated_at().is_none());
+    /// ```
+    #[must_use]
+    pub fn with_authenticated_at_unix(self, seconds: u64) -> Self {
+        match UNIX_EPOCH.checked_add(Duration::from_secs(seconds)) {
+            Some(at) => self.with_authenticated_at(at),
+            None => self,
+        }
     }
 
     /// Records the public handle of the session behind this identity (never the secret).

@@ -1,6 +1,13 @@
 //! One rejection type for every mechanism, rendered as an HTTP response: status,
 //! `WWW-Authenticate` for bearer mechanisms (RFC 6750 §3), `Cache-Control: no-store` and a JSON
 //! body `{"error": "...", "error_description": "..."}`.
+//!
+//! Refused credentials are described generically to the client ("the access token is
+//! invalid"): which check failed (expired, bad signature, revoked, wrong audience) helps an
+//! attacker probe more than it helps a client, whose only move is to refresh or sign in again
+//! (OWASP Authentication Cheat Sheet, "Authentication and Error Messages"). The detail goes to
+//! the logs ([`observe`](crate::observe)); [`AuthRejection::dangerous_detailed_description`]
+//! shows it to the client too, for development.
 
 use std::{borrow::Cow, fmt, sync::Arc};
 
@@ -64,9 +71,10 @@ impl RejectionKind {
 ///     .with_bearer_challenge("api");
 /// let response: http::Response<bytes::Bytes> = rejection.to_response();
 /// assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+/// // Which check failed stays in the logs: the client learns only that the token is invalid.
 /// assert_eq!(
 ///     response.headers()["www-authenticate"],
-///     r#"Bearer realm="api", error="invalid_token", error_description="the token has expired""#
+///     r#"Bearer realm="api", error="invalid_token", error_description="the access token is invalid""#
 /// );
 /// assert_eq!(response.headers()["cache-control"], "no-store");
 /// ```
@@ -76,6 +84,7 @@ pub struct AuthRejection {
     description: Cow<'static, str>,
     bearer_realm: Option<Arc<str>>,
     retry_after_secs: u32,
+    detailed: bool,
 }
 
 /// Seconds a client is asked to wait after a 503 (RFC 9110 §10.2.3).
@@ -89,6 +98,7 @@ impl AuthRejection {
             description: description.into(),
             bearer_realm: None,
             retry_after_secs: DEFAULT_RETRY_AFTER_SECS,
+            detailed: false,
         }
     }
 
@@ -148,6 +158,29 @@ impl AuthRejection {
         self
     }
 
+    /// Shows the client the detailed description of refused credentials (which check failed)
+    /// instead of the generic one, when `detailed` is true.
+    ///
+    /// # Security
+    ///
+    /// Tells a prober which check its token failed (expired, revoked, wrong audience, bad
+    /// signature). Meant for development; the detail is always in the logs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use portcullis_core::AuthRejection;
+    /// let rejection = AuthRejection::invalid_credentials("the token has expired");
+    /// assert_eq!(rejection.client_description(), "the credentials are invalid");
+    /// let rejection = rejection.dangerous_detailed_description(true);
+    /// assert_eq!(rejection.client_description(), "the token has expired");
+    /// ```
+    #[must_use]
+    pub fn dangerous_detailed_description(mut self, detailed: bool) -> Self {
+        self.detailed = detailed;
+        self
+    }
+
     /// Changes the `Retry-After` of a 503 or 429.
     #[must_use]
     pub fn with_retry_after(mut self, seconds: u32) -> Self {
@@ -165,9 +198,26 @@ impl AuthRejection {
         self.kind.status()
     }
 
-    /// The description shown to the client.
+    /// The detailed description: what logs and [`observe`](crate::observe) events carry.
+    /// The client sees [`AuthRejection::client_description`].
     pub fn description(&self) -> &str {
         &self.description
+    }
+
+    /// The description shown to the client: generic for refused credentials (unless
+    /// [`dangerous_detailed_description`](AuthRejection::dangerous_detailed_description)),
+    /// the detailed one otherwise (a malformed request, a store outage).
+    pub fn client_description(&self) -> &str {
+        match self.kind {
+            RejectionKind::InvalidCredentials if !self.detailed => {
+                if self.bearer_realm.is_some() {
+                    "the access token is invalid"
+                } else {
+                    "the credentials are invalid"
+                }
+            }
+            _ => &self.description,
+        }
     }
 
     /// The realm of the bearer challenge, if any.
@@ -200,7 +250,7 @@ impl AuthRejection {
             value.push_str(&format!(
                 ", error=\"{}\", error_description=\"{}\"",
                 self.error_code(),
-                quoted_string_safe(&self.description)
+                quoted_string_safe(self.client_description())
             ));
         }
         value
@@ -234,7 +284,7 @@ impl AuthRejection {
         crate::observe::rejection(self);
         let body = serde_json::json!({
             "error": self.error_code(),
-            "error_description": self.description,
+            "error_description": self.client_description(),
         });
         let mut response = Response::new(B::from(Bytes::from(body.to_string())));
         *response.status_mut() = self.status();
@@ -366,10 +416,59 @@ mod tests {
     }
 
     #[test]
+    fn refused_credentials_are_described_generically_unless_asked() {
+        // (rejection, expected challenge description, expected body description)
+        let cases = [
+            (
+                AuthRejection::invalid_credentials("the token has expired")
+                    .with_bearer_challenge("api"),
+                Some("the access token is invalid"),
+                "the access token is invalid",
+            ),
+            (
+                AuthRejection::invalid_credentials("the session has been revoked"),
+                None,
+                "the credentials are invalid",
+            ),
+            (
+                AuthRejection::invalid_credentials("the token has expired")
+                    .with_bearer_challenge("api")
+                    .dangerous_detailed_description(true),
+                Some("the token has expired"),
+                "the token has expired",
+            ),
+            // Other kinds keep their text: it names no credential check.
+            (
+                AuthRejection::invalid_request("two Authorization headers")
+                    .with_bearer_challenge("api"),
+                Some("two Authorization headers"),
+                "two Authorization headers",
+            ),
+        ];
+        for (rejection, in_challenge, in_body) in cases {
+            let (_, challenge, body) = render(&rejection);
+            match in_challenge {
+                Some(text) => assert!(
+                    challenge
+                        .as_deref()
+                        .unwrap()
+                        .ends_with(&format!("error_description=\"{text}\"")),
+                    "{challenge:?}"
+                ),
+                None => assert!(challenge.is_none()),
+            }
+            assert_eq!(body["error_description"], in_body);
+            // The detail is kept for logs either way.
+            assert_ne!(rejection.description(), "");
+        }
+    }
+
+    #[test]
     fn description_cannot_break_the_challenge() {
         let (_, challenge, body) = render(
             &AuthRejection::invalid_credentials("bad \"quote\" \\ and\nnewline é")
-                .with_bearer_challenge("a\"pi"),
+                .with_bearer_challenge("a\"pi")
+                .dangerous_detailed_description(true),
         );
         let challenge = challenge.unwrap();
         assert_eq!(

@@ -1,11 +1,7 @@
 //! Access tokens: minted at login and refresh, checked at the edge. They are JWTs typed
 //! `at+jwt` (RFC 9068 §2.1) carrying `sub`, `sid` (the session), `auth_time` and the user.
 
-use std::{
-    borrow::Cow,
-    sync::Arc,
-    time::{Duration, UNIX_EPOCH},
-};
+use std::{borrow::Cow, sync::Arc, time::Duration};
 
 use portcullis_core::{AuthRejection, Identity, Mechanism, SharedClock};
 use portcullis_jwt::{
@@ -25,7 +21,13 @@ pub(crate) const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 #[derive(Serialize)]
 struct MintedClaims<'a> {
     sid: &'a str,
+    /// The login time, carried unchanged through refreshes: a re-minted token is not a new
+    /// authentication (OpenID Connect Core §2 `auth_time`).
     auth_time: u64,
+    /// When the token was issued, in Unix milliseconds: per-user revocations
+    /// ([`UserRevocation`](crate::UserRevocation)) compare with it, so a token issued right
+    /// after a logout-all, in the same second, is not caught by it.
+    iat_ms: u64,
     user: &'a Value,
 }
 
@@ -37,6 +39,8 @@ struct EdgeClaims<'a> {
     user: &'a RawValue,
     #[serde(default)]
     auth_time: Option<u64>,
+    #[serde(default)]
+    iat_ms: Option<u64>,
 }
 
 /// The verifier the edge uses: the application's validation plus `typ: at+jwt` and `sid`.
@@ -52,10 +56,12 @@ pub(crate) fn mint(
     issuer: &TokenIssuer,
     record: &RefreshRecord,
     ttl: Duration,
+    issued_at_ms: u64,
 ) -> Result<IssuedToken, IssueError> {
     let claims = MintedClaims {
         sid: &record.session_id,
         auth_time: record.authenticated_at,
+        iat_ms: issued_at_ms,
         user: &record.user,
     };
     issuer.issue_with(
@@ -120,12 +126,25 @@ fn accept(
             "the revocation list has not caught up yet",
         ));
     }
-    if inner
-        .revoked
-        .is_revoked(&claims.sid, inner.clock.unix_seconds())
-    {
+    let now = inner.clock.unix_seconds();
+    if inner.revoked.is_revoked(&claims.sid, now) {
         return Err(AuthRejection::invalid_credentials(
             "the session has been revoked",
+        ));
+    }
+    // A token without `iat_ms` (minted before it existed) counts from the start of its `iat`
+    // second, so a per-user revocation in that second still refuses it.
+    let issued_at_ms = claims.iat_ms.unwrap_or_else(|| {
+        verified
+            .issued_at()
+            .map_or(0, |seconds| seconds.saturating_mul(1000))
+    });
+    if inner
+        .revoked
+        .is_user_revoked(verified.subject(), issued_at_ms, now)
+    {
+        return Err(AuthRejection::invalid_credentials(
+            "the user's tokens have been revoked",
         ));
     }
     let session_id: Arc<str> = claims.sid.as_ref().into();
@@ -134,7 +153,8 @@ fn accept(
     let mut identity = Identity::from_user_json(claims.user.into(), Mechanism::Hybrid)
         .with_session_handle(session_id.clone());
     if let Some(auth_time) = claims.auth_time {
-        identity = identity.with_authenticated_at(UNIX_EPOCH + Duration::from_secs(auth_time));
+        // The verifier refused an `auth_time` after now + leeway; checked all the same.
+        identity = identity.with_authenticated_at_unix(auth_time);
     }
     Ok(VerifiedAccess {
         identity,

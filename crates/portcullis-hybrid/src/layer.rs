@@ -89,6 +89,7 @@ pub(crate) struct Config {
     pub(crate) cookies: Option<CookieTransport>,
     pub(crate) realm: Arc<str>,
     pub(crate) cross_site: CrossSiteCheck,
+    pub(crate) detailed_errors: bool,
 }
 
 /// The edge check of hybrid sessions, as a tower layer.
@@ -151,6 +152,7 @@ impl HybridLayer {
                 cookies: None,
                 realm: "portcullis".into(),
                 cross_site: CrossSiteCheck::new(),
+                detailed_errors: false,
             }),
         }
     }
@@ -189,6 +191,28 @@ impl HybridLayer {
     #[must_use]
     pub fn realm(mut self, realm: &str) -> Self {
         Arc::make_mut(&mut self.config).realm = realm.into();
+        self
+    }
+
+    /// Tells clients which check their access token failed (`error_description="the session
+    /// has been revoked"`) instead of the generic "the access token is invalid". Off by
+    /// default.
+    ///
+    /// # Security
+    ///
+    /// Helps a prober learn which checks a token passes (OWASP Authentication Cheat Sheet on
+    /// error messages). Use in development only; the detail is always logged.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn demo(sessions: portcullis_hybrid::HybridSessions) {
+    /// let layer = portcullis_hybrid::HybridLayer::new(&sessions).dangerous_detailed_errors(true);
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn dangerous_detailed_errors(mut self, detailed: bool) -> Self {
+        Arc::make_mut(&mut self.config).detailed_errors = detailed;
         self
     }
 
@@ -385,7 +409,9 @@ type Pending = Result<Option<Arc<TransparentRefresh>>, AuthRejection>;
 
 impl Config {
     fn challenge(&self, rejection: AuthRejection) -> AuthRejection {
-        rejection.with_bearer_challenge(self.realm.clone())
+        rejection
+            .with_bearer_challenge(self.realm.clone())
+            .dangerous_detailed_description(self.detailed_errors)
     }
 
     /// Finds the credentials and applies the cross-site check to cookie-borne ones.

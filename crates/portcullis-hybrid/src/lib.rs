@@ -78,7 +78,7 @@ pub use login::HybridLogin;
 pub use login::LoginTransport;
 pub use memory::{InProcessFeed, MemoryRefreshStore};
 pub use refresh_token::{MAX_REFRESH_TOKEN_LEN, RefreshToken};
-pub use revocation::{Revocation, RevocationFeed, RevocationList};
+pub use revocation::{Revocation, RevocationFeed, RevocationList, UserRevocation};
 pub use sessions::{
     ConfigError, HybridError, HybridSessions, HybridSessionsBuilder, ReloadUser, SessionInfo,
     TokenPair,

@@ -2,38 +2,58 @@
 //! node needs, with no infrastructure. Several nodes need a shared store and feed (Redis).
 
 use std::{
-    collections::HashMap,
+    cmp::Reverse,
+    collections::{BinaryHeap, HashMap},
     sync::{Arc, Mutex, MutexGuard, PoisonError},
 };
 
 use portcullis_core::{SharedClock, StoreError, SystemClock};
 
-use crate::{RefreshRecord, RefreshStore, Revocation, RevocationFeed, RevocationList};
+use crate::{
+    RefreshRecord, RefreshStore, Revocation, RevocationFeed, RevocationList, UserRevocation,
+};
+
+/// Default [`MemoryRefreshStore::max_sessions`].
+const DEFAULT_MAX_SESSIONS: usize = 1_000_000;
+/// Default [`MemoryRefreshStore::max_sessions_per_user`].
+const DEFAULT_MAX_SESSIONS_PER_USER: usize = 100;
 
 /// A [`RefreshStore`] in process memory: a map from session id to record plus a per-user
 /// index. Clones share the same sessions.
 ///
 /// Expired records (past [`RefreshRecord::expires_at`] by the store's clock) behave as absent
-/// and are dropped when next touched or by [`MemoryRefreshStore::purge_expired`].
+/// and are dropped when next touched or by [`MemoryRefreshStore::purge_expired`], which
+/// [`HybridSessionsBuilder::build`](crate::HybridSessionsBuilder::build) runs every minute.
+///
+/// The store is bounded, so logins cannot grow it without limit (OWASP ASVS 5.0 V2.4 / 11.1.x,
+/// bounded resources): at [`max_sessions`](MemoryRefreshStore::max_sessions) expired records
+/// are purged first, then the session closest to expiry is evicted; a user past
+/// [`max_sessions_per_user`](MemoryRefreshStore::max_sessions_per_user) loses their oldest
+/// session. An evicted session cannot refresh; its access tokens live until they expire.
 ///
 /// # Examples
 ///
 /// ```
 /// use portcullis_hybrid::MemoryRefreshStore;
 ///
-/// let store = MemoryRefreshStore::new();
+/// let store = MemoryRefreshStore::new().max_sessions(10_000).max_sessions_per_user(20);
 /// assert_eq!(store.len(), 0);
 /// ```
 #[derive(Debug, Clone)]
 pub struct MemoryRefreshStore {
     inner: Arc<Mutex<Sessions>>,
     clock: SharedClock,
+    max_sessions: usize,
+    max_per_user: usize,
 }
 
 #[derive(Debug, Default)]
 struct Sessions {
     records: HashMap<String, RefreshRecord>,
     by_user: HashMap<String, Vec<String>>,
+    /// Expiry of every record (lazily updated: an item whose record has moved on is skipped
+    /// and requeued), to evict the session closest to expiry at the cap without a scan.
+    expiry: BinaryHeap<Reverse<(u64, String)>>,
 }
 
 impl Sessions {
@@ -50,10 +70,24 @@ impl Sessions {
     fn insert(&mut self, record: RefreshRecord) {
         let session_id = record.session_id.clone();
         let user_id = record.user_id.clone();
+        self.expiry
+            .push(Reverse((record.expires_at(), session_id.clone())));
         if let Some(previous) = self.records.insert(session_id.clone(), record) {
             self.unindex(&previous.user_id, &session_id);
         }
         self.by_user.entry(user_id).or_default().push(session_id);
+    }
+
+    /// Replaces a stored record of the same user in place (a rotation).
+    fn replace(&mut self, record: &RefreshRecord) {
+        if let Some(stored) = self.records.get_mut(&record.session_id) {
+            if stored.expires_at() != record.expires_at() {
+                self.expiry
+                    .push(Reverse((record.expires_at(), record.session_id.clone())));
+            }
+            *stored = record.clone();
+        }
+        self.compact_expiry();
     }
 
     fn remove(&mut self, session_id: &str) -> Option<RefreshRecord> {
@@ -77,6 +111,49 @@ impl Sessions {
             .filter(|id| self.live(id, now).is_some())
             .collect()
     }
+
+    /// Drops every expired record; returns how many.
+    fn purge(&mut self, now: u64) -> usize {
+        let expired: Vec<String> = self
+            .records
+            .values()
+            .filter(|record| record.expires_at() <= now)
+            .map(|record| record.session_id.clone())
+            .collect();
+        for session_id in &expired {
+            self.remove(session_id);
+        }
+        self.compact_expiry();
+        expired.len()
+    }
+
+    /// Removes the session closest to expiry; `false` when there is none.
+    fn evict_soonest(&mut self) -> bool {
+        while let Some(Reverse((at, session_id))) = self.expiry.pop() {
+            let Some(real) = self.records.get(&session_id).map(RefreshRecord::expires_at) else {
+                continue;
+            };
+            if real != at {
+                // Moved since this item was pushed: requeue it at its real expiry.
+                self.expiry.push(Reverse((real, session_id)));
+                continue;
+            }
+            self.remove(&session_id);
+            return true;
+        }
+        false
+    }
+
+    /// Rebuilds the expiry queue when stale items outnumber live ones.
+    fn compact_expiry(&mut self) {
+        if self.expiry.len() > 2 * self.records.len() + 64 {
+            self.expiry = self
+                .records
+                .values()
+                .map(|record| Reverse((record.expires_at(), record.session_id.clone())))
+                .collect();
+        }
+    }
 }
 
 impl Default for MemoryRefreshStore {
@@ -86,11 +163,14 @@ impl Default for MemoryRefreshStore {
 }
 
 impl MemoryRefreshStore {
-    /// An empty store on the system clock.
+    /// An empty store on the system clock, holding at most 1,000,000 sessions and 100 per
+    /// user.
     pub fn new() -> Self {
         Self {
             inner: Arc::default(),
             clock: Arc::new(SystemClock),
+            max_sessions: DEFAULT_MAX_SESSIONS,
+            max_per_user: DEFAULT_MAX_SESSIONS_PER_USER,
         }
     }
 
@@ -111,6 +191,34 @@ impl MemoryRefreshStore {
         self
     }
 
+    /// The most sessions the store holds (default 1,000,000, at least 1). At the cap, a new
+    /// session first purges expired ones, then evicts the session closest to expiry.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let store = portcullis_hybrid::MemoryRefreshStore::new().max_sessions(50_000);
+    /// ```
+    #[must_use]
+    pub fn max_sessions(mut self, max: usize) -> Self {
+        self.max_sessions = max.max(1);
+        self
+    }
+
+    /// The most sessions one user holds (default 100, at least 1): a new login past it ends
+    /// the user's oldest session.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let store = portcullis_hybrid::MemoryRefreshStore::new().max_sessions_per_user(10);
+    /// ```
+    #[must_use]
+    pub fn max_sessions_per_user(mut self, max: usize) -> Self {
+        self.max_per_user = max.max(1);
+        self
+    }
+
     /// How many records the store holds, expired ones included until purged.
     pub fn len(&self) -> usize {
         self.lock().records.len()
@@ -121,19 +229,10 @@ impl MemoryRefreshStore {
         self.len() == 0
     }
 
-    /// Drops every expired record.
-    pub fn purge_expired(&self) {
+    /// Drops every expired record; returns how many. The hybrid builder runs it every minute.
+    pub fn purge_expired(&self) -> usize {
         let now = self.clock.unix_seconds();
-        let mut sessions = self.lock();
-        let expired: Vec<String> = sessions
-            .records
-            .values()
-            .filter(|record| record.expires_at() <= now)
-            .map(|record| record.session_id.clone())
-            .collect();
-        for session_id in expired {
-            sessions.remove(&session_id);
-        }
+        self.lock().purge(now)
     }
 
     fn lock(&self) -> MutexGuard<'_, Sessions> {
@@ -144,7 +243,40 @@ impl MemoryRefreshStore {
 
 impl RefreshStore for MemoryRefreshStore {
     async fn create(&self, record: &RefreshRecord) -> Result<(), StoreError> {
-        self.lock().insert(record.clone());
+        let now = self.clock.unix_seconds();
+        let mut sessions = self.lock();
+        let mut evicted = 0_usize;
+        // The user's oldest sessions make room for this one (oldest by creation, as listed).
+        let mut theirs = sessions.user_sessions(&record.user_id, now);
+        theirs.retain(|id| *id != record.session_id);
+        if theirs.len() >= self.max_per_user {
+            let mut oldest: Vec<(u64, String)> = theirs
+                .into_iter()
+                .filter_map(|id| Some((sessions.records.get(&id)?.created_at, id)))
+                .collect();
+            oldest.sort();
+            let excess = oldest.len() + 1 - self.max_per_user;
+            for (_, id) in oldest.into_iter().take(excess) {
+                sessions.remove(&id);
+                evicted += 1;
+            }
+        }
+        if sessions.records.len() >= self.max_sessions
+            && !sessions.records.contains_key(&record.session_id)
+        {
+            sessions.purge(now);
+            while sessions.records.len() >= self.max_sessions && sessions.evict_soonest() {
+                evicted += 1;
+            }
+        }
+        sessions.insert(record.clone());
+        drop(sessions);
+        if evicted > 0 {
+            tracing::warn!(
+                evicted,
+                "memory refresh store at a limit: ended the sessions closest to expiry or the user's oldest"
+            );
+        }
         Ok(())
     }
 
@@ -166,7 +298,7 @@ impl RefreshStore for MemoryRefreshStore {
         match sessions.live(&record.session_id, now) {
             Some(stored) if stored.generation == expected_generation => {
                 if stored.user_id == record.user_id {
-                    *stored = record.clone();
+                    sessions.replace(record);
                 } else {
                     sessions.insert(record.clone());
                 }
@@ -203,6 +335,10 @@ impl RefreshStore for MemoryRefreshStore {
             ids.iter().filter_map(|id| sessions.remove(id)).collect();
         deleted.sort_by(|a, b| (a.created_at, &a.session_id).cmp(&(b.created_at, &b.session_id)));
         Ok(deleted)
+    }
+
+    async fn purge_expired(&self) -> Result<usize, StoreError> {
+        Ok(MemoryRefreshStore::purge_expired(self))
     }
 }
 
@@ -289,12 +425,26 @@ impl RevocationFeed for InProcessFeed {
         Ok(())
     }
 
+    async fn publish_user(&self, revocation: &UserRevocation) -> Result<(), StoreError> {
+        let now = self.clock.unix_seconds();
+        let feed = self.lock();
+        feed.in_force.purge_expired(now);
+        feed.in_force.insert_user(revocation);
+        for list in &feed.subscribers {
+            list.insert_user(revocation);
+        }
+        Ok(())
+    }
+
     async fn subscribe(&self, list: RevocationList) -> Result<(), StoreError> {
         let now = self.clock.unix_seconds();
         let mut feed = self.lock();
         feed.in_force.purge_expired(now);
         for revocation in feed.in_force.snapshot() {
             list.insert(&revocation);
+        }
+        for revocation in feed.in_force.user_snapshot() {
+            list.insert_user(&revocation);
         }
         feed.subscribers.push(list);
         Ok(())
@@ -320,6 +470,7 @@ mod tests {
             current_hash: SecretToken::generate().store_key(),
             previous: Vec::new(),
             generation: 0,
+            family_hash: None,
             user_agent: None,
         }
     }
@@ -373,6 +524,110 @@ mod tests {
         assert!(store.delete("c").await.unwrap().is_none());
         store.purge_expired();
         assert!(store.is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_cap_purges_then_evicts_the_session_closest_to_expiry() {
+        let clock = ManualClock::at_unix_seconds(1_000);
+        let store = MemoryRefreshStore::new()
+            .with_clock(Arc::new(clock.clone()))
+            .max_sessions(3);
+        store
+            .create(&record("a", "u1", 1_000, 1_010))
+            .await
+            .unwrap();
+        store
+            .create(&record("b", "u2", 1_000, 1_500))
+            .await
+            .unwrap();
+        store
+            .create(&record("c", "u3", 1_000, 1_200))
+            .await
+            .unwrap();
+        // "a" expires; at the cap it is purged rather than a live session evicted.
+        clock.advance(std::time::Duration::from_secs(20));
+        store
+            .create(&record("d", "u4", 1_020, 1_900))
+            .await
+            .unwrap();
+        assert_eq!(store.len(), 3);
+        assert!(store.load("b").await.unwrap().is_some());
+        // Full of live sessions: the one closest to expiry ("c") goes, even after a
+        // rotation moved "b" later than it was.
+        let mut b = store.load("b").await.unwrap().unwrap();
+        b.idle_expires_at = 1_100;
+        b.generation = 1;
+        assert!(store.compare_and_swap(&b, 0).await.unwrap());
+        store
+            .create(&record("e", "u5", 1_020, 1_900))
+            .await
+            .unwrap();
+        assert_eq!(store.len(), 3);
+        assert!(
+            store.load("b").await.unwrap().is_none(),
+            "closest to expiry"
+        );
+        assert!(store.load("c").await.unwrap().is_some());
+        assert!(store.list_by_user("u2").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_user_past_the_limit_loses_their_oldest_session() {
+        let clock = ManualClock::at_unix_seconds(1_000);
+        let store = MemoryRefreshStore::new()
+            .with_clock(Arc::new(clock.clone()))
+            .max_sessions_per_user(2);
+        store
+            .create(&record("old", "alice", 1_000, 2_000))
+            .await
+            .unwrap();
+        store
+            .create(&record("mid", "alice", 1_001, 2_000))
+            .await
+            .unwrap();
+        store
+            .create(&record("bob", "bob", 999, 2_000))
+            .await
+            .unwrap();
+        store
+            .create(&record("new", "alice", 1_002, 2_000))
+            .await
+            .unwrap();
+        let ids: Vec<_> = store
+            .list_by_user("alice")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.session_id)
+            .collect();
+        assert_eq!(ids, ["mid", "new"]);
+        assert!(store.load("old").await.unwrap().is_none());
+        assert!(
+            store.load("bob").await.unwrap().is_some(),
+            "other users untouched"
+        );
+    }
+
+    #[tokio::test]
+    async fn purge_frees_expired_records_and_their_queue() {
+        let clock = ManualClock::at_unix_seconds(1_000);
+        let store = MemoryRefreshStore::new().with_clock(Arc::new(clock.clone()));
+        for i in 0..200 {
+            store
+                .create(&record(
+                    &format!("s{i}"),
+                    &format!("u{i}"),
+                    1_000,
+                    1_010 + i,
+                ))
+                .await
+                .unwrap();
+        }
+        // Records 0..100 expire at 1_010..=1_109.
+        clock.advance(std::time::Duration::from_secs(109));
+        assert_eq!(RefreshStore::purge_expired(&store).await.unwrap(), 100);
+        assert_eq!(store.len(), 100);
+        assert!(store.lock().expiry.len() <= 2 * 100 + 64);
     }
 
     #[tokio::test]

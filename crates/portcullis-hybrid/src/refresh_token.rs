@@ -4,7 +4,7 @@
 use std::fmt;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use portcullis_core::SecretToken;
+use portcullis_core::{SecretToken, StoreKey};
 use sha2::{Digest, Sha256};
 
 use crate::store::SealedSecret;
@@ -92,6 +92,44 @@ pub(crate) fn is_session_id(candidate: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// Bytes of a refresh secret (256 bits) that are drawn afresh at every rotation. The rest,
+/// the *family key*, is drawn once at login and shared by every refresh token of the session.
+const ROTATING_BYTES: usize = 16;
+
+/// The raw 32 bytes of a secret.
+fn raw(secret: &SecretToken) -> Option<[u8; 32]> {
+    URL_SAFE_NO_PAD
+        .decode(secret.expose())
+        .ok()?
+        .try_into()
+        .ok()
+}
+
+/// SHA-256 over a domain label and the family key of `secret` (its last 128 bits). The record
+/// keeps it, so a presented token that is of this session but is neither current nor honoured
+/// is known to be a *retired* token however old, and not a guess by someone who only read the
+/// `sid` (RFC 9700 §4.14.2: reuse of any invalidated refresh token revokes the family). A store
+/// dump yields only this hash: no token, not even a family key.
+pub(crate) fn family_hash(secret: &SecretToken) -> Option<StoreKey> {
+    let raw = raw(secret)?;
+    let mut hasher = Sha256::new();
+    hasher.update(b"portcullis-hybrid/family/v1\0");
+    hasher.update(&raw[ROTATING_BYTES..]);
+    Some(StoreKey::from_bytes(hasher.finalize().into()))
+}
+
+/// The secret replacing `presented` at a rotation: 128 fresh random bits (from the OS CSPRNG)
+/// and the family key of `presented`. A holder of a retired token knows the family key but
+/// cannot guess the 128 fresh bits; anyone else knows neither half.
+pub(crate) fn successor_of(presented: &SecretToken) -> SecretToken {
+    let fresh = SecretToken::generate();
+    let (Some(mut bytes), Some(presented)) = (raw(&fresh), raw(presented)) else {
+        return fresh;
+    };
+    bytes[ROTATING_BYTES..].copy_from_slice(&presented[ROTATING_BYTES..]);
+    SecretToken::parse(&URL_SAFE_NO_PAD.encode(bytes)).unwrap_or(fresh)
+}
+
 /// The one-time pad that seals a successor: SHA-256 over a domain label and the predecessor,
 /// unrelated to the store key (plain SHA-256 of the secret), so the store cannot unseal.
 fn pad(predecessor: &SecretToken) -> [u8; 32] {
@@ -139,6 +177,21 @@ mod tests {
         for candidate in bad {
             assert!(RefreshToken::parse(&candidate).is_none(), "{candidate:.40}");
         }
+    }
+
+    #[test]
+    fn successors_share_the_family_key_and_nothing_else() {
+        let login = SecretToken::generate();
+        let next = successor_of(&login);
+        let after = successor_of(&next);
+        assert_eq!(family_hash(&login), family_hash(&next));
+        assert_eq!(family_hash(&login), family_hash(&after));
+        assert_ne!(family_hash(&login), family_hash(&SecretToken::generate()));
+        assert_ne!(login, next);
+        assert_ne!(next, after);
+        assert_ne!(login.store_key(), next.store_key());
+        // The family hash is not the store key of anything.
+        assert_ne!(family_hash(&login), Some(login.store_key()));
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! Revocation at the edge: revoked session ids are published on a feed, and every node keeps
-//! them in a [`RevocationList`] until the longest access token of the session could have
-//! expired, so a revoked access token is refused without a store read per request.
+//! Revocation at the edge: revoked session ids (and per-user "not before" instants) are
+//! published on a feed, and every node keeps them in a [`RevocationList`] until the longest
+//! access token they cover could have expired, so a revoked access token is refused without a
+//! store read per request.
 
 use std::{
     collections::HashMap,
@@ -23,6 +24,26 @@ pub struct Revocation {
     pub until: u64,
 }
 
+/// Every access token of one user issued before an instant, refused on every node: the
+/// revocation behind logout-all, which also reaches tokens whose sessions had already expired
+/// (so a store deletion could not find them), and the way to make a change to the user (a new
+/// role) take effect before their tokens expire: clients refresh, and the refresh mints a
+/// token from the user as they are now.
+///
+/// The instant has millisecond precision and the comparison is strict, so a login right after
+/// a logout-all is not caught by it (RFC 9700 §4.14.2 leaves the mechanism open; sub-second
+/// precision keeps it from being a one-second blackout).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRevocation {
+    /// The user (the `sub` claim of their access tokens).
+    pub user_id: String,
+    /// Access tokens issued before this instant (Unix milliseconds) are refused.
+    pub not_before_ms: u64,
+    /// Until when (Unix seconds) the entry is kept: when the last token issued before
+    /// `not_before_ms` could have expired.
+    pub until: u64,
+}
+
 /// Distributes revocations between nodes.
 ///
 /// A feed must deliver every revocation to every subscribed node, including those published
@@ -32,6 +53,13 @@ pub trait RevocationFeed: Send + Sync + 'static {
     fn publish(
         &self,
         revocation: &Revocation,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Publishes a per-user revocation to every node, this one included. Delivery follows
+    /// the same rules as [`RevocationFeed::publish`], catch-up included.
+    fn publish_user(
+        &self,
+        revocation: &UserRevocation,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Delivers into `list` every revocation still in force, and keeps delivering new ones in
@@ -44,13 +72,15 @@ pub trait RevocationFeed: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-/// The revoked session ids a node knows of, each until its access tokens could have expired.
-/// Clones share the same list.
+/// The revoked session ids a node knows of, each until its access tokens could have expired,
+/// and the per-user [`UserRevocation`]s. Clones share the same list.
 #[derive(Debug, Clone, Default)]
 pub struct RevocationList {
     revoked: Arc<RwLock<HashMap<String, u64>>>,
     /// Set while the feed has not yet delivered every revocation in force.
     behind: Arc<AtomicBool>,
+    /// User id to (not before, Unix ms; until, Unix s).
+    users: Arc<RwLock<HashMap<String, (u64, u64)>>>,
 }
 
 impl RevocationList {
@@ -78,12 +108,63 @@ impl RevocationList {
             .is_some_and(|until| *until >= now)
     }
 
+    /// Records a per-user revocation, keeping the later instant and the later deadline.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use portcullis_hybrid::{RevocationList, UserRevocation};
+    ///
+    /// let list = RevocationList::new();
+    /// list.insert_user(&UserRevocation { user_id: "alice".into(), not_before_ms: 5_000, until: 100 });
+    /// assert!(list.is_user_revoked("alice", 4_999, 50));
+    /// assert!(!list.is_user_revoked("alice", 5_000, 50), "issued at the instant: not before it");
+    /// assert!(!list.is_user_revoked("bob", 0, 50));
+    /// ```
+    pub fn insert_user(&self, revocation: &UserRevocation) {
+        let mut users = self
+            .users
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = users.entry(revocation.user_id.clone()).or_insert((0, 0));
+        entry.0 = entry.0.max(revocation.not_before_ms);
+        entry.1 = entry.1.max(revocation.until);
+    }
+
+    /// Whether a token of `user_id` issued at `issued_at_ms` (Unix milliseconds) is refused at
+    /// `now` (Unix seconds).
+    pub fn is_user_revoked(&self, user_id: &str, issued_at_ms: u64, now: u64) -> bool {
+        self.users
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(user_id)
+            .is_some_and(|(not_before_ms, until)| *until >= now && issued_at_ms < *not_before_ms)
+    }
+
     /// Forgets revocations whose access tokens have all expired.
     pub fn purge_expired(&self, now: u64) {
         self.revoked
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .retain(|_, until| *until >= now);
+        self.users
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|_, (_, until)| *until >= now);
+    }
+
+    /// Every listed per-user revocation, for handing them on.
+    pub fn user_snapshot(&self) -> Vec<UserRevocation> {
+        self.users
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|(user_id, (not_before_ms, until))| UserRevocation {
+                user_id: user_id.clone(),
+                not_before_ms: *not_before_ms,
+                until: *until,
+            })
+            .collect()
     }
 
     /// Every listed revocation, for handing them on (a feed catching a late subscriber up).
@@ -126,12 +207,19 @@ impl RevocationList {
         self.behind.store(!caught_up, Ordering::Release);
     }
 
-    /// How many revocations are listed.
+    /// How many revocations are listed, per-session and per-user.
     pub fn len(&self) -> usize {
-        self.revoked
+        let sessions = self
+            .revoked
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .len()
+            .len();
+        sessions
+            + self
+                .users
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .len()
     }
 
     /// Whether no revocation is listed.
@@ -158,6 +246,29 @@ mod tests {
         assert!(list.is_revoked("s1", 100));
         assert!(!list.is_revoked("s1", 101));
         assert!(!list.is_revoked("s2", 0));
+        list.purge_expired(101);
+        assert!(list.is_empty());
+    }
+
+    #[test]
+    fn user_revocations_refuse_only_earlier_tokens_until_their_deadline() {
+        let list = RevocationList::new();
+        let entry = |not_before_ms, until| UserRevocation {
+            user_id: "alice".into(),
+            not_before_ms,
+            until,
+        };
+        list.insert_user(&entry(10_500, 100));
+        list.insert_user(&entry(9_000, 50));
+        // Same second, earlier millisecond: refused; the instant itself and later: not.
+        assert!(list.is_user_revoked("alice", 10_499, 10));
+        assert!(!list.is_user_revoked("alice", 10_500, 10));
+        assert!(!list.is_user_revoked("alice", 10_501, 10));
+        assert!(!list.is_user_revoked("bob", 0, 10));
+        assert!(list.is_user_revoked("alice", 0, 100));
+        assert!(!list.is_user_revoked("alice", 0, 101));
+        assert_eq!(list.user_snapshot(), [entry(10_500, 100)]);
+        assert_eq!(list.len(), 1);
         list.purge_expired(101);
         assert!(list.is_empty());
     }

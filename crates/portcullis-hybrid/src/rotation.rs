@@ -12,11 +12,12 @@ use portcullis_core::{SecretToken, StoreKey};
 
 use crate::{
     RefreshRecord, RotatedToken,
-    refresh_token::{seal, unseal},
+    refresh_token::{family_hash, seal, successor_of, unseal},
 };
 
-/// How many rotated-out hashes a record keeps for theft detection. Older ones are forgotten
-/// and then count as unknown (401 without revoking).
+/// How many rotated-out hashes a record keeps, to follow sealed successors inside the grace
+/// window. Older ones are forgotten; the record's family hash still recognises them as retired
+/// tokens of the session, so replaying one revokes it however old it is.
 pub(crate) const MAX_ROTATED: usize = 16;
 
 /// The timing rules of a refresh family.
@@ -77,7 +78,16 @@ pub(crate) fn decide(
         return rotate(record, presented, timing, now);
     }
     let Some(rotated) = find(record, &hash) else {
-        return Decision::Unknown;
+        // Not one of the last few: a token of this family that is not current was retired
+        // any number of rotations ago (RFC 9700 §4.14.2). Anything else is a guess.
+        let of_family = record
+            .family_hash
+            .is_some_and(|family| Some(family) == family_hash(presented));
+        return if of_family {
+            Decision::Reuse
+        } else {
+            Decision::Unknown
+        };
     };
     if !honoured(rotated, timing, now) {
         return Decision::Reuse;
@@ -111,8 +121,10 @@ pub(crate) fn decide(
 }
 
 fn rotate(record: &RefreshRecord, presented: &SecretToken, timing: Timing, now: u64) -> Decision {
-    let secret = SecretToken::generate();
+    let secret = successor_of(presented);
     let mut next = record.clone();
+    // Records from before family hashes existed get one from their current token on.
+    next.family_hash = next.family_hash.or_else(|| family_hash(presented));
     for rotated in &mut next.previous {
         if !honoured(rotated, timing, now) {
             // Past the window a successor is never handed out again: keep only the hash.
@@ -160,6 +172,7 @@ mod tests {
             current_hash: secret.store_key(),
             previous: Vec::new(),
             generation: 0,
+            family_hash: family_hash(secret),
             user_agent: None,
         }
     }
@@ -263,6 +276,58 @@ mod tests {
             decide(&record, &t0, timing, 1_000),
             Decision::Reuse
         ));
+    }
+
+    #[test]
+    fn a_retired_token_is_reuse_however_many_rotations_ago() {
+        let t0 = SecretToken::generate();
+        let mut record = session(&t0, 1_000);
+        let mut secret = t0.clone();
+        let mut retired = Vec::new();
+        for i in 0..40 {
+            retired.push(secret.clone());
+            (record, secret) = rotated(&record, &secret, 1_000 + i * 10);
+        }
+        assert_eq!(record.previous.len(), MAX_ROTATED);
+        let now = 1_000 + 40 * 10;
+        for (generation, old) in retired.iter().enumerate() {
+            assert!(
+                matches!(decide(&record, old, TIMING, now), Decision::Reuse),
+                "generation {generation} of 40"
+            );
+        }
+        // A guess (right sid, wrong family) revokes nothing.
+        let stranger = SecretToken::generate();
+        assert!(matches!(
+            decide(&record, &stranger, TIMING, now),
+            Decision::Unknown
+        ));
+        // Nor does a record from before family hashes (no hash to prove anything with).
+        let mut legacy = record.clone();
+        legacy.family_hash = None;
+        assert!(matches!(
+            decide(&legacy, &retired[0], TIMING, now),
+            Decision::Unknown
+        ));
+        // ... until its next rotation records one.
+        let (upgraded, next) = rotated(&legacy, &secret, now);
+        assert_eq!(upgraded.family_hash, family_hash(&next));
+        assert!(matches!(
+            decide(&upgraded, &retired[0], TIMING, now + 10),
+            Decision::Reuse
+        ));
+    }
+
+    #[test]
+    fn two_tabs_inside_the_window_both_get_the_current_secret() {
+        let t0 = SecretToken::generate();
+        let r0 = session(&t0, 1_000);
+        // Tab one rotates; tab two presents the same token a second later.
+        let (r1, t1) = rotated(&r0, &t0, 1_001);
+        match decide(&r1, &t0, TIMING, 1_002) {
+            Decision::Grace { secret } => assert_eq!(secret, t1),
+            other => panic!("expected grace, got {other:?}"),
+        }
     }
 
     #[test]

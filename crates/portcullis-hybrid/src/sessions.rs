@@ -19,7 +19,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::{
-    RefreshRecord, RefreshStore, RefreshToken, Revocation, RevocationFeed, RevocationList, access,
+    RefreshRecord, RefreshStore, RefreshToken, Revocation, RevocationFeed, RevocationList,
+    UserRevocation, access,
+    refresh_token::family_hash,
     rotation::{Decision, Timing, decide},
 };
 
@@ -99,6 +101,7 @@ trait DynRefreshStore: Send + Sync {
         &'a self,
         user: &'a str,
     ) -> BoxFuture<'a, Result<Vec<RefreshRecord>, StoreError>>;
+    fn purge_expired(&self) -> BoxFuture<'_, Result<usize, StoreError>>;
 }
 
 impl<T: RefreshStore> DynRefreshStore for T {
@@ -133,16 +136,29 @@ impl<T: RefreshStore> DynRefreshStore for T {
     ) -> BoxFuture<'a, Result<Vec<RefreshRecord>, StoreError>> {
         Box::pin(RefreshStore::delete_by_user(self, user))
     }
+    fn purge_expired(&self) -> BoxFuture<'_, Result<usize, StoreError>> {
+        Box::pin(RefreshStore::purge_expired(self))
+    }
 }
 
 trait DynRevocationFeed: Send + Sync {
     fn publish<'a>(&'a self, revocation: &'a Revocation) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn publish_user<'a>(
+        &'a self,
+        revocation: &'a UserRevocation,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
     fn subscribe(&self, list: RevocationList) -> BoxFuture<'_, Result<(), StoreError>>;
 }
 
 impl<T: RevocationFeed> DynRevocationFeed for T {
     fn publish<'a>(&'a self, revocation: &'a Revocation) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(RevocationFeed::publish(self, revocation))
+    }
+    fn publish_user<'a>(
+        &'a self,
+        revocation: &'a UserRevocation,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(RevocationFeed::publish_user(self, revocation))
     }
     fn subscribe(&self, list: RevocationList) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(RevocationFeed::subscribe(self, list))
@@ -392,7 +408,6 @@ pub(crate) struct Settings {
     pub(crate) idle_ttl: Duration,
     pub(crate) absolute_ttl: Duration,
     pub(crate) grace: Duration,
-    pub(crate) leeway: Duration,
 }
 
 impl Default for Settings {
@@ -403,7 +418,6 @@ impl Default for Settings {
             idle_ttl: Duration::from_secs(14 * 24 * 3600),
             absolute_ttl: Duration::from_secs(30 * 24 * 3600),
             grace: Duration::from_secs(5),
-            leeway: Duration::from_secs(30),
         }
     }
 }
@@ -475,6 +489,7 @@ pub struct HybridSessionsBuilder {
     reload: Option<Box<dyn DynReloadUser>>,
     clock: SharedClock,
     settings: Settings,
+    leeway: Option<Duration>,
 }
 
 impl fmt::Debug for HybridSessionsBuilder {
@@ -499,6 +514,7 @@ impl HybridSessions {
             reload: None,
             clock: Arc::new(SystemClock),
             settings: Settings::default(),
+            leeway: None,
         }
     }
 
@@ -514,6 +530,10 @@ impl HybridSessions {
 
     fn now(&self) -> u64 {
         self.inner.clock.unix_seconds()
+    }
+
+    fn now_ms(&self) -> u64 {
+        unix_millis(self.inner.clock.now())
     }
 
     /// Creates a session for a user who just proved who they are, returning its tokens.
@@ -551,6 +571,7 @@ impl HybridSessions {
             current_hash: secret.store_key(),
             previous: Vec::new(),
             generation: 0,
+            family_hash: family_hash(&secret),
             user_agent: user_agent.map(truncate_user_agent),
         };
         self.inner.store.create(&record).await?;
@@ -705,6 +726,10 @@ impl HybridSessions {
     ///
     /// [`HybridError::Store`] when the store or the feed fails.
     pub async fn revoke_all(&self, user_id: &str) -> Result<usize, HybridError> {
+        // The user's tokens issued until now are refused first, on every node, including those
+        // of sessions that already expired (the store no longer knows them, so the deletion
+        // below could not publish their ids).
+        let user_published = self.revoke_user_tokens(user_id).await;
         let deleted = self.inner.store.delete_by_user(user_id).await?;
         observe::revocation(
             Mechanism::Hybrid,
@@ -717,10 +742,44 @@ impl HybridSessions {
                 failure = Some(error);
             }
         }
+        user_published?;
         match failure {
             Some(error) => Err(error),
             None => Ok(deleted.len()),
         }
+    }
+
+    /// Refuses, on every node, every access token of `user_id` issued until now, without
+    /// ending the user's sessions: their clients refresh and get tokens minted from the user
+    /// as they are now (re-read by the [`ReloadUser`] hook, if set). Use it when a change to
+    /// the user (a new role, a suspension) must take effect before their access tokens
+    /// expire. [`HybridSessions::revoke_all`] does this and ends the sessions too.
+    ///
+    /// Tokens issued later, even within the same second, are not affected: the instant has
+    /// millisecond precision. Nodes compare it with their own clocks, so keep them in sync.
+    ///
+    /// # Errors
+    ///
+    /// [`HybridError::Store`] when the feed fails; this node refuses the tokens either way.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo(sessions: portcullis_hybrid::HybridSessions) -> Result<(), portcullis_hybrid::HybridError> {
+    /// // alice was just made an admin: her next request refreshes into a token saying so.
+    /// sessions.revoke_user_tokens("alice").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn revoke_user_tokens(&self, user_id: &str) -> Result<(), HybridError> {
+        let revocation = UserRevocation {
+            user_id: user_id.to_owned(),
+            not_before_ms: self.now_ms(),
+            until: self.revocation_deadline(),
+        };
+        self.inner.revoked.purge_expired(self.now());
+        self.inner.revoked.insert_user(&revocation);
+        self.inner.feed.publish_user(&revocation).await?;
+        Ok(())
     }
 
     /// The user's live sessions, oldest first.
@@ -753,18 +812,23 @@ impl HybridSessions {
     }
 
     /// The revocation of `session_id`, in force until the longest access token of the session
-    /// could have expired, with the leeway verifiers allow and a second for rounding.
+    /// could have expired.
     fn revocation(&self, session_id: &str) -> Revocation {
-        let settings = &self.inner.settings;
-        let until = self
-            .now()
-            .saturating_add(settings.access_ttl.as_secs())
-            .saturating_add(settings.leeway.as_secs())
-            .saturating_add(1);
         Revocation {
             session_id: session_id.to_owned(),
-            until,
+            until: self.revocation_deadline(),
         }
+    }
+
+    /// When an access token issued now could have expired at the latest: the access TTL, plus
+    /// the leeway the edge's own verifier allows past `exp` (one setting, so the two cannot
+    /// disagree), plus a second for rounding.
+    fn revocation_deadline(&self) -> u64 {
+        let settings = &self.inner.settings;
+        self.now()
+            .saturating_add(settings.access_ttl.as_secs())
+            .saturating_add(self.inner.verifier.validation().leeway_duration().as_secs())
+            .saturating_add(1)
     }
 
     /// Lists the session locally at once, then tells the other nodes.
@@ -783,11 +847,15 @@ impl HybridSessions {
         refresh: RefreshToken,
         now: u64,
     ) -> Result<TokenPair, HybridError> {
-        let ttl = self.jittered_ttl();
-        let issued = access::mint(&self.inner.issuer, record, ttl)?;
+        // An access token never outlives its session (idle or absolute deadline): once the
+        // session is over, nothing it issued is still valid (OWASP Session Management Cheat
+        // Sheet, "Session Expiration"; RFC 9700 §4.14.2 ties access to the refresh grant).
+        let session_left = Duration::from_secs(record.expires_at().saturating_sub(now).max(1));
+        let ttl = self.jittered_ttl().min(session_left);
+        let issued = access::mint(&self.inner.issuer, record, ttl, self.now_ms())?;
         let user = serde_json::value::to_raw_value(&record.user).map_err(HybridError::User)?;
         let identity = Identity::from_json(user, Mechanism::Hybrid)
-            .with_authenticated_at(UNIX_EPOCH + Duration::from_secs(record.authenticated_at))
+            .with_authenticated_at_unix(record.authenticated_at)
             .with_session_handle(record.session_id.as_str());
         Ok(TokenPair {
             access_token: issued.token,
@@ -823,6 +891,12 @@ impl HybridSessions {
             .access_ttl
             .saturating_sub(Duration::from_secs(shortening))
     }
+}
+
+/// Milliseconds since the Unix epoch (0 before it, saturating far after it).
+fn unix_millis(at: std::time::SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn truncate_user_agent(agent: &str) -> String {
@@ -1013,8 +1087,10 @@ impl HybridSessionsBuilder {
         self
     }
 
-    /// The clock skew verifiers allow past `exp`; it lengthens how long revocations are kept.
-    /// Default 30 seconds; set the same leeway on the [`Validation`].
+    /// The clock skew the edge allows past `exp` (and `nbf`, `iat`, `auth_time`): it sets the
+    /// leeway of the edge's [`Validation`], and revocations are kept for the access TTL plus
+    /// this leeway, so the two cannot disagree. Without it, the `Validation`'s leeway (30
+    /// seconds unless set) is used for both. At most 5 minutes.
     ///
     /// # Examples
     ///
@@ -1027,13 +1103,14 @@ impl HybridSessionsBuilder {
     ///     .leeway(Duration::ZERO);
     /// ```
     pub fn leeway(mut self, leeway: Duration) -> Self {
-        self.settings.leeway = leeway;
+        self.leeway = Some(leeway);
         self
     }
 
     /// Validates the settings, subscribes this node's revocation list to the feed, and starts
-    /// a background task (on the current Tokio runtime, if any) that forgets revocations whose
-    /// access tokens have expired.
+    /// a background task (on the current Tokio runtime, if any) that every minute forgets
+    /// revocations whose access tokens have expired and purges expired sessions from the
+    /// store ([`RefreshStore::purge_expired`]).
     ///
     /// # Errors
     ///
@@ -1063,13 +1140,17 @@ impl HybridSessionsBuilder {
                 "grace_window must be at most 60 seconds",
             ));
         }
-        if settings.leeway > Duration::from_secs(300) {
-            return Err(ConfigError::Invalid("leeway must be at most 5 minutes"));
+        let mut validation = self.validation;
+        if let Some(leeway) = self.leeway {
+            if leeway > portcullis_jwt::MAX_LEEWAY {
+                return Err(ConfigError::Invalid("leeway must be at most 5 minutes"));
+            }
+            validation = validation.leeway(leeway);
         }
         let store = self.store.ok_or(ConfigError::MissingStore)?;
         let feed = self.feed.ok_or(ConfigError::MissingFeed)?;
         let key_set = self.key_set.unwrap_or_else(|| self.issuer.key_set());
-        let verifier = access::verifier(key_set, self.validation, self.clock.clone());
+        let verifier = access::verifier(key_set, validation, self.clock.clone());
         let issuer = self.issuer.with_clock(self.clock.clone());
         let revoked = RevocationList::new();
         feed.subscribe(revoked.clone())
@@ -1086,19 +1167,25 @@ impl HybridSessionsBuilder {
             settings,
         });
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(purge_revocations(Arc::downgrade(&inner)));
+            runtime.spawn(purge_expired(Arc::downgrade(&inner)));
         }
         Ok(HybridSessions { inner })
     }
 }
 
-/// Forgets expired revocations every minute, until the sessions are dropped.
-async fn purge_revocations(inner: Weak<Inner>) {
+/// Every minute, until the sessions are dropped: forgets expired revocations and has the store
+/// free expired records (the memory store would otherwise keep abandoned sessions forever).
+async fn purge_expired(inner: Weak<Inner>) {
     let mut interval = tokio::time::interval(PURGE_INTERVAL);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
         let Some(inner) = inner.upgrade() else { return };
         inner.revoked.purge_expired(inner.clock.unix_seconds());
+        match inner.store.purge_expired().await {
+            Ok(0) => {}
+            Ok(freed) => tracing::debug!(freed, "purged expired hybrid sessions"),
+            Err(error) => tracing::warn!(%error, "could not purge expired hybrid sessions"),
+        }
     }
 }

@@ -88,6 +88,12 @@ pub struct RefreshRecord {
     pub previous: Vec<RotatedToken>,
     /// Incremented by every rotation; the compare-and-swap token.
     pub generation: u64,
+    /// SHA-256 of the family key every refresh token of this session carries: proves that a
+    /// presented token that is neither current nor recently rotated out is a retired one of
+    /// this session (reuse: revoke), however many rotations ago, rather than a guess (refuse,
+    /// revoke nothing). `None` for records written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family_hash: Option<StoreKey>,
     /// The `User-Agent` at login, truncated.
     pub user_agent: Option<String>,
 }
@@ -139,4 +145,13 @@ pub trait RefreshStore: Send + Sync + 'static {
         &self,
         user_id: &str,
     ) -> impl Future<Output = Result<Vec<RefreshRecord>, StoreError>> + Send;
+
+    /// Frees the memory of expired records; returns how many. [`HybridSessions`] calls it
+    /// every minute. The default does nothing, for stores that expire records themselves
+    /// (Redis key expiry).
+    ///
+    /// [`HybridSessions`]: crate::HybridSessions
+    fn purge_expired(&self) -> impl Future<Output = Result<usize, StoreError>> + Send {
+        async { Ok(0) }
+    }
 }

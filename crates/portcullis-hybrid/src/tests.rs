@@ -308,7 +308,7 @@ async fn rotation_grace_and_theft_detection() {
     ] {
         let response = send(&app, bearer("/me", access)).await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-        assert!(challenge(&response).contains("revoked"));
+        assert!(challenge(&response).contains(r#"error="invalid_token""#));
     }
     let rejection = portcullis_core::AuthRejection::from(error);
     assert_eq!(rejection.status(), StatusCode::UNAUTHORIZED);
@@ -936,4 +936,326 @@ async fn the_edge_fails_closed_until_the_revocation_list_has_caught_up() {
     harness.sessions.revocations().set_caught_up(true);
     let response = send(&app, bearer("/me", pair.access_token())).await;
     assert_eq!(response.status(), StatusCode::OK);
+}
+
+// Issue 18: token hardening.
+
+/// The claims of a JWT, decoded without verifying (the test minted it).
+fn claims_of(token: &str) -> serde_json::Value {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn auth_time_in_the_future_or_beyond_any_date_is_refused_without_a_panic() {
+    let harness = Harness::new().await;
+    let app = router(HybridLayer::new(&harness.sessions));
+    let pair = harness.login().await;
+    let issuer = TokenIssuer::new(harness.key.clone())
+        .issuer(ISSUER)
+        .with_clock(Arc::new(harness.clock.clone()));
+    let forged = |auth_time: serde_json::Value| {
+        let claims =
+            serde_json::json!({"sid": pair.session_id(), "user": alice(), "auth_time": auth_time});
+        issuer
+            .issue_with("alice", &claims, &IssueOptions::new().typ("at+jwt"))
+            .unwrap()
+            .token
+    };
+    // u64::MAX used to overflow `UNIX_EPOCH + Duration` and panic the connection task.
+    for auth_time in [
+        serde_json::json!(u64::MAX),
+        serde_json::json!(1e300),
+        serde_json::json!(START + 3_600),
+        serde_json::json!(START + 1),
+    ] {
+        let response = send(&app, bearer("/me", &forged(auth_time.clone()))).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{auth_time}");
+        assert!(challenge(&response).contains(r#"error="invalid_token""#));
+    }
+    let now = send(&app, bearer("/me", &forged(serde_json::json!(START)))).await;
+    assert_eq!(now.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn refresh_carries_the_login_time_into_re_minted_tokens() {
+    let harness = Harness::new().await;
+    let pair = harness.login().await;
+    assert_eq!(claims_of(pair.access_token())["auth_time"], START);
+    harness.advance(300);
+    let next = harness
+        .sessions
+        .refresh(&pair.refresh_token().expose())
+        .await
+        .unwrap();
+    let claims = claims_of(next.access_token());
+    assert_eq!(claims["auth_time"], START, "a refresh is not a login");
+    assert_eq!(claims["iat"], START + 300);
+    assert_eq!(
+        next.identity().authenticated_at(),
+        Some(std::time::UNIX_EPOCH + Duration::from_secs(START))
+    );
+}
+
+#[tokio::test]
+async fn access_tokens_never_outlive_their_session() {
+    let harness = Harness::with(|b| {
+        b.refresh_ttl(Duration::from_secs(120))
+            .absolute_ttl(Duration::from_secs(200))
+    })
+    .await;
+    let app = router(HybridLayer::new(&harness.sessions));
+    let pair = harness.login().await;
+    assert_eq!(
+        pair.access_expires_at(),
+        START + 120,
+        "capped by the idle deadline"
+    );
+    assert_eq!(pair.expires_in(), 120);
+    assert_eq!(claims_of(pair.access_token())["exp"], START + 120);
+    harness.advance(100);
+    let next = harness
+        .sessions
+        .refresh(&pair.refresh_token().expose())
+        .await
+        .unwrap();
+    assert_eq!(
+        next.access_expires_at(),
+        START + 200,
+        "capped by the absolute deadline"
+    );
+    harness.advance(100);
+    let response = send(&app, bearer("/me", next.access_token())).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn logout_all_refuses_tokens_of_expired_sessions_but_not_a_login_right_after() {
+    // With leeway, an access token is accepted a little past its session's end, when the store
+    // no longer knows the session: only a per-user revocation can reach it.
+    let harness = Harness::with(|b| {
+        b.refresh_ttl(Duration::from_secs(60))
+            .absolute_ttl(Duration::from_secs(60))
+            .leeway(Duration::from_secs(30))
+    })
+    .await;
+    let other = Harness::node(
+        &harness.clock,
+        &harness.store,
+        &harness.feed,
+        &harness.key,
+        |b| b.leeway(Duration::from_secs(30)),
+    )
+    .await;
+    let app = router(HybridLayer::new(&harness.sessions));
+    let other_app = router(HybridLayer::new(&other));
+    let expired = harness.login().await;
+    harness.advance(70);
+    assert!(
+        harness
+            .sessions
+            .refresh(&expired.refresh_token().expose())
+            .await
+            .is_err(),
+        "the session is over"
+    );
+    for node in [&app, &other_app] {
+        let response = send(node, bearer("/me", expired.access_token())).await;
+        assert_eq!(response.status(), StatusCode::OK, "within the leeway");
+    }
+    let live = harness.login().await;
+
+    assert_eq!(other.revoke_all("alice").await.unwrap(), 1);
+    for node in [&app, &other_app] {
+        for pair in [&expired, &live] {
+            let response = send(node, bearer("/me", pair.access_token())).await;
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        }
+    }
+    // The clock has not moved at all: a login in the same millisecond still works, on
+    // either node.
+    let fresh = harness.login().await;
+    let fresh_other = other.login("alice", &alice(), None).await.unwrap();
+    for node in [&app, &other_app] {
+        for pair in [&fresh, &fresh_other] {
+            let response = send(node, bearer("/me", pair.access_token())).await;
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+    }
+    // Other users are untouched, and the entry is forgotten once every token it covers
+    // could have expired (access TTL 600 + leeway 30 + 1).
+    assert!(
+        !harness
+            .sessions
+            .revocations()
+            .is_user_revoked("bob", 0, START + 70)
+    );
+    assert!(
+        harness
+            .sessions
+            .revocations()
+            .is_user_revoked("alice", 0, START + 70 + 631)
+    );
+    harness
+        .sessions
+        .revocations()
+        .purge_expired(START + 70 + 632);
+    assert!(harness.sessions.revocations().is_empty());
+}
+
+#[tokio::test]
+async fn revoking_user_tokens_keeps_the_sessions_so_a_refresh_picks_up_changes() {
+    let role = Arc::new(std::sync::Mutex::new("advertiser".to_owned()));
+    let current = role.clone();
+    let harness = Harness::with(move |b| {
+        b.reload_user(move |_id: String, _stored: serde_json::Value| {
+            let role = current.lock().unwrap().clone();
+            async move { Ok(Some(serde_json::json!({"user": "alice", "role": role}))) }
+        })
+    })
+    .await;
+    let app = router(HybridLayer::new(&harness.sessions));
+    let pair = harness.login().await;
+    harness.clock.advance(Duration::from_millis(1));
+    *role.lock().unwrap() = "admin".to_owned();
+    harness.sessions.revoke_user_tokens("alice").await.unwrap();
+    let response = send(&app, bearer("/me", pair.access_token())).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let next = harness
+        .sessions
+        .refresh(&pair.refresh_token().expose())
+        .await
+        .unwrap();
+    assert_eq!(claims_of(next.access_token())["user"]["role"], "admin");
+    let response = send(&app, bearer("/me", next.access_token())).await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_retired_refresh_token_revokes_the_session_however_many_rotations_ago() {
+    let harness = Harness::new().await;
+    let app = router(HybridLayer::new(&harness.sessions));
+    let first = harness.login().await;
+    let mut pair = first.clone();
+    for _ in 0..20 {
+        harness.advance(10);
+        pair = harness
+            .sessions
+            .refresh(&pair.refresh_token().expose())
+            .await
+            .unwrap();
+    }
+    let error = harness
+        .sessions
+        .refresh(&first.refresh_token().expose())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, HybridError::TokenReuse), "{error:?}");
+    assert!(matches!(
+        harness
+            .sessions
+            .refresh(&pair.refresh_token().expose())
+            .await
+            .unwrap_err(),
+        HybridError::SessionEnded
+    ));
+    let response = send(&app, bearer("/me", pair.access_token())).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
+    // A guessed secret with the right sid is still only refused.
+    let victim = harness.login().await;
+    let guess = format!(
+        "{}.{}",
+        victim.session_id(),
+        portcullis_core::SecretToken::generate().expose()
+    );
+    assert!(matches!(
+        harness.sessions.refresh(&guess).await.unwrap_err(),
+        HybridError::InvalidRefreshToken
+    ));
+    harness
+        .sessions
+        .refresh(&victim.refresh_token().expose())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn revocations_are_kept_for_the_access_ttl_plus_the_edge_leeway() {
+    // Only the Validation's leeway is set: the retention follows it (it used to follow a
+    // separate builder setting, 30 s by default, and forget revocations 30 s too early).
+    let clock = ManualClock::at_unix_seconds(START);
+    let issuer = TokenIssuer::new(SigningKey::generate(Algorithm::HS256).unwrap());
+    let sessions =
+        HybridSessions::builder(issuer, Validation::new().leeway(Duration::from_secs(90)))
+            .store(MemoryRefreshStore::new().with_clock(Arc::new(clock.clone())))
+            .feed(InProcessFeed::new().with_clock(Arc::new(clock.clone())))
+            .clock(Arc::new(clock.clone()))
+            .access_ttl(Duration::from_secs(600))
+            .build()
+            .await
+            .unwrap();
+    let pair = sessions.login("alice", &alice(), None).await.unwrap();
+    sessions.revoke(pair.session_id()).await.unwrap();
+    let revoked = sessions.revocations();
+    assert!(revoked.is_revoked(pair.session_id(), START + 600 + 90 + 1));
+    assert!(!revoked.is_revoked(pair.session_id(), START + 600 + 90 + 2));
+    // The builder's leeway sets the edge's too: one setting.
+    let issuer = TokenIssuer::new(SigningKey::generate(Algorithm::HS256).unwrap());
+    let strict = HybridSessions::builder(issuer, Validation::new())
+        .store(MemoryRefreshStore::new())
+        .feed(InProcessFeed::new())
+        .leeway(Duration::from_secs(7))
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(
+        strict.inner.verifier.validation().leeway_duration(),
+        Duration::from_secs(7)
+    );
+}
+
+#[tokio::test]
+async fn the_edge_describes_refusals_generically_unless_told_otherwise() {
+    let harness = Harness::new().await;
+    let pair = harness.login().await;
+    harness.sessions.revoke(pair.session_id()).await.unwrap();
+    let generic = router(HybridLayer::new(&harness.sessions));
+    let response = send(&generic, bearer("/me", pair.access_token())).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let header = challenge(&response);
+    assert!(
+        header
+            .ends_with(r#"error="invalid_token", error_description="the access token is invalid""#),
+        "{header}"
+    );
+    assert!(!body_text(response).await.contains("revoked"));
+    let detailed = router(HybridLayer::new(&harness.sessions).dangerous_detailed_errors(true));
+    let response = send(&detailed, bearer("/me", pair.access_token())).await;
+    assert!(challenge(&response).contains("the session has been revoked"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn build_starts_purging_expired_sessions_from_the_memory_store() {
+    let clock = ManualClock::at_unix_seconds(START);
+    let store = MemoryRefreshStore::new().with_clock(Arc::new(clock.clone()));
+    let issuer = TokenIssuer::new(SigningKey::generate(Algorithm::HS256).unwrap());
+    let sessions = HybridSessions::builder(issuer, Validation::new())
+        .store(store.clone())
+        .feed(InProcessFeed::new())
+        .clock(Arc::new(clock.clone()))
+        .refresh_ttl(Duration::from_secs(60))
+        .absolute_ttl(Duration::from_secs(60))
+        .build()
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        sessions.login("alice", &alice(), None).await.unwrap();
+    }
+    assert_eq!(store.len(), 3);
+    clock.advance(Duration::from_secs(61));
+    // Nobody touches the sessions again: only the background purge can free them.
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    assert_eq!(store.len(), 0);
 }

@@ -31,6 +31,16 @@ struct Config {
     realm: Arc<str>,
     sources: TokenSources,
     cross_site: Option<CrossSiteCheck>,
+    detailed_errors: bool,
+}
+
+impl Config {
+    /// The bearer challenge (RFC 6750 §3) and the configured level of detail.
+    fn challenge(&self, rejection: AuthRejection) -> AuthRejection {
+        rejection
+            .with_bearer_challenge(self.realm.clone())
+            .dangerous_detailed_description(self.detailed_errors)
+    }
 }
 
 /// Authenticates requests carrying a bearer JWT.
@@ -75,6 +85,7 @@ impl BearerLayer {
                 realm: DEFAULT_REALM.into(),
                 sources: TokenSources::default(),
                 cross_site: Some(CrossSiteCheck::new()),
+                detailed_errors: false,
             }),
         }
     }
@@ -152,6 +163,27 @@ impl BearerLayer {
     #[must_use]
     pub fn dangerous_disable_cross_site_check(self) -> Self {
         self.update(|config| config.cross_site = None)
+    }
+
+    /// Tells clients which check their token failed (`error_description="the token has
+    /// expired"`) instead of the generic "the access token is invalid". Off by default.
+    ///
+    /// # Security
+    ///
+    /// Helps a prober learn which checks its forged tokens pass (RFC 8725 §2, OWASP
+    /// Authentication Cheat Sheet on error messages). Use in development only; the detail is
+    /// always logged.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use portcullis_jwt::{BearerLayer, KeySet, TokenVerifier, Validation};
+    /// let layer = BearerLayer::new(TokenVerifier::new(KeySet::new(), Validation::new()))
+    ///     .dangerous_detailed_errors(true);
+    /// ```
+    #[must_use]
+    pub fn dangerous_detailed_errors(self, detailed: bool) -> Self {
+        self.update(|config| config.detailed_errors = detailed)
     }
 
     /// The verifier.
@@ -251,18 +283,14 @@ where
         });
         let verified = match located {
             Err(rejection) => {
-                return ResponseFuture::rejected(
-                    rejection.with_bearer_challenge(config.realm.clone()),
-                );
+                return ResponseFuture::rejected(config.challenge(rejection));
             }
             Ok(None) => None,
             Ok(Some((token, _))) => match config.verifier.attempt(token) {
                 Attempt::Done(Ok(verified)) => Some(verified),
                 Attempt::Done(Err(error)) => {
                     tracing::debug!(%error, "bearer token refused");
-                    return ResponseFuture::rejected(
-                        AuthRejection::from(error).with_bearer_challenge(config.realm.clone()),
-                    );
+                    return ResponseFuture::rejected(config.challenge(AuthRejection::from(error)));
                 }
                 Attempt::NeedsKeys => {
                     // Slow path (a JWKS refetch): boxed, since it is rare.
@@ -282,9 +310,7 @@ where
                             }
                             Err(error) => {
                                 tracing::debug!(%error, "bearer token refused after a key refetch");
-                                Ok(AuthRejection::from(error)
-                                    .with_bearer_challenge(config.realm.clone())
-                                    .to_response())
+                                Ok(config.challenge(AuthRejection::from(error)).to_response())
                             }
                         }
                     }));

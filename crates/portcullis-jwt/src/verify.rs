@@ -7,7 +7,7 @@
 //! claims read and validated (§3.8–§3.12). `jku`, `x5u`, `jwk` and `x5c` headers are never read,
 //! let alone followed (§3.10): keys come from the [`KeySet`] alone.
 
-use std::{borrow::Cow, collections::BTreeMap, fmt, sync::Arc, time::UNIX_EPOCH};
+use std::{borrow::Cow, collections::BTreeMap, fmt, sync::Arc};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use portcullis_core::{AuthRejection, Identity, Mechanism, SharedClock, SystemClock, UserJson};
@@ -39,8 +39,8 @@ pub enum TokenError {
     /// The `alg` header is `none` or not a supported algorithm (RFC 8725 §3.1).
     #[error("the token's algorithm is not accepted")]
     UnsupportedAlgorithm,
-    /// The header has a `crit` parameter; no extension is understood, so RFC 7515 §4.1.11
-    /// requires refusal.
+    /// The header has a `crit` parameter (even `null` or empty): no extension is understood,
+    /// so RFC 7515 §4.1.11 requires refusal.
     #[error("the token uses critical header extensions that are not supported")]
     CriticalHeader,
     /// The `typ` header is not the configured type (RFC 8725 §3.11, RFC 9068 §4).
@@ -74,6 +74,10 @@ pub enum TokenError {
     /// `iat` is in the future (RFC 7519 §4.1.6).
     #[error("the token was issued in the future")]
     IssuedInFuture,
+    /// `auth_time` is in the future (OpenID Connect Core §2): an authentication that has not
+    /// happened yet would count as recent until it does.
+    #[error("the token's authentication time is in the future")]
+    AuthenticatedInFuture,
     /// `iss` is not a trusted issuer, or not the issuer its key is pinned to (RFC 7519 §4.1.1).
     #[error("the token was issued by an untrusted issuer")]
     WrongIssuer,
@@ -138,16 +142,30 @@ impl VerifiedToken {
         self.claims.as_str().len() + self.subject.len()
     }
 
+    /// The `auth_time` claim (when the user last proved who they are), if present.
+    pub fn authenticated_at(&self) -> Option<u64> {
+        self.authenticated_at
+    }
+
     /// The caller for [`portcullis_core::Authentication`]: the claims object is the user JSON
     /// the application's `U` is decoded from; `auth_time` (or else `iat`) is when they
     /// authenticated.
+    ///
+    /// # Security
+    ///
+    /// The `iat` fallback treats every token without `auth_time` as minted at a login, which
+    /// holds for an issuer that signs a token only after checking credentials (jwt-api's
+    /// `POST /token`). An issuer that re-mints tokens without a new login (a refresh) must
+    /// carry the original `auth_time` in them, as the hybrid mechanism does; otherwise a
+    /// re-minted token would pass [`RecentlyAuthenticated`](portcullis_core::RecentlyAuthenticated)
+    /// as a fresh login.
     pub fn into_identity(self, mechanism: Mechanism) -> Identity {
         let at = self.authenticated_at.or(self.issued_at);
         let identity = Identity::from_user_json(self.claims, mechanism);
         match at {
-            Some(seconds) => {
-                identity.with_authenticated_at(UNIX_EPOCH + std::time::Duration::from_secs(seconds))
-            }
+            // Checked: validation bounds `auth_time` and `iat` by now + leeway, and this adds
+            // nothing that could overflow even if it did not.
+            Some(seconds) => identity.with_authenticated_at_unix(seconds),
             None => identity,
         }
     }
@@ -440,8 +458,19 @@ struct Header<'a> {
     kid: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     typ: Option<Cow<'a, str>>,
+    /// Present with *any* value, `null` included: `Option` would read `"crit": null` as absent.
     #[serde(default)]
-    crit: Option<serde::de::IgnoredAny>,
+    crit: Present,
+}
+
+/// Whether a header parameter appears at all, whatever its value.
+#[derive(Default)]
+struct Present(bool);
+
+impl<'de> Deserialize<'de> for Present {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(deserializer).map(|_| Self(true))
+    }
 }
 
 /// Splits and checks the compact serialization; decodes header and signature.
@@ -488,7 +517,10 @@ fn parse<'a, 'b>(
     let header: Header<'b> = serde_json::from_slice(header_json)
         .map_err(|_| TokenError::Malformed("the header is not a valid JSON object"))?;
     let alg = Algorithm::from_header(&header.alg).ok_or(TokenError::UnsupportedAlgorithm)?;
-    if header.crit.is_some() {
+    // RFC 7515 §4.1.11: `crit` must be a non-empty array of extensions the recipient
+    // understands. We understand none, so any `crit` at all (`null`, `[]`, a string, names)
+    // is refused; RFC 8725 §3.1 / §2.8 on not trusting what a parser might skip.
+    if header.crit.0 {
         return Err(TokenError::CriticalHeader);
     }
     if !validation.typ_matches(header.typ.as_deref()) {
@@ -599,6 +631,9 @@ fn validate_claims(
     }
     if iat.is_some_and(|iat| iat > now_f + leeway) {
         return Err(TokenError::IssuedInFuture);
+    }
+    if auth_time.is_some_and(|auth_time| auth_time > now_f + leeway) {
+        return Err(TokenError::AuthenticatedInFuture);
     }
     let subject = match registered.sub {
         Some(sub) if !sub.is_empty() => Arc::<str>::from(sub),

@@ -271,6 +271,38 @@ fn attack_table() {
             TokenError::CriticalHeader,
         ),
         (
+            "crit null",
+            fixture_token_with_header(
+                &fixture,
+                json!({"alg": "ES256", "kid": kid, "crit": Value::Null}),
+            ),
+            TokenError::CriticalHeader,
+        ),
+        (
+            "crit empty array",
+            fixture_token_with_header(
+                &fixture,
+                json!({"alg": "ES256", "kid": kid, "crit": json!([])}),
+            ),
+            TokenError::CriticalHeader,
+        ),
+        (
+            "crit a string",
+            fixture_token_with_header(
+                &fixture,
+                json!({"alg": "ES256", "kid": kid, "crit": json!("exp")}),
+            ),
+            TokenError::CriticalHeader,
+        ),
+        (
+            "crit an object",
+            fixture_token_with_header(
+                &fixture,
+                json!({"alg": "ES256", "kid": kid, "crit": json!({})}),
+            ),
+            TokenError::CriticalHeader,
+        ),
+        (
             "expired",
             fixture.token(&with(claims(), "exp", json!(NOW - 1))),
             TokenError::Expired,

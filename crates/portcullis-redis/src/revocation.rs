@@ -10,6 +10,10 @@
 //! the damage of a pub/sub message lost any other way. While Redis is unreachable a subscriber
 //! keeps trying in the background; a list that never caught up says so
 //! ([`RevocationList::is_caught_up`]), and the hybrid edge fails closed on it.
+//!
+//! Per-user revocations ([`UserRevocation`]) share the set and the channel: their member is
+//! `u:<not before, ms>:<user id>` (session ids never contain `:`), their message the JSON of
+//! the revocation.
 
 use std::{
     sync::{
@@ -21,7 +25,7 @@ use std::{
 
 use futures_util::StreamExt;
 use portcullis_core::{SharedClock, StoreError, SystemClock};
-use portcullis_hybrid::{Revocation, RevocationFeed, RevocationList};
+use portcullis_hybrid::{Revocation, RevocationFeed, RevocationList, UserRevocation};
 use redis::{
     Script,
     aio::{PubSubSink, PubSubStream},
@@ -221,27 +225,60 @@ impl RedisRevocationFeed {
     }
 }
 
-impl RevocationFeed for RedisRevocationFeed {
-    async fn publish(&self, revocation: &Revocation) -> Result<(), StoreError> {
+impl RedisRevocationFeed {
+    /// Records `member` until `until` and publishes `message`, in one script.
+    async fn record(&self, member: &str, until: u64, message: String) -> Result<(), StoreError> {
         let now = self.clock.unix_seconds();
-        let message = serde_json::to_string(revocation).map_err(StoreError::corrupt)?;
         let key = self.key();
         self.redis
             .bounded(async {
                 let mut invocation = PUBLISH.key(&key);
                 invocation
-                    .arg(&revocation.session_id)
-                    .arg(revocation.until)
+                    .arg(member)
+                    .arg(until)
                     .arg(now)
                     .arg(&key)
                     .arg(message);
                 let _: i64 = self.redis.eval(&invocation).await?;
                 Ok(())
             })
+            .await
+    }
+}
+
+/// The sorted-set member of a per-user revocation.
+fn user_member(revocation: &UserRevocation) -> String {
+    format!("u:{}:{}", revocation.not_before_ms, revocation.user_id)
+}
+
+/// A per-user revocation from its sorted-set member, `None` for a session id.
+fn parse_user_member(member: &str, until: u64) -> Option<UserRevocation> {
+    let (not_before_ms, user_id) = member.strip_prefix("u:")?.split_once(':')?;
+    Some(UserRevocation {
+        user_id: user_id.to_owned(),
+        not_before_ms: not_before_ms.parse().ok()?,
+        until,
+    })
+}
+
+impl RevocationFeed for RedisRevocationFeed {
+    async fn publish(&self, revocation: &Revocation) -> Result<(), StoreError> {
+        let message = serde_json::to_string(revocation).map_err(StoreError::corrupt)?;
+        self.record(&revocation.session_id, revocation.until, message)
             .await?;
         // This node need not wait for the round trip through pub/sub.
         for list in self.local_lists() {
             list.insert(revocation);
+        }
+        Ok(())
+    }
+
+    async fn publish_user(&self, revocation: &UserRevocation) -> Result<(), StoreError> {
+        let message = serde_json::to_string(revocation).map_err(StoreError::corrupt)?;
+        self.record(&user_member(revocation), revocation.until, message)
+            .await?;
+        for list in self.local_lists() {
+            list.insert_user(revocation);
         }
         Ok(())
     }
@@ -369,11 +406,17 @@ impl Subscriber {
                 ),
             )
             .await?;
-        for (session_id, until) in in_force {
+        for (member, until) in in_force {
             // Scores are whole seconds well within f64's exact range.
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             let until = until as u64;
-            self.list.insert(&Revocation { session_id, until });
+            match parse_user_member(&member, until) {
+                Some(user) => self.list.insert_user(&user),
+                None => self.list.insert(&Revocation {
+                    session_id: member,
+                    until,
+                }),
+            }
         }
         self.list.purge_expired(now);
         Ok(())
@@ -406,9 +449,13 @@ impl Subscriber {
             tokio::select! {
                 message = connected.stream.next() => {
                     let Some(message) = message else { return Ended::Lost };
-                    match serde_json::from_slice::<Revocation>(message.get_payload_bytes()) {
+                    let payload = message.get_payload_bytes();
+                    match serde_json::from_slice::<Revocation>(payload) {
                         Ok(revocation) => self.list.insert(&revocation),
-                        Err(error) => tracing::warn!(%error, "ignoring a malformed revocation message"),
+                        Err(error) => match serde_json::from_slice::<UserRevocation>(payload) {
+                            Ok(revocation) => self.list.insert_user(&revocation),
+                            Err(_) => tracing::warn!(%error, "ignoring a malformed revocation message"),
+                        },
                     }
                 }
                 _ = heartbeat.tick() => {

@@ -11,7 +11,6 @@ use std::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
-    time::{Duration, UNIX_EPOCH},
 };
 
 use http::HeaderValue;
@@ -321,12 +320,12 @@ fn apply(data: &mut Map<String, Value>, changes: &BTreeMap<String, Option<Value>
 const UPDATE_ATTEMPTS: u32 = 200;
 
 /// A random pause of up to `min(attempt + 1, 8)` milliseconds.
-fn backoff(attempt: u32) -> Duration {
+fn backoff(attempt: u32) -> std::time::Duration {
     let mut byte = [0u8; 2];
     // A failed draw only makes the pause predictable, never unsafe.
     let _ = getrandom::fill(&mut byte);
     let max_micros = u64::from(attempt.saturating_add(1).min(8)) * 1_000;
-    Duration::from_micros(u64::from(u16::from_le_bytes(byte)) % max_micros)
+    std::time::Duration::from_micros(u64::from(u16::from_le_bytes(byte)) % max_micros)
 }
 
 fn truncate(text: &str, max: usize) -> &str {
@@ -654,7 +653,7 @@ impl IdentitySource for RequestState {
             let mut identity = Identity::from_user_json(user.clone(), Mechanism::Session)
                 .with_session_handle(live.record.handle.as_str());
             if let Some(at) = live.record.authenticated_at {
-                identity = identity.with_authenticated_at(UNIX_EPOCH + Duration::from_secs(at));
+                identity = identity.with_authenticated_at_unix(at);
             }
             Ok(Some(identity))
         })

@@ -14,7 +14,10 @@ use std::{sync::Arc, time::Duration};
 
 use futures_util::future::join_all;
 use portcullis_core::{ManualClock, SecretToken};
-use portcullis_hybrid::{RefreshRecord, RefreshStore, RotatedToken};
+use portcullis_hybrid::{
+    HybridError, HybridSessions, InProcessFeed, RefreshRecord, RefreshStore, RotatedToken,
+};
+use portcullis_jwt::{Algorithm, SigningKey, TokenIssuer, Validation};
 use serde_json::json;
 
 /// Expands to one `#[tokio::test]` per case of the refresh-store suite, each on a fresh store
@@ -36,6 +39,8 @@ macro_rules! refresh_store_conformance {
             delete_by_user_deletes_all_and_only_theirs,
             sessions_created_after_delete_by_user_survive_it,
             many_sessions_per_user,
+            a_refresh_token_retired_many_rotations_ago_revokes_the_session,
+            parallel_refreshes_inside_the_grace_window_all_succeed,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -76,6 +81,7 @@ pub fn record(
         current_hash: SecretToken::generate().store_key(),
         previous: Vec::new(),
         generation: 0,
+        family_hash: Some(SecretToken::generate().store_key()),
         user_agent: Some("conformance/1.0".to_owned()),
     }
 }
@@ -113,7 +119,12 @@ pub async fn create_then_load_round_trips(store: impl RefreshStore, clock: Manua
     });
     original.user = json!({"user": "alice", "nested": {"list": [1, 2, 3], "empty": []}});
     store.create(&original).await.unwrap();
-    assert_eq!(store.load("sid-a").await.unwrap(), Some(original));
+    assert_eq!(store.load("sid-a").await.unwrap(), Some(original.clone()));
+    // A record without a family hash (written before it existed) round-trips as such.
+    let mut legacy = record(&clock, "sid-legacy", "alice", 0, 600);
+    legacy.family_hash = None;
+    store.create(&legacy).await.unwrap();
+    assert_eq!(store.load("sid-legacy").await.unwrap(), Some(legacy));
 }
 
 /// Unknown ids, and ids no session could have, are `None` rather than errors.
@@ -362,4 +373,76 @@ pub async fn many_sessions_per_user(store: impl RefreshStore, clock: ManualClock
     assert_eq!(ids(&listed), ids(&records));
     assert_eq!(store.delete_by_user("alice").await.unwrap().len(), 40);
     assert!(store.list_by_user("alice").await.unwrap().is_empty());
+}
+
+/// Hybrid sessions on `store`, on `clock`: the rotation rules run on top of the store, so both
+/// stores must give them the same answers.
+async fn sessions_on(store: impl RefreshStore, clock: &ManualClock) -> HybridSessions {
+    let issuer = TokenIssuer::new(SigningKey::generate(Algorithm::HS256).unwrap());
+    HybridSessions::builder(issuer, Validation::new())
+        .store(store)
+        .feed(InProcessFeed::new().with_clock(Arc::new(clock.clone())))
+        .clock(Arc::new(clock.clone()))
+        .grace_window(Duration::from_secs(5))
+        .build()
+        .await
+        .unwrap()
+}
+
+/// RFC 9700 §4.14.2: a refresh token retired any number of rotations ago (more than the
+/// record keeps hashes of) is detected as reuse and ends the session; a guess does not.
+pub async fn a_refresh_token_retired_many_rotations_ago_revokes_the_session(
+    store: impl RefreshStore,
+    clock: ManualClock,
+) {
+    let sessions = sessions_on(store, &clock).await;
+    let user = json!({"user": "alice"});
+    let first = sessions.login("alice", &user, None).await.unwrap();
+    let mut current = first.clone();
+    for _ in 0..20 {
+        clock.advance(Duration::from_secs(10));
+        current = sessions
+            .refresh(&current.refresh_token().expose())
+            .await
+            .unwrap();
+    }
+    let guess = format!(
+        "{}.{}",
+        first.session_id(),
+        SecretToken::generate().expose()
+    );
+    assert!(matches!(
+        sessions.refresh(&guess).await,
+        Err(HybridError::InvalidRefreshToken)
+    ));
+    assert!(matches!(
+        sessions.refresh(&first.refresh_token().expose()).await,
+        Err(HybridError::TokenReuse)
+    ));
+    assert!(matches!(
+        sessions.refresh(&current.refresh_token().expose()).await,
+        Err(HybridError::SessionEnded)
+    ));
+    assert!(sessions.list("alice").await.unwrap().is_empty());
+}
+
+/// Two tabs presenting the same refresh token at once both get the same new one.
+pub async fn parallel_refreshes_inside_the_grace_window_all_succeed(
+    store: impl RefreshStore,
+    clock: ManualClock,
+) {
+    let sessions = sessions_on(store, &clock).await;
+    let pair = sessions
+        .login("alice", &json!({"user": "alice"}), None)
+        .await
+        .unwrap();
+    let presented = pair.refresh_token().expose();
+    let results = join_all((0..2).map(|_| sessions.refresh(&presented))).await;
+    let tokens: Vec<String> = results
+        .into_iter()
+        .map(|result| result.expect("both tabs succeed").refresh_token().expose())
+        .collect();
+    assert_eq!(tokens[0], tokens[1], "both tabs converge on one token");
+    clock.advance(Duration::from_secs(60));
+    sessions.refresh(&tokens[0]).await.unwrap();
 }

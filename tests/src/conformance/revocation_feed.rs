@@ -19,7 +19,7 @@
 use std::time::Duration;
 
 use portcullis_core::{Clock, ManualClock};
-use portcullis_hybrid::{Revocation, RevocationFeed, RevocationList};
+use portcullis_hybrid::{Revocation, RevocationFeed, RevocationList, UserRevocation};
 
 use crate::redis_server::eventually;
 
@@ -38,6 +38,7 @@ macro_rules! revocation_feed_conformance {
             revocations_no_longer_in_force_are_not_replayed,
             the_later_deadline_wins,
             a_burst_of_revocations_all_arrive,
+            user_revocations_reach_every_node_and_late_subscribers,
         );
     };
     (@cases $nodes:path; $($case:ident),* $(,)?) => {
@@ -191,4 +192,47 @@ pub async fn a_burst_of_revocations_all_arrive<F: RevocationFeed>(
         "only {} of 100 revocations arrived",
         list.len()
     );
+}
+
+/// Per-user revocations travel like session revocations: to every node, to late subscribers
+/// while in force, and side by side with session ids without being mistaken for one.
+pub async fn user_revocations_reach_every_node_and_late_subscribers<F: RevocationFeed>(
+    nodes: impl Fn() -> F,
+    clock: ManualClock,
+) {
+    let now = clock.unix_seconds();
+    let (a, b) = (nodes(), nodes());
+    let (list_a, list_b) = (subscribed(&a).await, subscribed(&b).await);
+    let not_before_ms = now * 1000 + 500;
+    let entry = UserRevocation {
+        // User ids may hold the separators a backend uses.
+        user_id: "alice:1@example.com".to_owned(),
+        not_before_ms,
+        until: now + 60,
+    };
+    a.publish_user(&entry).await.unwrap();
+    a.publish(&revocation("sid-beside", now + 60))
+        .await
+        .unwrap();
+    assert!(list_a.is_user_revoked(&entry.user_id, not_before_ms - 1, now));
+    assert!(
+        eventually(DELIVERY_DEADLINE, || list_b.is_user_revoked(
+            &entry.user_id,
+            not_before_ms - 1,
+            now
+        ))
+        .await
+        .is_some(),
+        "the other node never heard of the user revocation"
+    );
+    for list in [&list_a, &list_b] {
+        assert!(!list.is_user_revoked(&entry.user_id, not_before_ms, now));
+        assert!(!list.is_user_revoked("alice", 0, now));
+    }
+    let late = subscribed(&nodes()).await;
+    assert!(late.is_user_revoked(&entry.user_id, not_before_ms - 1, now));
+    assert!(!late.is_user_revoked(&entry.user_id, not_before_ms, now));
+    assert!(late.is_revoked("sid-beside", now));
+    assert!(!late.is_revoked(&entry.user_id, now));
+    assert_eq!(late.user_snapshot(), [entry]);
 }
