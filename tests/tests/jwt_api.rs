@@ -314,7 +314,10 @@ async fn tokens_expire_with_zero_leeway() {
     assert_eq!(reply.status, 401);
     // Which check failed (expiry) is logged, not told (issue 18).
     let challenge = reply.header("www-authenticate").unwrap();
-    assert!(challenge.contains(r#"error="invalid_token""#), "{challenge}");
+    assert!(
+        challenge.contains(r#"error="invalid_token""#),
+        "{challenge}"
+    );
     assert!(!challenge.contains("expired"), "{challenge}");
 }
 

@@ -124,7 +124,9 @@ async fn credentials_token(addr: SocketAddr) -> Value {
 }
 
 fn str_of<'a>(value: &'a Value, key: &str) -> &'a str {
-    value[key].as_str().unwrap_or_else(|| panic!("{key} in {value}"))
+    value[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{key} in {value}"))
 }
 
 /// Asserts a 401 `invalid_token` whose description names no check.
@@ -132,11 +134,15 @@ async fn assert_generic_invalid_token(response: Response, what: &str) {
     assert_eq!(response.status(), 401, "{what}");
     let challenge = challenge(&response);
     assert!(
-        challenge.ends_with(r#"error="invalid_token", error_description="the access token is invalid""#),
+        challenge
+            .ends_with(r#"error="invalid_token", error_description="the access token is invalid""#),
         "{what}: {challenge}"
     );
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body["error_description"], "the access token is invalid", "{what}");
+    assert_eq!(
+        body["error_description"], "the access token is invalid",
+        "{what}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -168,9 +174,16 @@ async fn jwt_api_refuses_future_or_impossible_auth_time_and_any_crit() {
         claims["iss"],
         "the forged claims match the app's issuer"
     );
-    assert_eq!(get_me(addr, &good).await.status(), 200, "the forgery is sound");
+    assert_eq!(
+        get_me(addr, &good).await.status(),
+        200,
+        "the forgery is sound"
+    );
     for crit in [Value::Null, json!([]), json!(["exp"]), json!("exp")] {
-        let token = forge(&json!({"alg": "HS256", "typ": "JWT", "crit": crit}), &claims);
+        let token = forge(
+            &json!({"alg": "HS256", "typ": "JWT", "crit": crit}),
+            &claims,
+        );
         assert_generic_invalid_token(get_me(addr, &token).await, &format!("crit {crit}")).await;
     }
 }
@@ -271,7 +284,9 @@ async fn hybrid_app_access_tokens_end_with_their_session_and_logout_all_reaches_
     assert_eq!(logout_all.status(), 200);
     assert_generic_invalid_token(get_me(addr, &old_access).await, "expired session").await;
     assert_eq!(
-        get_me(addr, str_of(&current, "access_token")).await.status(),
+        get_me(addr, str_of(&current, "access_token"))
+            .await
+            .status(),
         401
     );
     // A login right after (well within the same second) works.

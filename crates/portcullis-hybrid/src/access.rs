@@ -1,11 +1,7 @@
 //! Access tokens: minted at login and refresh, checked at the edge. They are JWTs typed
 //! `at+jwt` (RFC 9068 §2.1) carrying `sub`, `sid` (the session), `auth_time` and the user.
 
-use std::{
-    borrow::Cow,
-    sync::Arc,
-    time::Duration,
-};
+use std::{borrow::Cow, sync::Arc, time::Duration};
 
 use portcullis_core::{AuthRejection, Identity, Mechanism, SharedClock};
 use portcullis_jwt::{

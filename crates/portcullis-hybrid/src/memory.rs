@@ -532,12 +532,24 @@ mod tests {
         let store = MemoryRefreshStore::new()
             .with_clock(Arc::new(clock.clone()))
             .max_sessions(3);
-        store.create(&record("a", "u1", 1_000, 1_010)).await.unwrap();
-        store.create(&record("b", "u2", 1_000, 1_500)).await.unwrap();
-        store.create(&record("c", "u3", 1_000, 1_200)).await.unwrap();
+        store
+            .create(&record("a", "u1", 1_000, 1_010))
+            .await
+            .unwrap();
+        store
+            .create(&record("b", "u2", 1_000, 1_500))
+            .await
+            .unwrap();
+        store
+            .create(&record("c", "u3", 1_000, 1_200))
+            .await
+            .unwrap();
         // "a" expires; at the cap it is purged rather than a live session evicted.
         clock.advance(std::time::Duration::from_secs(20));
-        store.create(&record("d", "u4", 1_020, 1_900)).await.unwrap();
+        store
+            .create(&record("d", "u4", 1_020, 1_900))
+            .await
+            .unwrap();
         assert_eq!(store.len(), 3);
         assert!(store.load("b").await.unwrap().is_some());
         // Full of live sessions: the one closest to expiry ("c") goes, even after a
@@ -546,9 +558,15 @@ mod tests {
         b.idle_expires_at = 1_100;
         b.generation = 1;
         assert!(store.compare_and_swap(&b, 0).await.unwrap());
-        store.create(&record("e", "u5", 1_020, 1_900)).await.unwrap();
+        store
+            .create(&record("e", "u5", 1_020, 1_900))
+            .await
+            .unwrap();
         assert_eq!(store.len(), 3);
-        assert!(store.load("b").await.unwrap().is_none(), "closest to expiry");
+        assert!(
+            store.load("b").await.unwrap().is_none(),
+            "closest to expiry"
+        );
         assert!(store.load("c").await.unwrap().is_some());
         assert!(store.list_by_user("u2").await.unwrap().is_empty());
     }
@@ -559,10 +577,22 @@ mod tests {
         let store = MemoryRefreshStore::new()
             .with_clock(Arc::new(clock.clone()))
             .max_sessions_per_user(2);
-        store.create(&record("old", "alice", 1_000, 2_000)).await.unwrap();
-        store.create(&record("mid", "alice", 1_001, 2_000)).await.unwrap();
-        store.create(&record("bob", "bob", 999, 2_000)).await.unwrap();
-        store.create(&record("new", "alice", 1_002, 2_000)).await.unwrap();
+        store
+            .create(&record("old", "alice", 1_000, 2_000))
+            .await
+            .unwrap();
+        store
+            .create(&record("mid", "alice", 1_001, 2_000))
+            .await
+            .unwrap();
+        store
+            .create(&record("bob", "bob", 999, 2_000))
+            .await
+            .unwrap();
+        store
+            .create(&record("new", "alice", 1_002, 2_000))
+            .await
+            .unwrap();
         let ids: Vec<_> = store
             .list_by_user("alice")
             .await
@@ -572,7 +602,10 @@ mod tests {
             .collect();
         assert_eq!(ids, ["mid", "new"]);
         assert!(store.load("old").await.unwrap().is_none());
-        assert!(store.load("bob").await.unwrap().is_some(), "other users untouched");
+        assert!(
+            store.load("bob").await.unwrap().is_some(),
+            "other users untouched"
+        );
     }
 
     #[tokio::test]
@@ -581,7 +614,12 @@ mod tests {
         let store = MemoryRefreshStore::new().with_clock(Arc::new(clock.clone()));
         for i in 0..200 {
             store
-                .create(&record(&format!("s{i}"), &format!("u{i}"), 1_000, 1_010 + i))
+                .create(&record(
+                    &format!("s{i}"),
+                    &format!("u{i}"),
+                    1_000,
+                    1_010 + i,
+                ))
                 .await
                 .unwrap();
         }

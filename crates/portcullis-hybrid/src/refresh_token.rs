@@ -98,7 +98,11 @@ const ROTATING_BYTES: usize = 16;
 
 /// The raw 32 bytes of a secret.
 fn raw(secret: &SecretToken) -> Option<[u8; 32]> {
-    URL_SAFE_NO_PAD.decode(secret.expose()).ok()?.try_into().ok()
+    URL_SAFE_NO_PAD
+        .decode(secret.expose())
+        .ok()?
+        .try_into()
+        .ok()
 }
 
 /// SHA-256 over a domain label and the family key of `secret` (its last 128 bits). The record

@@ -980,7 +980,11 @@ async fn access_tokens_never_outlive_their_session() {
     .await;
     let app = router(HybridLayer::new(&harness.sessions));
     let pair = harness.login().await;
-    assert_eq!(pair.access_expires_at(), START + 120, "capped by the idle deadline");
+    assert_eq!(
+        pair.access_expires_at(),
+        START + 120,
+        "capped by the idle deadline"
+    );
     assert_eq!(pair.expires_in(), 120);
     assert_eq!(claims_of(pair.access_token())["exp"], START + 120);
     harness.advance(100);
@@ -989,7 +993,11 @@ async fn access_tokens_never_outlive_their_session() {
         .refresh(&pair.refresh_token().expose())
         .await
         .unwrap();
-    assert_eq!(next.access_expires_at(), START + 200, "capped by the absolute deadline");
+    assert_eq!(
+        next.access_expires_at(),
+        START + 200,
+        "capped by the absolute deadline"
+    );
     harness.advance(100);
     let response = send(&app, bearer("/me", next.access_token())).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
@@ -1050,7 +1058,12 @@ async fn logout_all_refuses_tokens_of_expired_sessions_but_not_a_login_right_aft
     }
     // Other users are untouched, and the entry is forgotten once every token it covers
     // could have expired (access TTL 600 + leeway 30 + 1).
-    assert!(!harness.sessions.revocations().is_user_revoked("bob", 0, START + 70));
+    assert!(
+        !harness
+            .sessions
+            .revocations()
+            .is_user_revoked("bob", 0, START + 70)
+    );
     assert!(
         harness
             .sessions
@@ -1147,17 +1160,15 @@ async fn revocations_are_kept_for_the_access_ttl_plus_the_edge_leeway() {
     // separate builder setting, 30 s by default, and forget revocations 30 s too early).
     let clock = ManualClock::at_unix_seconds(START);
     let issuer = TokenIssuer::new(SigningKey::generate(Algorithm::HS256).unwrap());
-    let sessions = HybridSessions::builder(
-        issuer,
-        Validation::new().leeway(Duration::from_secs(90)),
-    )
-    .store(MemoryRefreshStore::new().with_clock(Arc::new(clock.clone())))
-    .feed(InProcessFeed::new().with_clock(Arc::new(clock.clone())))
-    .clock(Arc::new(clock.clone()))
-    .access_ttl(Duration::from_secs(600))
-    .build()
-    .await
-    .unwrap();
+    let sessions =
+        HybridSessions::builder(issuer, Validation::new().leeway(Duration::from_secs(90)))
+            .store(MemoryRefreshStore::new().with_clock(Arc::new(clock.clone())))
+            .feed(InProcessFeed::new().with_clock(Arc::new(clock.clone())))
+            .clock(Arc::new(clock.clone()))
+            .access_ttl(Duration::from_secs(600))
+            .build()
+            .await
+            .unwrap();
     let pair = sessions.login("alice", &alice(), None).await.unwrap();
     sessions.revoke(pair.session_id()).await.unwrap();
     let revoked = sessions.revocations();
@@ -1188,7 +1199,8 @@ async fn the_edge_describes_refusals_generically_unless_told_otherwise() {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     let header = challenge(&response);
     assert!(
-        header.ends_with(r#"error="invalid_token", error_description="the access token is invalid""#),
+        header
+            .ends_with(r#"error="invalid_token", error_description="the access token is invalid""#),
         "{header}"
     );
     assert!(!body_text(response).await.contains("revoked"));

@@ -406,7 +406,11 @@ pub async fn a_refresh_token_retired_many_rotations_ago_revokes_the_session(
             .await
             .unwrap();
     }
-    let guess = format!("{}.{}", first.session_id(), SecretToken::generate().expose());
+    let guess = format!(
+        "{}.{}",
+        first.session_id(),
+        SecretToken::generate().expose()
+    );
     assert!(matches!(
         sessions.refresh(&guess).await,
         Err(HybridError::InvalidRefreshToken)

@@ -211,11 +211,16 @@ pub async fn user_revocations_reach_every_node_and_late_subscribers<F: Revocatio
         until: now + 60,
     };
     a.publish_user(&entry).await.unwrap();
-    a.publish(&revocation("sid-beside", now + 60)).await.unwrap();
+    a.publish(&revocation("sid-beside", now + 60))
+        .await
+        .unwrap();
     assert!(list_a.is_user_revoked(&entry.user_id, not_before_ms - 1, now));
     assert!(
-        eventually(DELIVERY_DEADLINE, || list_b
-            .is_user_revoked(&entry.user_id, not_before_ms - 1, now))
+        eventually(DELIVERY_DEADLINE, || list_b.is_user_revoked(
+            &entry.user_id,
+            not_before_ms - 1,
+            now
+        ))
         .await
         .is_some(),
         "the other node never heard of the user revocation"
