@@ -512,6 +512,8 @@ struct RefreshCase {
     last_seen: Vec<Option<RefreshRecord>>,
 }
 
+// Compared once per operation in a test: the size of a record does not matter here.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, PartialEq)]
 enum RefreshObserved {
     Record(Option<RefreshRecord>),
