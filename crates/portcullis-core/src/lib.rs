@@ -50,6 +50,7 @@ mod extract;
 mod identity;
 pub mod observe;
 mod policy;
+mod readiness;
 mod rejection;
 mod render;
 mod require;
@@ -66,6 +67,9 @@ pub use cross_site::{CrossSiteCheck, InvalidOrigin};
 pub use extract::{Authorized, CurrentUser, RecentlyAuthenticated};
 pub use identity::{Identity, Mechanism};
 pub use policy::{AllOf, AnyOf, Authenticated, Not, Policy, PolicyExt};
+pub use readiness::{
+    AlwaysReady, DEFAULT_READINESS_TIMEOUT, NotReady, Readiness, ReadinessChecks, ReadinessReport,
+};
 pub use rejection::{AuthRejection, RejectionKind};
 pub use render::{MapRejection, MapRejectionFuture, MapRejectionLayer, login_redirect, safe_next};
 pub use require::{Require, RequireLayer};

@@ -112,12 +112,19 @@ fn accept(
     if !is_session_id(&claims.sid) {
         return Err(lacks_session());
     }
-    if inner
-        .revoked
-        .is_revoked(&claims.sid, inner.clock.unix_seconds())
-    {
+    let now = inner.clock.unix_seconds();
+    if inner.revoked.is_revoked(&claims.sid, now) {
         return Err(AuthRejection::invalid_credentials(
             "the session has been revoked",
+        ));
+    }
+    // The user changed (a role change) after this token was minted: its user claim is stale.
+    // Refused like an expired token, so a refresh mints one from the updated session.
+    if let Some(changed_at) = inner.revoked.user_changed_at(verified.subject(), now)
+        && verified.issued_at().is_none_or(|iat| iat <= changed_at)
+    {
+        return Err(AuthRejection::invalid_credentials(
+            "the access token predates a change to its user",
         ));
     }
     let session_id: Arc<str> = claims.sid.as_ref().into();

@@ -532,6 +532,7 @@ impl HybridSessions {
             user_agent: user_agent.map(truncate_user_agent),
         };
         self.inner.store.create(&record).await?;
+        let now = self.wait_past_user_change(user_id).await.max(now);
         // The session id is public (it rides in every access token); the secret never is logged.
         observe::login(Mechanism::Hybrid, Some(&record.session_id));
         let refresh = RefreshToken::new(record.session_id.clone(), secret);
@@ -591,12 +592,14 @@ impl HybridSessions {
                         .await?
                     {
                         observe::refresh(RefreshOutcome::Rotated, Some(session_id));
+                        let now = self.wait_past_user_change(&next.user_id).await.max(now);
                         return self.pair(&next, RefreshToken::new(session_id, secret), now);
                     }
                     // Another refresh won: reload; ours is now a grace-window case.
                 }
                 Decision::Grace { secret } => {
                     observe::refresh(RefreshOutcome::Grace, Some(session_id));
+                    let now = self.wait_past_user_change(&record.user_id).await.max(now);
                     return self.pair(&record, RefreshToken::new(session_id, secret), now);
                 }
                 Decision::Reuse => {
@@ -698,6 +701,97 @@ impl HybridSessions {
         match failure {
             Some(error) => Err(error),
             None => Ok(deleted.len()),
+        }
+    }
+
+    /// Replaces the user of every live session of `user_id` with `user` (a role change), then
+    /// publishes a user-change mark on the revocation feed: every node refuses the user's
+    /// access tokens minted until now, whose `user` claim is stale, so the user's next request
+    /// is refreshed (transparently with [`CookieTransport::transparent`](crate::CookieTransport),
+    /// else by the client after a 401) into tokens carrying the new user. Authorization then
+    /// follows the account's current privileges, not those at login (OWASP Authorization Cheat
+    /// Sheet). Returns how many sessions were updated.
+    ///
+    /// Each record is rewritten by compare-and-swap with its generation moved, so a concurrent
+    /// refresh of the old record retries on the new one instead of undoing the change. Tokens
+    /// minted in the second of the change would carry the same `iat` as refused ones: a refresh
+    /// in that second waits for the next one (at most a second, only after a change).
+    ///
+    /// # Errors
+    ///
+    /// [`HybridError::User`] when `user` does not serialize, [`HybridError::Contention`] when
+    /// concurrent refreshes keep winning, [`HybridError::Store`] when the store or the feed
+    /// fails (this node refuses the old tokens either way).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo(sessions: portcullis_hybrid::HybridSessions) -> Result<(), portcullis_hybrid::HybridError> {
+    /// let updated = sessions
+    ///     .update_user("alice", &serde_json::json!({"user": "alice", "role": "admin"}))
+    ///     .await?;
+    /// # let _ = updated;
+    /// # Ok(()) }
+    /// ```
+    pub async fn update_user<U: Serialize + ?Sized>(
+        &self,
+        user_id: &str,
+        user: &U,
+    ) -> Result<usize, HybridError> {
+        let user = serde_json::to_value(user).map_err(HybridError::User)?;
+        let mut updated = 0;
+        for info in self.inner.store.list_by_user(user_id).await? {
+            let mut attempts = 0;
+            while let Some(record) = self.inner.store.load(&info.session_id).await? {
+                if record.user_id != user_id {
+                    break;
+                }
+                let mut next = record.clone();
+                next.user = user.clone();
+                next.generation = record.generation.wrapping_add(1);
+                if self
+                    .inner
+                    .store
+                    .compare_and_swap(&next, record.generation)
+                    .await?
+                {
+                    updated += 1;
+                    break;
+                }
+                attempts += 1;
+                if attempts == MAX_ATTEMPTS {
+                    return Err(HybridError::Contention);
+                }
+            }
+        }
+        let now = self.now();
+        let settings = &self.inner.settings;
+        let until = now
+            .saturating_add(settings.access_ttl.as_secs())
+            .saturating_add(settings.leeway.as_secs())
+            .saturating_add(1);
+        let mark = Revocation::user_changed(user_id, now, until);
+        self.inner.revoked.insert(&mark);
+        self.inner.feed.publish(&mark).await?;
+        Ok(updated)
+    }
+
+    /// Tokens of a user changed in this very second would share the refused `iat`: wait for
+    /// the next second before minting. Returns the time to mint at.
+    async fn wait_past_user_change(&self, user_id: &str) -> u64 {
+        let now = self.now();
+        match self.inner.revoked.user_changed_at(user_id, now) {
+            Some(changed_at) if changed_at >= now => {
+                let into_second = std::time::SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(Duration::ZERO, |elapsed| {
+                        Duration::from_nanos(u64::from(elapsed.subsec_nanos()))
+                    });
+                let wait = Duration::from_secs(changed_at + 1 - now).saturating_sub(into_second);
+                tokio::time::sleep(wait.min(Duration::from_secs(1))).await;
+                self.now()
+            }
+            _ => now,
         }
     }
 

@@ -32,6 +32,7 @@
 mod connection;
 #[cfg(any(feature = "session", feature = "hybrid"))]
 mod index;
+mod readiness;
 #[cfg(feature = "hybrid")]
 mod refresh;
 #[cfg(feature = "hybrid")]

@@ -8,7 +8,10 @@
 //! re-read bounds the damage of a pub/sub message lost any other way.
 
 use std::{
-    sync::{Arc, LazyLock, Mutex, PoisonError},
+    sync::{
+        Arc, LazyLock, Mutex, PoisonError,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
@@ -74,6 +77,9 @@ struct FeedShared {
     local: Mutex<Vec<RevocationList>>,
     /// Dropped with the last clone: the background tasks watch it and stop.
     alive: watch::Sender<()>,
+    /// Subscriptions made, and how many of them are reconnecting (not caught up): readiness.
+    subscriptions: AtomicUsize,
+    behind: Arc<AtomicUsize>,
 }
 
 impl RedisRevocationFeed {
@@ -87,6 +93,8 @@ impl RedisRevocationFeed {
             shared: Arc::new(FeedShared {
                 local: Mutex::new(Vec::new()),
                 alive,
+                subscriptions: AtomicUsize::new(0),
+                behind: Arc::new(AtomicUsize::new(0)),
             }),
         }
     }
@@ -135,6 +143,26 @@ impl RedisRevocationFeed {
         self
     }
 
+    /// Whether this feed has subscribed and every subscription is listening and caught up
+    /// (none is reconnecting after an outage): what readiness checks ask.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use portcullis_redis::{RedisConfig, RedisRevocationFeed};
+    ///
+    /// let redis = RedisConfig::new("redis://127.0.0.1:6379").build().unwrap();
+    /// let feed = RedisRevocationFeed::new(redis);
+    /// assert!(!feed.is_caught_up()); // nothing subscribed yet
+    /// # }
+    /// ```
+    pub fn is_caught_up(&self) -> bool {
+        self.shared.subscriptions.load(Ordering::SeqCst) > 0
+            && self.shared.behind.load(Ordering::SeqCst) == 0
+    }
+
     fn key(&self) -> String {
         format!("{}:revoked", self.redis.key_prefix())
     }
@@ -180,6 +208,7 @@ impl RevocationFeed for RedisRevocationFeed {
             key: self.key(),
             list: list.clone(),
             resync_interval: self.resync_interval,
+            behind: self.shared.behind.clone(),
         };
         // Spread subscribers over a cluster's nodes; any node hears every message.
         let first = usize::try_from(std::hash::BuildHasher::hash_one(
@@ -196,9 +225,19 @@ impl RevocationFeed for RedisRevocationFeed {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(list);
+        self.shared.subscriptions.fetch_add(1, Ordering::SeqCst);
         let alive = self.shared.alive.subscribe();
         tokio::spawn(subscriber.run(stream, node, alive));
         Ok(())
+    }
+}
+
+/// Counts a subscription as caught up again when dropped (reconnected, or the feed is gone).
+struct CaughtUp<'a>(&'a AtomicUsize);
+
+impl Drop for CaughtUp<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -209,6 +248,8 @@ struct Subscriber {
     key: String,
     list: RevocationList,
     resync_interval: Duration,
+    /// Shared with the feed: counts subscriptions that are reconnecting.
+    behind: Arc<AtomicUsize>,
 }
 
 impl Subscriber {
@@ -292,6 +333,8 @@ impl Subscriber {
                 }
             }
             // Reconnect (another node first on a cluster), then catch up on what was missed.
+            self.behind.fetch_add(1, Ordering::SeqCst);
+            let _caught_up = CaughtUp(&self.behind);
             loop {
                 tokio::select! {
                     () = tokio::time::sleep(delay) => {}

@@ -15,14 +15,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%mode, "adboard ready");
+    let shutdown = demo_users::shutdown_signal();
     #[allow(clippy::print_stdout)]
     {
         println!("listening on http://{addr}");
     }
     axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(shutdown)
         .await?;
     Ok(())
 }

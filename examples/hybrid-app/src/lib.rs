@@ -13,7 +13,10 @@ use axum::{
     routing::{delete, get, post},
 };
 use demo_users::{Credentials, DemoUsers, IsAdmin, JwtKeySettings, JwtSettingsError, User};
-use portcullis_core::{AuthRejection, Authentication, Authorized, CrossSiteCheck, CurrentUser};
+use portcullis_core::{
+    AlwaysReady, AuthRejection, Authentication, Authorized, CrossSiteCheck, CurrentUser,
+    ReadinessChecks,
+};
 use portcullis_hybrid::{
     AccessSession, ConfigError, CookieTransport, HybridLayer, HybridSessions,
     HybridSessionsBuilder, InProcessFeed, MemoryRefreshStore, TokenPair,
@@ -227,16 +230,38 @@ pub fn with_backend_from(
     builder: HybridSessionsBuilder,
     redis: Option<&RedisConfig>,
 ) -> Result<HybridSessionsBuilder, SetupError> {
+    with_backend_and_checks(builder, redis).map(|(builder, _)| builder)
+}
+
+/// As [`with_backend_from`], also returning the readiness checks of the backend it picked:
+/// the session store (Redis answers) and the revocation feed (subscribed and caught up).
+///
+/// # Errors
+///
+/// As [`with_backend_from`].
+pub fn with_backend_and_checks(
+    builder: HybridSessionsBuilder,
+    redis: Option<&RedisConfig>,
+) -> Result<(HybridSessionsBuilder, ReadinessChecks), SetupError> {
     if let Some(config) = redis {
         let redis = config.build()?;
         tracing::info!("sessions and revocations in Redis (REDIS_URL)");
-        return Ok(builder
-            .store(RedisRefreshStore::new(redis.clone()))
-            .feed(RedisRevocationFeed::new(redis)));
+        let store = RedisRefreshStore::new(redis.clone());
+        let feed = RedisRevocationFeed::new(redis);
+        let checks = ReadinessChecks::new()
+            .check("session store", store.clone())
+            .check("revocation feed", feed.clone());
+        return Ok((builder.store(store).feed(feed), checks));
     }
-    Ok(builder
-        .store(MemoryRefreshStore::new())
-        .feed(InProcessFeed::new()))
+    let checks = ReadinessChecks::new()
+        .check("session store", AlwaysReady)
+        .check("revocation feed", AlwaysReady);
+    Ok((
+        builder
+            .store(MemoryRefreshStore::new())
+            .feed(InProcessFeed::new()),
+        checks,
+    ))
 }
 
 /// The in-memory backend: [`with_backend_from`] without Redis.
@@ -256,6 +281,7 @@ pub struct AppState {
     users: DemoUsers,
     cookies: CookieTransport,
     layer: HybridLayer,
+    readiness: ReadinessChecks,
 }
 
 impl fmt::Debug for AppState {
@@ -282,12 +308,14 @@ impl AppState {
         let layer = HybridLayer::new(&sessions)
             .realm("hybrid-app")
             .cookies(cookies.clone())?;
+        let readiness = ReadinessChecks::new().check("keys", issuer.key_set());
         Ok(Self {
             sessions,
             issuer,
             users,
             cookies,
             layer,
+            readiness,
         })
     }
 
@@ -309,10 +337,11 @@ impl AppState {
             let user = directory.find(&user_id);
             async move { Ok(user.and_then(|user| serde_json::to_value(user).ok())) }
         });
-        let sessions = with_backend_from(builder, settings.redis.as_ref())?
-            .build()
-            .await?;
-        Self::new(sessions, issuer, users, settings.cookies())
+        let (builder, backend) = with_backend_and_checks(builder, settings.redis.as_ref())?;
+        let sessions = builder.build().await?;
+        let mut state = Self::new(sessions, issuer, users, settings.cookies())?;
+        state.readiness = backend.check("keys", state.issuer.key_set());
+        Ok(state)
     }
 
     /// The hybrid sessions.
@@ -329,6 +358,7 @@ impl AppState {
 /// The application: every route behind the hybrid edge check.
 pub fn app(state: AppState) -> Router {
     let layer = state.layer.clone();
+    let health = demo_users::health_routes(state.readiness.clone());
     Router::new()
         .route("/", get(home))
         .route("/login", post(login))
@@ -343,6 +373,7 @@ pub fn app(state: AppState) -> Router {
         .route("/.well-known/jwks.json", get(jwks))
         .layer(layer)
         .with_state(state)
+        .merge(health)
 }
 
 /// Responses that carry credentials are never cached (RFC 6749 §5.1).

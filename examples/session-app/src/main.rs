@@ -7,6 +7,7 @@
 
 use std::{io::Write as _, process::ExitCode, time::Duration};
 
+use portcullis_core::{Readiness, ReadinessChecks};
 use portcullis_redis::{RedisConfig, RedisSessionStore};
 use portcullis_session::{MemoryStore, SessionLayer, SessionStore};
 use session_app::{DemoUsers, Settings, app};
@@ -32,7 +33,7 @@ fn address() -> Result<String, String> {
     }
 }
 
-async fn serve<S: SessionStore>(
+async fn serve<S: SessionStore + Readiness + Clone>(
     listener: TcpListener,
     store: S,
     settings: &Settings,
@@ -40,18 +41,18 @@ async fn serve<S: SessionStore>(
     let users = tokio::task::spawn_blocking(DemoUsers::new)
         .await
         .map_err(|e| e.to_string())?;
+    let checks = ReadinessChecks::new().check("session store", store.clone());
     let layer = SessionLayer::new(store, settings.session_config()).map_err(|e| e.to_string())?;
-    let router = app(layer, users);
+    let router = app(layer, users).merge(demo_users::health_routes(checks));
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let shutdown = demo_users::shutdown_signal();
     // The line test harnesses wait for: the server accepts connections from now on.
     let mut stdout = std::io::stdout();
     writeln!(stdout, "listening on http://{addr}")
         .and_then(|()| stdout.flush())
         .map_err(|e| e.to_string())?;
     axum::serve(listener, router)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| e.to_string())
 }
