@@ -367,8 +367,8 @@ impl ReadinessReport {
         );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if !self.is_ready() {
-            *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
             headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
         }
         response
     }
