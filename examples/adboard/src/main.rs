@@ -8,6 +8,8 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        // Logs go to stderr: stdout carries only the `listening on` line harnesses wait for.
+        .with_writer(std::io::stderr)
         .init();
     let lookup = |name: &str| env::var(name).ok().filter(|v| !v.trim().is_empty());
     let (mode, addr) = adboard::parse_args(env::args().skip(1), lookup)?;
