@@ -132,7 +132,10 @@ async fn next_request_sees_the_new_role(mode: Mode, instances: usize, redis: boo
     assert_eq!(login(&admin, mode, "admin").await, StatusCode::OK);
     assert_eq!(login(&alice, mode, "alice").await, StatusCode::OK);
     assert_eq!(role_of(&alice).await, "advertiser");
+    // Ads live in each instance's memory: the ad is made where alice's next requests go.
     let ad: Value = admin
+        .clone()
+        .with_base(last)
         .json(Method::POST, "/ads", &json!({"title": "the admin's ad"}))
         .await
         .json()
