@@ -1,6 +1,7 @@
 //! Workspace-level integration tests live in `tests/`; shared helpers and the store
 //! conformance suites live here.
 
+pub mod binary;
 pub mod conformance;
 pub mod http;
 pub mod redis_server;

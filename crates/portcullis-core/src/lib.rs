@@ -54,6 +54,7 @@ mod identity;
 pub mod login_guard;
 pub mod observe;
 mod policy;
+mod readiness;
 mod rejection;
 mod render;
 mod require;
@@ -76,6 +77,9 @@ pub use login_guard::{
     MemoryAttemptCounter,
 };
 pub use policy::{AllOf, AnyOf, Authenticated, Not, Policy, PolicyExt};
+pub use readiness::{
+    AlwaysReady, DEFAULT_READINESS_TIMEOUT, NotReady, Readiness, ReadinessChecks, ReadinessReport,
+};
 pub use rejection::{AuthRejection, RejectionKind};
 pub use render::{MapRejection, MapRejectionFuture, MapRejectionLayer, login_redirect, safe_next};
 pub use require::{Require, RequireLayer};

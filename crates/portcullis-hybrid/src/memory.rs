@@ -451,6 +451,20 @@ impl RevocationFeed for InProcessFeed {
     }
 }
 
+/// Always ready: the sessions live in this process.
+impl portcullis_core::Readiness for MemoryRefreshStore {
+    async fn check(&self) -> Result<(), portcullis_core::NotReady> {
+        Ok(())
+    }
+}
+
+/// Always ready: revocations never leave this process.
+impl portcullis_core::Readiness for InProcessFeed {
+    async fn check(&self) -> Result<(), portcullis_core::NotReady> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use portcullis_core::{ManualClock, SecretToken};

@@ -782,6 +782,70 @@ impl HybridSessions {
         Ok(())
     }
 
+    /// Replaces the user of every live session of `user_id` with `user` (a role change), then
+    /// refuses the user's access tokens minted until now on every node
+    /// ([`HybridSessions::revoke_user_tokens`]): their `user` claim is stale, so the user's next request
+    /// is refreshed (transparently with [`CookieTransport::transparent`](crate::CookieTransport),
+    /// else by the client after a 401) into tokens carrying the new user. Authorization then
+    /// follows the account's current privileges, not those at login (OWASP Authorization Cheat
+    /// Sheet). Returns how many sessions were updated.
+    ///
+    /// Each record is rewritten by compare-and-swap with its generation moved, so a concurrent
+    /// refresh of the old record retries on the new one instead of undoing the change.
+    ///
+    /// # Errors
+    ///
+    /// [`HybridError::User`] when `user` does not serialize, [`HybridError::Contention`] when
+    /// concurrent refreshes keep winning, [`HybridError::Store`] when the store or the feed
+    /// fails (this node refuses the old tokens either way).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo(sessions: portcullis_hybrid::HybridSessions) -> Result<(), portcullis_hybrid::HybridError> {
+    /// let updated = sessions
+    ///     .update_user("alice", &serde_json::json!({"user": "alice", "role": "admin"}))
+    ///     .await?;
+    /// # let _ = updated;
+    /// # Ok(()) }
+    /// ```
+    pub async fn update_user<U: Serialize + ?Sized>(
+        &self,
+        user_id: &str,
+        user: &U,
+    ) -> Result<usize, HybridError> {
+        let user = serde_json::to_value(user).map_err(HybridError::User)?;
+        let mut updated = 0;
+        for info in self.inner.store.list_by_user(user_id).await? {
+            let mut attempts = 0;
+            while let Some(record) = self.inner.store.load(&info.session_id).await? {
+                if record.user_id != user_id {
+                    break;
+                }
+                let mut next = record.clone();
+                next.user = user.clone();
+                next.generation = record.generation.wrapping_add(1);
+                if self
+                    .inner
+                    .store
+                    .compare_and_swap(&next, record.generation)
+                    .await?
+                {
+                    updated += 1;
+                    break;
+                }
+                attempts += 1;
+                if attempts == MAX_ATTEMPTS {
+                    return Err(HybridError::Contention);
+                }
+            }
+        }
+        // Every access token minted until now carries the old user: refused on every node,
+        // so the next request refreshes into a token with the new one.
+        self.revoke_user_tokens(user_id).await?;
+        Ok(updated)
+    }
+
     /// The user's live sessions, oldest first.
     ///
     /// # Errors

@@ -544,6 +544,70 @@ async fn the_reload_hook_demotes_and_removes_users_at_refresh() {
     );
 }
 
+#[tokio::test]
+async fn a_user_update_refuses_older_access_tokens_everywhere_and_refresh_carries_it() {
+    let harness = Harness::new().await;
+    let other = harness.second_node().await;
+    let pair = harness.login().await;
+    let second = harness.login().await;
+    let app = router(HybridLayer::new(&harness.sessions));
+    let other_app = router(HybridLayer::new(&other));
+    assert_eq!(
+        send(&app, bearer("/me", pair.access_token()))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+
+    let admin = User {
+        user: "alice".into(),
+        role: "admin".into(),
+    };
+    assert_eq!(
+        harness.sessions.update_user("alice", &admin).await.unwrap(),
+        2
+    );
+    for app in [&app, &other_app] {
+        for token in [pair.access_token(), second.access_token()] {
+            let response = send(app, bearer("/me", token)).await;
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+            assert!(challenge(&response).contains(r#"error="invalid_token""#));
+        }
+    }
+    // Another user's tokens are untouched.
+    let bob = harness
+        .sessions
+        .login(
+            "bob",
+            &User {
+                user: "bob".into(),
+                role: "advertiser".into(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    harness.advance(1);
+    assert_eq!(
+        send(&app, bearer("/me", bob.access_token())).await.status(),
+        StatusCode::OK
+    );
+
+    // A refresh (on either node) mints a token carrying the updated user, accepted everywhere.
+    let refreshed = other.refresh(&pair.refresh_token().expose()).await.unwrap();
+    assert_eq!(refreshed.identity().user::<User>().unwrap(), admin);
+    for app in [&app, &other_app] {
+        assert_eq!(
+            send(app, bearer("/me", refreshed.access_token()))
+                .await
+                .status(),
+            StatusCode::OK
+        );
+    }
+    let listed = harness.sessions.list("alice").await.unwrap();
+    assert_eq!(listed.len(), 2);
+}
+
 fn set_cookies(response: &Response<Body>) -> Vec<String> {
     response
         .headers()

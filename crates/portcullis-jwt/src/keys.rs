@@ -1030,6 +1030,42 @@ pub(crate) fn parse_jwks(
     Ok(keys)
 }
 
+/// Ready when the set holds at least one key and every JWKS URL source has loaded its keys
+/// once: until then, tokens only that issuer could verify are answered with 503.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use portcullis_core::ReadinessChecks;
+/// use portcullis_jwt::{Algorithm, KeySet, SigningKey};
+///
+/// let keys = KeySet::from_signing_key(&SigningKey::generate(Algorithm::ES256).unwrap());
+/// assert!(ReadinessChecks::new().check("keys", keys).run().await.is_ready());
+/// assert!(!ReadinessChecks::new().check("keys", KeySet::new()).run().await.is_ready());
+/// # }
+/// ```
+impl portcullis_core::Readiness for KeySet {
+    async fn check(&self) -> Result<(), portcullis_core::NotReady> {
+        #[cfg(feature = "jwks-url")]
+        let unloaded = self.sources.iter().any(|source| {
+            matches!(&source.kind, SourceKind::Remote(remote) if remote.snapshot().is_none())
+        });
+        #[cfg(not(feature = "jwks-url"))]
+        let unloaded = false;
+        if unloaded {
+            Err(portcullis_core::NotReady::new(
+                "a JWKS URL has not been fetched yet",
+            ))
+        } else if self.is_empty() {
+            Err(portcullis_core::NotReady::new("no verification key"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,6 +34,7 @@ mod attempts;
 mod connection;
 #[cfg(any(feature = "session", feature = "hybrid"))]
 mod index;
+mod readiness;
 #[cfg(feature = "hybrid")]
 mod refresh;
 #[cfg(feature = "hybrid")]

@@ -93,6 +93,11 @@ impl RedisRefreshStore {
         }
     }
 
+    /// The Redis handle this store uses (to ping it, or check readiness).
+    pub fn connection(&self) -> &RedisConnection {
+        &self.redis
+    }
+
     /// Judges expiry by `clock` (tests pass a [`ManualClock`](portcullis_core::ManualClock)).
     ///
     /// # Examples

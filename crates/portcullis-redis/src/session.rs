@@ -9,7 +9,7 @@
 use std::{sync::Arc, sync::LazyLock};
 
 use futures_util::future::try_join_all;
-use portcullis_core::{SharedClock, StoreError, StoreKey, SystemClock};
+use portcullis_core::{SharedClock, StoreError, StoreKey, SystemClock, UserJson};
 use portcullis_session::{
     CreateOutcome, LimitPolicy, SaveOutcome, SessionLimit, SessionRecord, SessionStore,
 };
@@ -125,6 +125,11 @@ impl RedisSessionStore {
             redis,
             clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The Redis handle this store uses (to ping it, or check readiness).
+    pub fn connection(&self) -> &RedisConnection {
+        &self.redis
     }
 
     /// Judges expiry by `clock` (tests pass a [`ManualClock`](portcullis_core::ManualClock)).
@@ -573,6 +578,51 @@ impl SessionStore for RedisSessionStore {
                 }))
             })
             .await
+    }
+
+    /// Each session is rewritten by the same compare-and-set as a save (so the index and
+    /// expiry rules hold), retried when a concurrent save wins.
+    async fn replace_user(&self, user_id: &str, user: &UserJson) -> Result<u64, StoreError> {
+        const MAX_ATTEMPTS: usize = 8;
+        let now = self.clock.unix_seconds();
+        let index = self.index(user_id);
+        let (live, _) = self.redis.bounded(index.list(&self.redis, now)).await?;
+        let mut rewritten = 0;
+        for (member, _) in live {
+            let Some(key) = StoreKey::from_hex(&member) else {
+                continue;
+            };
+            let mut attempts = 0;
+            loop {
+                let Some(mut record) = self.load(&key).await? else {
+                    break;
+                };
+                // A session that changed hands belongs to its new user now.
+                if record.user_id.as_deref() != Some(user_id) {
+                    break;
+                }
+                let expected = record.version;
+                record.user = Some(user.clone());
+                record.version = expected.wrapping_add(1);
+                match self.save(&key, &record, expected).await? {
+                    SaveOutcome::Saved => {
+                        rewritten += 1;
+                        break;
+                    }
+                    SaveOutcome::Missing => break,
+                    SaveOutcome::Conflict => {
+                        attempts += 1;
+                        if attempts == MAX_ATTEMPTS {
+                            // Fail closed: the caller must not report a change half made.
+                            return Err(StoreError::unavailable(
+                                "concurrent saves kept winning over a user replacement",
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(rewritten)
     }
 
     async fn delete_by_user(

@@ -764,6 +764,32 @@ impl SessionStore for MemoryStore {
         Ok(records)
     }
 
+    async fn replace_user(&self, user_id: &str, user: &UserJson) -> Result<u64, StoreError> {
+        let now = self.inner.now();
+        // The user's index lock keeps logins and moves of this user out while we rewrite.
+        let users = lock(self.inner.user_shard(user_id));
+        let Some(keys) = users.get(user_id) else {
+            return Ok(0);
+        };
+        let mut rewritten = 0;
+        for key in keys {
+            let mut shard = lock(self.inner.shard(key));
+            let Some(entry) = shard.entries.get_mut(key).filter(|e| e.is_live(now)) else {
+                continue;
+            };
+            if entry.user_id() != Some(user_id) {
+                continue;
+            }
+            let mut record = entry.to_record()?;
+            record.user = Some(user.clone());
+            record.version = record.version.wrapping_add(1);
+            // Same expiry: the expiry heap needs no new item.
+            *entry = Entry::from_record(&record)?;
+            rewritten += 1;
+        }
+        Ok(rewritten)
+    }
+
     async fn delete_by_handle(&self, user_id: &str, handle: &str) -> Result<bool, StoreError> {
         let now = self.inner.now();
         let mut users = lock(self.inner.user_shard(user_id));
@@ -815,6 +841,13 @@ impl SessionStore for MemoryStore {
             users.remove(user_id);
         }
         Ok(deleted)
+    }
+}
+
+/// Always ready: the sessions live in this process.
+impl portcullis_core::Readiness for MemoryStore {
+    async fn check(&self) -> Result<(), portcullis_core::NotReady> {
+        Ok(())
     }
 }
 

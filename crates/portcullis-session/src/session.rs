@@ -75,6 +75,11 @@ pub(crate) trait ErasedStore: Send + Sync + 'static {
         user_id: &'a str,
         keep: Option<&'a StoreKey>,
     ) -> BoxFuture<'a, Result<u64, StoreError>>;
+    fn replace_user<'a>(
+        &'a self,
+        user_id: &'a str,
+        user: &'a UserJson,
+    ) -> BoxFuture<'a, Result<u64, StoreError>>;
 }
 
 impl<S: SessionStore> ErasedStore for S {
@@ -130,6 +135,13 @@ impl<S: SessionStore> ErasedStore for S {
         keep: Option<&'a StoreKey>,
     ) -> BoxFuture<'a, Result<u64, StoreError>> {
         Box::pin(SessionStore::delete_by_user(self, user_id, keep))
+    }
+    fn replace_user<'a>(
+        &'a self,
+        user_id: &'a str,
+        user: &'a UserJson,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(SessionStore::replace_user(self, user_id, user))
     }
 }
 
@@ -1099,6 +1111,45 @@ impl Session {
         self.state.store().delete(&key).await?;
         observe::revocation(Mechanism::Session, RevocationScope::User, deleted);
         Ok(deleted)
+    }
+
+    /// Replaces the user of every live session of `user_id` (any user, not only this
+    /// request's) with `user`, and returns how many sessions changed. For a role change: the
+    /// user's very next request, on any node sharing the store, sees the new roles, since
+    /// authorization must follow the account's current privileges rather than those it had at
+    /// login (OWASP Authorization Cheat Sheet, "Validate the permissions on every request").
+    ///
+    /// Each record's version moves, so a concurrent save of the old record conflicts and
+    /// re-applies its own changes on top of the new user instead of undoing it.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Serialization`] when `user` does not serialize; store errors (a store
+    /// that does not implement [`SessionStore::replace_user`](crate::SessionStore::replace_user)
+    /// fails closed with 503).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(feature = "axum")] {
+    /// use axum::extract::Path;
+    /// use portcullis_session::{Session, SessionError};
+    ///
+    /// // An admin route: make `name` an admin in every session they have.
+    /// async fn promote(session: Session, Path(name): Path<String>) -> Result<String, SessionError> {
+    ///     let user = serde_json::json!({"user": name, "role": "admin"});
+    ///     let changed = session.replace_user(&name, &user).await?;
+    ///     Ok(format!("{changed} sessions updated"))
+    /// }
+    /// # }
+    /// ```
+    pub async fn replace_user<U: Serialize + ?Sized>(
+        &self,
+        user_id: &str,
+        user: &U,
+    ) -> Result<u64, SessionError> {
+        let user = UserJson::new(user).map_err(SessionError::Serialization)?;
+        Ok(self.state.store().replace_user(user_id, &user).await?)
     }
 }
 

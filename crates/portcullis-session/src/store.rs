@@ -144,4 +144,25 @@ pub trait SessionStore: Send + Sync + 'static {
         user_id: &str,
         keep: Option<&StoreKey>,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Replaces the stored user of every live session of `user_id` with `user` (a role
+    /// change), incrementing each record's `version` like a save does, so a request that
+    /// loaded the old record loses its compare-and-set and re-applies its own changes on top:
+    /// the new user is never silently undone. Returns how many sessions were rewritten.
+    ///
+    /// The default implementation fails with [`StoreError::Unavailable`] (fail closed: the
+    /// caller answers 503 rather than pretend the change took effect); the in-memory and Redis
+    /// stores implement it.
+    fn replace_user(
+        &self,
+        user_id: &str,
+        user: &UserJson,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        let _ = (user_id, user);
+        async {
+            Err(StoreError::unavailable(
+                "this session store cannot replace the user of its sessions",
+            ))
+        }
+    }
 }

@@ -3,12 +3,13 @@
 //! router's layers and the sign-in routes differ between modes (see [`modes`]).
 //!
 //! Routes in every mode: `POST /login`, `POST /logout`, `GET /me`, `GET /ads`, `POST /ads`,
-//! `GET|PUT|DELETE /ads/{id}`, and the re-authentication flow: `POST /reauth` (confirm the
+//! `GET|PUT|DELETE /ads/{id}`, `PUT /users/{name}/role` (admins), and the re-authentication flow: `POST /reauth` (confirm the
 //! password), then within five minutes `POST /password` (revokes every other session) or
 //! `DELETE /account`.
 
 pub mod ads;
 pub mod modes;
+pub mod roles;
 
 use std::{fmt, net::SocketAddr, str::FromStr};
 

@@ -8,6 +8,8 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        // Logs go to stderr: stdout carries only the `listening on` line harnesses wait for.
+        .with_writer(std::io::stderr)
         .init();
     let lookup = |name: &str| env::var(name).ok().filter(|v| !v.trim().is_empty());
     let (mode, addr) = adboard::parse_args(env::args().skip(1), lookup)?;
@@ -15,6 +17,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%mode, "adboard ready");
+    let shutdown = demo_users::shutdown_signal();
     #[allow(clippy::print_stdout)]
     {
         println!("listening on http://{addr}");
@@ -24,9 +27,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
+    .with_graceful_shutdown(shutdown)
     .await?;
     Ok(())
 }

@@ -4,18 +4,22 @@
 //!
 //! Copy this into your application and replace the user table with your database.
 //!
-//! [`JwtKeySettings`] reads the `JWT_*` variables the token-issuing examples share.
+//! [`JwtKeySettings`] reads the `JWT_*` variables the token-issuing examples share;
+//! [`listen_addr`], [`health_routes`] and [`shutdown_signal`] are the operations contract every
+//! app honours.
 //!
 //! [`DemoUsers::login`] runs the password check inside a [`LoginGuard`](portcullis_core::LoginGuard)
 //! (see [`LoginGuardSettings`] for its `LOGIN_*` variables): the apps sign users in through it.
 
 mod jwt_keys;
 mod login_guard;
+mod ops;
 
 pub use jwt_keys::{JwtKeySettings, JwtSettingsError};
 pub use login_guard::{
     DemoAttemptCounter, DemoLoginGuard, LoginGuardSettings, LoginGuardSettingsError,
 };
+pub use ops::{DEFAULT_ADDR, health_routes, healthz, listen_addr, shutdown_signal};
 
 use std::{
     collections::HashMap,
@@ -308,6 +312,17 @@ impl DemoUsers {
         }
     }
 
+    /// Gives a user a new role; the updated user, or `None` when the user does not exist.
+    pub fn set_role(&self, user_id: &str, role: Role) -> Option<User> {
+        let mut accounts = self
+            .accounts
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let account = accounts.get_mut(user_id)?;
+        account.user.role = role;
+        Some(account.user.clone())
+    }
+
     /// Deletes a user; `false` when there was none.
     pub fn remove(&self, user_id: &str) -> bool {
         self.accounts
@@ -472,6 +487,14 @@ mod tests {
             .insert(axum::extract::ConnectInfo(peer));
         let credentials = Credentials::from_request(request, &()).await.unwrap();
         assert_eq!(credentials.client, Some(peer.ip()));
+    }
+
+    #[test]
+    fn role_change() {
+        let users = DemoUsers::new();
+        assert!(users.set_role("alice", Role::Admin).unwrap().is_admin());
+        assert!(users.find("alice").unwrap().is_admin());
+        assert!(users.set_role("bob", Role::Admin).is_none());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use demo_users::{
     Credentials, DemoUsers, IsAdmin, JwtKeySettings, JwtSettingsError, LoginGuardSettings,
     LoginGuardSettingsError, User,
 };
-use portcullis_core::{AuthRejection, Authorized, CurrentUser};
+use portcullis_core::{AlwaysReady, AuthRejection, Authorized, CurrentUser, ReadinessChecks};
 use portcullis_hybrid::{
     ConfigError, CookieTransport, HybridEndpoints, HybridLayer, HybridLogin, HybridSessions,
     HybridSessionsBuilder, InProcessFeed, MemoryRefreshStore,
@@ -219,16 +219,38 @@ pub fn with_backend_from(
     builder: HybridSessionsBuilder,
     redis: Option<&RedisConfig>,
 ) -> Result<HybridSessionsBuilder, SetupError> {
+    with_backend_and_checks(builder, redis).map(|(builder, _)| builder)
+}
+
+/// As [`with_backend_from`], also returning the readiness checks of the backend it picked:
+/// the session store (Redis answers) and the revocation feed (subscribed and caught up).
+///
+/// # Errors
+///
+/// As [`with_backend_from`].
+pub fn with_backend_and_checks(
+    builder: HybridSessionsBuilder,
+    redis: Option<&RedisConfig>,
+) -> Result<(HybridSessionsBuilder, ReadinessChecks), SetupError> {
     if let Some(config) = redis {
         let redis = config.build()?;
         tracing::info!("sessions and revocations in Redis (REDIS_URL)");
-        return Ok(builder
-            .store(RedisRefreshStore::new(redis.clone()))
-            .feed(RedisRevocationFeed::new(redis)));
+        let store = RedisRefreshStore::new(redis.clone());
+        let feed = RedisRevocationFeed::new(redis);
+        let checks = ReadinessChecks::new()
+            .check("session store", store.clone())
+            .check("revocation feed", feed.clone());
+        return Ok((builder.store(store).feed(feed), checks));
     }
-    Ok(builder
-        .store(MemoryRefreshStore::new())
-        .feed(InProcessFeed::new()))
+    let checks = ReadinessChecks::new()
+        .check("session store", AlwaysReady)
+        .check("revocation feed", AlwaysReady);
+    Ok((
+        builder
+            .store(MemoryRefreshStore::new())
+            .feed(InProcessFeed::new()),
+        checks,
+    ))
 }
 
 /// What the handlers share.
@@ -239,6 +261,7 @@ pub struct AppState {
     users: DemoUsers,
     layer: HybridLayer,
     endpoints: HybridEndpoints,
+    readiness: ReadinessChecks,
 }
 
 impl fmt::Debug for AppState {
@@ -272,12 +295,14 @@ impl AppState {
             .realm("hybrid-app")
             .cookies(cookies)?;
         let endpoints = layer.endpoints();
+        let readiness = ReadinessChecks::new().check("keys", issuer.key_set());
         Ok(Self {
             sessions,
             issuer,
             users,
             layer,
             endpoints,
+            readiness,
         })
     }
 
@@ -305,10 +330,11 @@ impl AppState {
             let user = directory.find(&user_id);
             async move { Ok(user.and_then(|user| serde_json::to_value(user).ok())) }
         });
-        let sessions = with_backend_from(builder, settings.redis.as_ref())?
-            .build()
-            .await?;
-        Self::new(sessions, issuer, users, settings.cookies())
+        let (builder, backend) = with_backend_and_checks(builder, settings.redis.as_ref())?;
+        let sessions = builder.build().await?;
+        let mut state = Self::new(sessions, issuer, users, settings.cookies())?;
+        state.readiness = backend.check("keys", state.issuer.key_set());
+        Ok(state)
     }
 
     /// The hybrid sessions.
@@ -326,6 +352,7 @@ impl AppState {
 /// `/refresh`, `/logout`, `/logout-all`, `/sessions` and `/sessions/{session_id}`.
 pub fn app(state: AppState) -> Router {
     let layer = state.layer.clone();
+    let health = demo_users::health_routes(state.readiness.clone());
     Router::new()
         .route("/", get(home))
         .route("/login", post(login))
@@ -336,6 +363,7 @@ pub fn app(state: AppState) -> Router {
         .merge(state.endpoints.router())
         .layer(layer)
         .with_state(state)
+        .merge(health)
 }
 
 /// Checks the password inside the login guard (429 while locked out, 503 when saturated).

@@ -35,6 +35,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let state = AppState::from_settings(&settings).await?;
     let listener = tokio::net::TcpListener::bind(settings.addr).await?;
     let addr = listener.local_addr()?;
+    let shutdown = demo_users::shutdown_signal();
     #[allow(clippy::print_stdout)]
     {
         println!("listening on http://{addr}");
@@ -44,9 +45,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         listener,
         app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
+    .with_graceful_shutdown(shutdown)
     .await?;
     Ok(())
 }

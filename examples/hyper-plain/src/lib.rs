@@ -2,17 +2,20 @@
 //! `RequireLayer` guards `/admin`, and the handler reads the caller from the request's
 //! [`Authentication`] extension and the [`Session`] handle, which is all the axum extractors do.
 //!
-//! Routes: `POST /login` (JSON credentials), `POST /logout`, `GET /me`, `GET /admin`.
+//! Routes: `POST /login` (JSON credentials), `POST /logout`, `GET /me`, `GET /admin`, and
+//! `GET /healthz`, `GET /readyz` for orchestrators.
 
-use std::{convert::Infallible, net::SocketAddr, sync::Arc};
+use std::{convert::Infallible, future::Future, net::SocketAddr, sync::Arc};
 
 use bytes::Bytes;
 use demo_users::{Credentials, DemoUsers, IsAdmin, User};
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper_util::{rt::TokioIo, service::TowerToHyperService};
-use portcullis_core::{AuthRejection, Authentication, ClientAddress, RequireLayer};
+use hyper_util::{rt::TokioIo, server::graceful::GracefulShutdown, service::TowerToHyperService};
+use portcullis_core::{
+    AuthRejection, Authentication, ClientAddress, ReadinessChecks, RequireLayer,
+};
 use portcullis_session::{ConfigError, MemoryStore, Session, SessionConfig, SessionLayer};
 use tokio::net::TcpListener;
 use tower::{ServiceBuilder, service_fn, util::BoxCloneSyncService};
@@ -33,7 +36,9 @@ const MAX_BODY_BYTES: usize = 16 * 1024;
 /// When the session settings are inconsistent.
 pub fn service(users: DemoUsers) -> Result<AppService, ConfigError> {
     let users = Arc::new(users);
-    let sessions = SessionLayer::new(MemoryStore::new(), SessionConfig::default())?;
+    let store = MemoryStore::new();
+    let readiness = ReadinessChecks::new().check("session store", store.clone());
+    let sessions = SessionLayer::new(store, SessionConfig::default())?;
     let admin_guard = RequireLayer::<User>::new(IsAdmin);
     let admin = ServiceBuilder::new()
         .layer(admin_guard)
@@ -44,12 +49,17 @@ pub fn service(users: DemoUsers) -> Result<AppService, ConfigError> {
         move |request: Request<Incoming>| {
             let users = users.clone();
             let admin = admin.clone();
+            let readiness = readiness.clone();
             async move {
                 Ok::<_, Infallible>(match (request.method(), request.uri().path()) {
                     (&Method::POST, "/login") => login(&users, request).await,
                     (&Method::POST, "/logout") => logout(&request).await,
                     (&Method::GET, "/me") => me(&request).await,
                     (&Method::GET, "/admin") => tower::ServiceExt::oneshot(admin, request).await?,
+                    (&Method::GET, "/healthz") => {
+                        json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
+                    }
+                    (&Method::GET, "/readyz") => readiness.run().await.to_response(),
                     _ => json(
                         StatusCode::NOT_FOUND,
                         &serde_json::json!({"error": "not_found"}),
@@ -131,8 +141,27 @@ async fn me(request: &Request<Incoming>) -> Response<Body> {
 ///
 /// When accepting a connection fails.
 pub async fn serve(listener: TcpListener, service: AppService) -> std::io::Result<()> {
+    serve_until(listener, service, std::future::pending()).await
+}
+
+/// Serves `service` on `listener` until `shutdown` completes, then stops accepting, lets the
+/// connections finish the requests in flight (closing idle keep-alive ones), and returns.
+///
+/// # Errors
+///
+/// When accepting a connection fails.
+pub async fn serve_until(
+    listener: TcpListener,
+    service: AppService,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let (stream, peer) = listener.accept().await?;
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => accepted?,
+            () = &mut shutdown => break,
+        };
         // Every request of the connection carries its address, for the login guard.
         let client = ClientAddress(Some(peer.ip()));
         let service = TowerToHyperService::new(tower::ServiceExt::map_request(
@@ -142,18 +171,24 @@ pub async fn serve(listener: TcpListener, service: AppService) -> std::io::Resul
                 request
             },
         ));
+        let connection = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
         tokio::spawn(async move {
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let _ = connection.await;
         });
     }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
 
-/// The listen address: `PORTCULLIS_ADDR` or 127.0.0.1:3000.
-pub fn addr() -> SocketAddr {
-    std::env::var("PORTCULLIS_ADDR")
-        .ok()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 3000)))
+/// The listen address: `--addr ADDR` (see [`demo_users::listen_addr`]), else
+/// `PORTCULLIS_ADDR`, else 127.0.0.1:3000.
+///
+/// # Errors
+///
+/// On an unknown argument or an address that does not parse.
+pub fn addr() -> Result<SocketAddr, String> {
+    demo_users::listen_addr(std::env::args().skip(1), |name| std::env::var(name).ok())
 }

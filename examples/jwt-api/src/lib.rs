@@ -233,6 +233,9 @@ impl AppState {
 /// The router: `POST /token`, `GET /me`, `GET /admin`, `GET /.well-known/jwks.json`.
 pub fn app(state: AppState) -> Router {
     let bearer = BearerLayer::new(state.verifier.clone()).realm(REALM);
+    // Ready once every key source has keys (a JWKS URL: after its first fetch).
+    let checks =
+        portcullis_core::ReadinessChecks::new().check("keys", state.verifier.key_set().clone());
     Router::new()
         .route("/token", post(token))
         .route("/me", get(me))
@@ -240,6 +243,7 @@ pub fn app(state: AppState) -> Router {
         .route("/.well-known/jwks.json", get(jwks))
         .layer(bearer)
         .with_state(state)
+        .merge(demo_users::health_routes(checks))
 }
 
 /// Responses that carry credentials or user data are never cached (RFC 6749 §5.1).

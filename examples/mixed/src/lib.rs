@@ -65,8 +65,14 @@ pub fn app(users: DemoUsers) -> Result<Router, SetupError> {
     let issuer = TokenIssuer::new(SigningKey::generate(Algorithm::EdDSA).map_err(SetupError::Key)?)
         .issuer("mixed-example");
     let verifier = TokenVerifier::new(issuer.key_set(), Validation::new().issuer("mixed-example"));
-    let sessions = SessionLayer::new(MemoryStore::new(), SessionConfig::default())
-        .map_err(SetupError::Session)?;
+    let store = MemoryStore::new();
+    let health = demo_users::health_routes(
+        portcullis_core::ReadinessChecks::new()
+            .check("session store", store.clone())
+            .check("keys", issuer.key_set()),
+    );
+    let sessions =
+        SessionLayer::new(store, SessionConfig::default()).map_err(SetupError::Session)?;
 
     // Per router: only the API accepts bearer tokens.
     let api = Router::new()
@@ -87,7 +93,8 @@ pub fn app(users: DemoUsers) -> Result<Router, SetupError> {
         .merge(api)
         .merge(settings)
         .with_state(AppState { users, issuer })
-        .layer(sessions))
+        .layer(sessions)
+        .merge(health))
 }
 
 /// Signs in inside the login guard: 429 while locked out, 503 when too many checks run.

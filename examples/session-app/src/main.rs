@@ -8,6 +8,7 @@
 use std::{io::Write as _, process::ExitCode, time::Duration};
 
 use demo_users::LoginGuardSettings;
+use portcullis_core::{Readiness, ReadinessChecks};
 use portcullis_redis::{RedisConfig, RedisConnection, RedisSessionStore};
 use portcullis_session::{MemoryStore, SessionLayer, SessionStore};
 use session_app::{DemoUsers, Settings, app};
@@ -33,7 +34,7 @@ fn address() -> Result<String, String> {
     }
 }
 
-async fn serve<S: SessionStore>(
+async fn serve<S: SessionStore + Readiness + Clone>(
     listener: TcpListener,
     store: S,
     settings: &Settings,
@@ -47,9 +48,11 @@ async fn serve<S: SessionStore>(
         .await
         .map_err(|e| e.to_string())?
         .with_login_guard(guard);
+    let checks = ReadinessChecks::new().check("session store", store.clone());
     let layer = SessionLayer::new(store, settings.session_config()).map_err(|e| e.to_string())?;
-    let router = app(layer, users);
+    let router = app(layer, users).merge(demo_users::health_routes(checks));
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let shutdown = demo_users::shutdown_signal();
     // The line test harnesses wait for: the server accepts connections from now on.
     let mut stdout = std::io::stdout();
     writeln!(stdout, "listening on http://{addr}")
@@ -60,9 +63,7 @@ async fn serve<S: SessionStore>(
         listener,
         router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
+    .with_graceful_shutdown(shutdown)
     .await
     .map_err(|e| e.to_string())
 }

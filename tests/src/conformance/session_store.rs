@@ -46,6 +46,7 @@ macro_rules! session_store_conformance {
             limit_counts_only_live_sessions,
             limit_ignores_anonymous_sessions,
             concurrent_creates_respect_the_limit,
+            replace_user_rewrites_every_session_of_the_user_only,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -572,4 +573,54 @@ pub async fn concurrent_creates_respect_the_limit(store: impl SessionStore, cloc
         .count();
     assert_eq!(created, 2, "{outcomes:?}");
     assert_eq!(store.list_by_user(&user).await.unwrap().len(), 2);
+}
+
+/// A role change: every live session of the user gets the new user and a new version (so a
+/// save of the old record conflicts instead of undoing it); other users' sessions, and the
+/// data, are untouched.
+pub async fn replace_user_rewrites_every_session_of_the_user_only(
+    store: impl SessionStore,
+    clock: ManualClock,
+) {
+    let (alice, bob) = (unique_user("promoted"), unique_user("bystander"));
+    let mut alice_sessions = Vec::new();
+    for age in [20, 10] {
+        let key = new_key();
+        let mut record = record(&clock, Some(&alice), age, 600);
+        record.data.insert("cart".into(), json!([1, 2]));
+        create(&store, &key, &record).await;
+        alice_sessions.push((key, record));
+    }
+    let bob_key = new_key();
+    let bob_record = record(&clock, Some(&bob), 0, 600);
+    create(&store, &bob_key, &bob_record).await;
+
+    let admin = UserJson::new(&json!({"user": alice, "role": "admin"})).unwrap();
+    assert_eq!(store.replace_user(&alice, &admin).await.unwrap(), 2);
+    for (key, before) in &alice_sessions {
+        let after = store.load(key).await.unwrap().expect("still live");
+        assert_eq!(
+            after.user.as_ref().map(UserJson::as_str),
+            Some(admin.as_str())
+        );
+        assert_eq!(after.version, before.version + 1);
+        assert_eq!(after.data, before.data);
+        assert_eq!(after.user_id, before.user_id);
+        // A request that loaded the old record cannot write the old user back.
+        let mut stale = before.clone();
+        stale.version = before.version + 1;
+        assert_eq!(
+            store.save(key, &stale, before.version).await.unwrap(),
+            SaveOutcome::Conflict
+        );
+    }
+    assert_eq!(store.load(&bob_key).await.unwrap(), Some(bob_record));
+    assert_eq!(store.list_by_user(&alice).await.unwrap().len(), 2);
+    assert_eq!(
+        store
+            .replace_user(&unique_user("nobody"), &admin)
+            .await
+            .unwrap(),
+        0
+    );
 }

@@ -4,20 +4,21 @@
 
 use axum::{
     Json, Router,
-    extract::{FromRef, State},
+    extract::{FromRef, Path, State, rejection::JsonRejection},
     http::StatusCode,
     response::{IntoResponse, Response},
-    routing::{delete, get, post},
+    routing::{delete, get, post, put},
 };
-use demo_users::{Credentials, User};
-use portcullis_core::{AuthRejection, CurrentUser, RecentlyAuthenticated};
+use demo_users::{Credentials, IsAdmin, User};
+use portcullis_core::{AuthRejection, Authorized, CurrentUser, RecentlyAuthenticated};
 use portcullis_hybrid::{
     AccessSession, CookieTransport, HybridEndpoints, HybridLayer, HybridLogin, HybridSessions,
 };
 
 use crate::{
-    AppState, PasswordBody, REAUTH_MAX_AGE_SECS, SetupError, ads, check_password, me, set_password,
-    sign_in,
+    AppState, PasswordBody, REAUTH_MAX_AGE_SECS, SetupError, ads, check_password, me,
+    roles::{self, RoleError, RoleInput},
+    set_password, sign_in,
 };
 
 #[derive(Clone)]
@@ -53,8 +54,10 @@ pub async fn router(
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<Router, SetupError> {
     let settings = hybrid_app::Settings::from_lookup(lookup)?;
-    let (builder, _) = settings.sessions_builder()?;
-    let sessions = hybrid_app::with_backend_from(builder, settings.redis.as_ref())?
+    let (builder, issuer) = settings.sessions_builder()?;
+    let (builder, checks) = hybrid_app::with_backend_and_checks(builder, settings.redis.as_ref())?;
+    let health = demo_users::health_routes(checks.check("keys", issuer.key_set()));
+    let sessions = builder
         .build()
         .await
         .map_err(hybrid_app::SetupError::from)?;
@@ -76,10 +79,12 @@ pub async fn router(
         .route("/reauth", post(reauth))
         .route("/password", post(change_password))
         .route("/account", delete(delete_account))
+        .route("/users/{name}/role", put(change_role))
         .merge(ads::routes())
         .merge(endpoints.router())
         .with_state(state)
-        .layer(layer))
+        .layer(layer)
+        .merge(health))
 }
 
 /// `POST /login`: `HybridLogin` refuses a cross-site request (login CSRF), then the library
@@ -91,6 +96,24 @@ async fn login(
 ) -> Result<Response, AuthRejection> {
     let user = sign_in(&state.app.users, credentials).await?;
     login.cookies(user.id(), &user).await
+}
+
+/// `PUT /users/{name}/role`: the new role goes into every session of the user, and every
+/// node refuses their older access tokens, so their next request is refreshed (transparently)
+/// into a token carrying the new role.
+async fn change_role(
+    _: Authorized<User, IsAdmin>,
+    State(state): State<HybridState>,
+    Path(name): Path<String>,
+    input: Result<Json<RoleInput>, JsonRejection>,
+) -> Result<Json<User>, RoleError> {
+    let user = roles::set_role(&state.app.users, &name, input)?;
+    state
+        .sessions
+        .update_user(user.id(), &user)
+        .await
+        .map_err(AuthRejection::from)?;
+    Ok(Json(user))
 }
 
 /// Confirms the password: a new session with a fresh `auth_time` replaces the current one

@@ -5,6 +5,10 @@
 //! by this node's [`Denylist`]: a logged-out token's `jti` is refused until it expires, and a
 //! password change refuses every token of the user issued before it. This is the honest limit
 //! of stateless tokens: other nodes do not learn of it (the hybrid mode exists for that).
+//!
+//! A role change (`PUT /users/{name}/role`) marks the user on this node: their tokens issued up
+//! to then carry a stale role, so for those this node serves the user as the directory has
+//! them now instead of as the token says.
 
 use std::{
     collections::HashMap,
@@ -14,22 +18,24 @@ use std::{
 
 use axum::{
     Json, Router,
-    extract::{Request, State},
+    extract::{Path, Request, State, rejection::JsonRejection},
     http::StatusCode,
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::{delete, get, post},
+    routing::{delete, get, post, put},
 };
-use demo_users::{Credentials, User};
+use demo_users::{Credentials, IsAdmin, User};
 use portcullis_core::{
-    AuthRejection, Authentication, CrossSiteCheck, CurrentUser, RecentlyAuthenticated,
+    AuthRejection, Authentication, Authorized, CrossSiteCheck, CurrentUser, Identity, Mechanism,
+    RecentlyAuthenticated,
 };
 use portcullis_jwt::{BearerLayer, IssuedToken, TokenIssuer, TokenVerifier};
 use serde::Deserialize;
 
 use crate::{
-    AppState, PasswordBody, REAUTH_MAX_AGE_SECS, SetupError, ads, check_password, me, set_password,
-    sign_in,
+    AppState, PasswordBody, REAUTH_MAX_AGE_SECS, SetupError, ads, check_password, me,
+    roles::{self, RoleError, RoleInput},
+    set_password, sign_in,
 };
 
 const REALM: &str = "adboard";
@@ -47,6 +53,8 @@ struct DenylistInner {
     /// user → tokens issued up to this second are refused, except the one named (the token
     /// handed out by the password change itself: `iat` has whole seconds only).
     superseded: HashMap<String, (u64, Option<String>)>,
+    /// user → the last second their role changed: older tokens carry a stale user.
+    changed: HashMap<String, u64>,
 }
 
 /// The claims the denylist looks at.
@@ -90,6 +98,23 @@ impl Denylist {
         }
     }
 
+    fn user_changed(&self, user: &str) {
+        self.inner
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .changed
+            .insert(user.to_owned(), unix_now());
+    }
+
+    /// Whether the token predates a change of its user.
+    fn is_stale(&self, token: &TokenFacts) -> bool {
+        let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        inner
+            .changed
+            .get(&token.sub)
+            .is_some_and(|changed| token.iat.is_none_or(|iat| iat <= *changed))
+    }
+
     fn refuse_user_tokens_through(&self, user: &str, second: u64, except: Option<String>) {
         self.inner
             .write()
@@ -127,6 +152,9 @@ pub async fn router(
         .token_issuer(settings.signing_key()?)
         .ttl(settings.ttl);
     let verifier = TokenVerifier::new(issuer.key_set(), settings.keys.validation());
+    let health = demo_users::health_routes(
+        portcullis_core::ReadinessChecks::new().check("keys", issuer.key_set()),
+    );
     let state = JwtState {
         app: state,
         issuer,
@@ -142,10 +170,12 @@ pub async fn router(
         .route("/reauth", post(reauth))
         .route("/password", post(change_password))
         .route("/account", delete(delete_account))
+        .route("/users/{name}/role", put(change_role))
         .merge(ads::routes())
         .layer(middleware::from_fn_with_state(state.clone(), refuse_denied))
         .with_state(state)
-        .layer(BearerLayer::new(verifier).realm(REALM)))
+        .layer(BearerLayer::new(verifier).realm(REALM))
+        .merge(health))
 }
 
 /// Refuses a cross-site `POST /login` with 403 before the password is checked. The token
@@ -158,17 +188,74 @@ async fn refuse_cross_site_login(request: Request, next: Next) -> Response {
     }
 }
 
-/// Runs inside the bearer layer: refuses tokens this node has revoked.
-async fn refuse_denied(State(state): State<JwtState>, request: Request, next: Next) -> Response {
-    let refused = token_facts(request.extensions())
-        .await
-        .is_some_and(|facts| state.denylist.refuses(&facts));
-    if refused {
+/// Runs inside the bearer layer: refuses tokens this node has revoked, and serves tokens that
+/// predate a role change with the user as the directory has them now.
+async fn refuse_denied(
+    State(state): State<JwtState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let facts = token_facts(request.extensions()).await;
+    if facts
+        .as_ref()
+        .is_some_and(|facts| state.denylist.refuses(facts))
+    {
         return AuthRejection::invalid_credentials("the token has been revoked")
             .with_bearer_challenge(REALM)
             .into_response();
     }
+    if let Some(facts) = facts.filter(|facts| state.denylist.is_stale(facts)) {
+        let Some(identity) = current_identity(&state, &facts.sub, request.extensions()).await
+        else {
+            return AuthRejection::invalid_credentials("the token's user no longer exists")
+                .with_bearer_challenge(REALM)
+                .into_response();
+        };
+        let mut authentication = Authentication::default();
+        authentication
+            .set_bearer_realm(REALM.into())
+            .add_identity(identity);
+        request.extensions_mut().insert(authentication);
+    }
     next.run(request).await
+}
+
+/// The token's claims with the user's fields as the directory has them now; `None` when the
+/// user is gone.
+async fn current_identity(
+    state: &JwtState,
+    user_id: &str,
+    extensions: &axum::http::Extensions,
+) -> Option<Identity> {
+    let user = serde_json::to_value(state.app.users.find(user_id)?).ok()?;
+    let token = extensions
+        .get::<Authentication>()?
+        .identity()
+        .await
+        .ok()??;
+    let mut claims: serde_json::Map<String, serde_json::Value> = token.user().ok()?;
+    if let serde_json::Value::Object(fields) = user {
+        claims.extend(fields);
+    }
+    let mut identity = Identity::from_user(&claims, Mechanism::Bearer).ok()?;
+    if let Some(at) = token.authenticated_at() {
+        identity = identity.with_authenticated_at(at);
+    }
+    Some(identity)
+}
+
+/// `PUT /users/{name}/role`: the user's tokens issued until now carry the old role, so this
+/// node serves them with the new one. Tokens are not shared state: other nodes keep the old
+/// role until the tokens expire (use the hybrid mode to reach every node).
+async fn change_role(
+    _: Authorized<User, IsAdmin>,
+    State(state): State<JwtState>,
+    Path(name): Path<String>,
+    input: Result<Json<RoleInput>, JsonRejection>,
+) -> Result<Json<User>, RoleError> {
+    let user = roles::set_role(&state.app.users, &name, input)?;
+    state.denylist.user_changed(user.id());
+    Ok(Json(user))
 }
 
 async fn token_facts(extensions: &axum::http::Extensions) -> Option<TokenFacts> {

@@ -5,18 +5,21 @@ use std::time::Duration;
 
 use axum::{
     Json, Router,
-    extract::State,
+    extract::{Path, State, rejection::JsonRejection},
     http::StatusCode,
-    routing::{delete, get, post},
+    routing::{delete, get, post, put},
 };
-use demo_users::{Credentials, DemoUsers, User};
-use portcullis_core::{AuthRejection, CurrentUser, RecentlyAuthenticated};
+use demo_users::{Credentials, DemoUsers, IsAdmin, User};
+use portcullis_core::{
+    AuthRejection, Authorized, CurrentUser, Readiness, ReadinessChecks, RecentlyAuthenticated,
+};
 use portcullis_redis::{RedisConfig, RedisSessionStore};
 use portcullis_session::{MemoryStore, Session, SessionConfig, SessionLayer, SessionStore};
 
 use crate::{
-    AppState, PasswordBody, REAUTH_MAX_AGE_SECS, SetupError, ads, check_password, me, set_password,
-    sign_in,
+    AppState, PasswordBody, REAUTH_MAX_AGE_SECS, SetupError, ads, check_password, me,
+    roles::{self, RoleError, RoleInput},
+    set_password, sign_in,
 };
 
 /// The session-mode router. Reads `SESSION_IDLE_SECS` and `SESSION_ABSOLUTE_SECS`; sessions
@@ -47,25 +50,34 @@ pub fn router(
     }
     if let Some(redis) = RedisConfig::from_lookup(&lookup) {
         let store = RedisSessionStore::new(redis.build()?);
-        return Ok(with_layer(state, SessionLayer::new(store, config)?));
+        return with_layer(state, store, config);
     }
     let store = MemoryStore::new();
     // Frees expired sessions until the store (owned by the router) is dropped.
     store.spawn_sweeper(Duration::from_secs(30));
-    Ok(with_layer(state, SessionLayer::new(store, config)?))
+    with_layer(state, store, config)
 }
 
-fn with_layer<S: SessionStore>(state: AppState, layer: SessionLayer<S>) -> Router {
-    Router::new()
+fn with_layer<S: SessionStore + Readiness + Clone>(
+    state: AppState,
+    store: S,
+    config: SessionConfig,
+) -> Result<Router, SetupError> {
+    let health =
+        demo_users::health_routes(ReadinessChecks::new().check("session store", store.clone()));
+    let layer = SessionLayer::new(store, config)?;
+    Ok(Router::new()
         .route("/login", post(login))
         .route("/logout", post(logout))
         .route("/me", get(me))
         .route("/reauth", post(reauth))
         .route("/password", post(change_password))
         .route("/account", delete(delete_account))
+        .route("/users/{name}/role", put(change_role))
         .merge(ads::routes())
         .with_state(state)
         .layer(layer)
+        .merge(health))
 }
 
 async fn login(
@@ -75,6 +87,23 @@ async fn login(
 ) -> Result<Json<User>, AuthRejection> {
     let user = sign_in(&users, credentials).await?;
     session.login(user.id(), &user).await?;
+    Ok(Json(user))
+}
+
+/// `PUT /users/{name}/role`: the new role is written into every session of the user, so
+/// their next request on any instance sharing the store runs with it.
+async fn change_role(
+    _: Authorized<User, IsAdmin>,
+    session: Session,
+    State(users): State<DemoUsers>,
+    Path(name): Path<String>,
+    input: Result<Json<RoleInput>, JsonRejection>,
+) -> Result<Json<User>, RoleError> {
+    let user = roles::set_role(&users, &name, input)?;
+    session
+        .replace_user(user.id(), &user)
+        .await
+        .map_err(AuthRejection::from)?;
     Ok(Json(user))
 }
 
