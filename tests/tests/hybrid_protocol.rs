@@ -6,7 +6,7 @@
 use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
 use adboard::Mode;
-use axum::{Router, extract::FromRef, response::Response, routing::post};
+use axum::{Router, extract::FromRef, response::Response, routing};
 use portcullis_core::AuthRejection;
 use portcullis_hybrid::{
     CookieTransport, HybridEndpoints, HybridLayer, HybridLogin, HybridSessions, InProcessFeed,
@@ -362,13 +362,13 @@ async fn big_user_app() -> SocketAddr {
     let app: Router = Router::new()
         .route(
             "/login",
-            post(
+            routing::post(
                 move |login: HybridLogin| async move { login.cookies("alice", &cookie_user).await },
             ),
         )
         .route(
             "/token",
-            post(move |login: HybridLogin| async move {
+            routing::post(move |login: HybridLogin| async move {
                 let response: Result<Response, AuthRejection> =
                     login.bearer("alice", &bearer_user).await;
                 response
