@@ -362,9 +362,9 @@ async fn big_user_app() -> SocketAddr {
     let app: Router = Router::new()
         .route(
             "/login",
-            routing::post(
-                move |login: HybridLogin| async move { login.cookies("alice", &cookie_user).await },
-            ),
+            routing::post(move |login: HybridLogin| async move {
+                login.cookies("alice", &cookie_user).await
+            }),
         )
         .route(
             "/token",
