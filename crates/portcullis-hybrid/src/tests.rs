@@ -563,6 +563,8 @@ async fn a_user_update_refuses_older_access_tokens_everywhere_and_refresh_carrie
         user: "alice".into(),
         role: "admin".into(),
     };
+    // The manual clock stands still; a real one has moved on since the logins.
+    harness.advance(1);
     assert_eq!(
         harness.sessions.update_user("alice", &admin).await.unwrap(),
         2
