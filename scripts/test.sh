@@ -5,8 +5,9 @@
 # - Uses REDIS_URL when given; otherwise starts a private redis-server on a free loopback port.
 # - Starts a local Redis Cluster for the cluster tests (scripts/redis-cluster.sh) unless
 #   REDIS_CLUSTER_URLS is given.
-# - Runs fmt, clippy, the tests, the docs, a real browser against the example apps and a short
-#   fuzz run: what CI checks. Each step prints how long it took.
+# - Runs fmt, clippy, the tests, the docs, the supply-chain and feature guardrails, a real
+#   browser against the example apps and a short fuzz run: what CI checks. Each step prints how
+#   long it took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,6 +48,8 @@ step "cargo fmt" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy --workspace --all-targets --all-features -- -D warnings
 step "cargo test" run_tests
 step "cargo doc" env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --quiet
+# cargo-deny (licenses, bans, sources) and every feature of every library crate on its own.
+step "guardrails" scripts/guardrails.sh
 # A real browser against the example apps (Chromium installed when missing), then every fuzz
 # target for FUZZ_SECONDS (default 20) each; see docs/SECURITY.md.
 step "browser tests" scripts/browser-test.sh

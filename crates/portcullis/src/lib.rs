@@ -21,9 +21,18 @@
 //!
 //! The project README follows; its examples are compiled as doctests of this crate.
 //!
-// The README's snippets use the session and JWT layers: include it (and so compile them) when
-// both are on, as on docs.rs and in CI (`--all-features`).
-#![cfg_attr(all(feature = "session", feature = "jwt", feature = "axum"), doc = include_str!("../../../README.md"))]
+// The README's snippets use every layer and the Redis stores: include it (and so compile them)
+// when all are on, as on docs.rs and in CI (`--all-features`).
+#![cfg_attr(
+    all(
+        feature = "session",
+        feature = "jwt",
+        feature = "hybrid",
+        feature = "redis",
+        feature = "axum"
+    ),
+    doc = include_str!("../../../README.md")
+)]
 
 #[doc(inline)]
 pub use portcullis_core::*;
