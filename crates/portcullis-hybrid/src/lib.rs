@@ -58,6 +58,8 @@
 mod access;
 mod cookies;
 mod layer;
+#[cfg(test)]
+mod limit_tests;
 mod memory;
 mod refresh_token;
 mod revocation;
@@ -76,4 +78,7 @@ pub use sessions::{
     ConfigError, HybridError, HybridSessions, HybridSessionsBuilder, ReloadUser, SessionInfo,
     TokenPair,
 };
-pub use store::{RefreshRecord, RefreshStore, RotatedToken, SealedSecret};
+pub use store::{
+    CreateOutcome, LimitPolicy, RefreshRecord, RefreshStore, RotatedToken, SealedSecret,
+    SessionLimit,
+};

@@ -8,7 +8,10 @@ use std::{
 
 use portcullis_core::{SharedClock, StoreError, SystemClock};
 
-use crate::{RefreshRecord, RefreshStore, Revocation, RevocationFeed, RevocationList};
+use crate::{
+    CreateOutcome, LimitPolicy, RefreshRecord, RefreshStore, Revocation, RevocationFeed,
+    RevocationList, SessionLimit,
+};
 
 /// A [`RefreshStore`] in process memory: a map from session id to record plus a per-user
 /// index. Clones share the same sessions.
@@ -143,9 +146,37 @@ impl MemoryRefreshStore {
 }
 
 impl RefreshStore for MemoryRefreshStore {
-    async fn create(&self, record: &RefreshRecord) -> Result<(), StoreError> {
-        self.lock().insert(record.clone());
-        Ok(())
+    async fn create(
+        &self,
+        record: &RefreshRecord,
+        limit: Option<SessionLimit>,
+    ) -> Result<CreateOutcome, StoreError> {
+        let now = self.clock.unix_seconds();
+        // One lock for the count and the insert: two logins of one user cannot both squeeze
+        // under the limit.
+        let mut sessions = self.lock();
+        let mut evicted = Vec::new();
+        if let Some(limit) = limit {
+            let max = usize::try_from(limit.max.max(1)).unwrap_or(usize::MAX);
+            let live = sessions.user_sessions(&record.user_id, now);
+            if live.len() >= max {
+                if limit.policy == LimitPolicy::RefuseNew {
+                    return Ok(CreateOutcome::LimitReached);
+                }
+                let mut aged: Vec<(u64, String)> = live
+                    .into_iter()
+                    .filter_map(|id| Some((sessions.records.get(&id)?.created_at, id)))
+                    .collect();
+                aged.sort();
+                let excess = aged.len() + 1 - max;
+                for (_, id) in aged.into_iter().take(excess) {
+                    sessions.remove(&id);
+                    evicted.push(id);
+                }
+            }
+        }
+        sessions.insert(record.clone());
+        Ok(CreateOutcome::Created { evicted })
     }
 
     async fn load(&self, session_id: &str) -> Result<Option<RefreshRecord>, StoreError> {
@@ -195,12 +226,19 @@ impl RefreshStore for MemoryRefreshStore {
         Ok(records)
     }
 
-    async fn delete_by_user(&self, user_id: &str) -> Result<Vec<RefreshRecord>, StoreError> {
+    async fn delete_by_user(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+    ) -> Result<Vec<RefreshRecord>, StoreError> {
         let now = self.clock.unix_seconds();
         let mut sessions = self.lock();
         let ids = sessions.user_sessions(user_id, now);
-        let mut deleted: Vec<RefreshRecord> =
-            ids.iter().filter_map(|id| sessions.remove(id)).collect();
+        let mut deleted: Vec<RefreshRecord> = ids
+            .iter()
+            .filter(|id| Some(id.as_str()) != keep)
+            .filter_map(|id| sessions.remove(id))
+            .collect();
         deleted.sort_by(|a, b| (a.created_at, &a.session_id).cmp(&(b.created_at, &b.session_id)));
         Ok(deleted)
     }
@@ -329,15 +367,15 @@ mod tests {
         let clock = ManualClock::at_unix_seconds(1_000);
         let store = MemoryRefreshStore::new().with_clock(Arc::new(clock.clone()));
         store
-            .create(&record("b", "alice", 1_001, 1_100))
+            .create(&record("b", "alice", 1_001, 1_100), None)
             .await
             .unwrap();
         store
-            .create(&record("a", "alice", 1_000, 2_000))
+            .create(&record("a", "alice", 1_000, 2_000), None)
             .await
             .unwrap();
         store
-            .create(&record("c", "bob", 1_000, 2_000))
+            .create(&record("c", "bob", 1_000, 2_000), None)
             .await
             .unwrap();
 
@@ -366,7 +404,7 @@ mod tests {
         expired.generation = 1;
         assert!(!store.compare_and_swap(&expired, 0).await.unwrap());
 
-        let deleted = store.delete_by_user("alice").await.unwrap();
+        let deleted = store.delete_by_user("alice", None).await.unwrap();
         assert_eq!(deleted.len(), 1);
         assert!(store.load("a").await.unwrap().is_none());
         assert_eq!(store.delete("c").await.unwrap().unwrap().user_id, "bob");
