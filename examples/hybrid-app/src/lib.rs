@@ -19,7 +19,7 @@ use demo_users::{
 use portcullis_core::{AuthRejection, Authentication, Authorized, CrossSiteCheck, CurrentUser};
 use portcullis_hybrid::{
     AccessSession, ConfigError, CookieTransport, HybridLayer, HybridSessions,
-    HybridSessionsBuilder, InProcessFeed, MemoryRefreshStore, TokenPair,
+    HybridSessionsBuilder, InProcessFeed, LimitPolicy, MemoryRefreshStore, SessionLimit, TokenPair,
 };
 use portcullis_jwt::{SigningKey, TokenIssuer};
 use portcullis_redis::{RedisConfig, RedisRefreshStore, RedisRevocationFeed};
@@ -56,6 +56,9 @@ pub struct Settings {
     /// The `LOGIN_*` settings of the login guard (failed logins counted in Redis too when
     /// `REDIS_URL` is set).
     pub login_guard: LoginGuardSettings,
+    /// `HYBRID_MAX_PER_USER` and `HYBRID_LIMIT_POLICY`: sessions per user (unset or 0:
+    /// unlimited), `evict-oldest` (default) or `refuse-new`.
+    pub limit: Option<SessionLimit>,
 }
 
 impl fmt::Debug for Settings {
@@ -70,6 +73,7 @@ impl fmt::Debug for Settings {
             .field("transparent_refresh", &self.transparent_refresh)
             .field("redis", &self.redis)
             .field("login_guard", &self.login_guard)
+            .field("limit", &self.limit)
             .finish()
     }
 }
@@ -175,6 +179,29 @@ impl Settings {
                 ));
             }
         };
+        let policy = match lookup("HYBRID_LIMIT_POLICY").as_deref().map(str::trim) {
+            None | Some("evict-oldest") => LimitPolicy::EvictOldest,
+            Some("refuse-new") => LimitPolicy::RefuseNew,
+            Some(other) => {
+                return Err(setting(
+                    "HYBRID_LIMIT_POLICY",
+                    format!("{other:?} is not evict-oldest or refuse-new"),
+                ));
+            }
+        };
+        let limit = match lookup("HYBRID_MAX_PER_USER") {
+            None => None,
+            Some(value) => match value.trim().parse::<u32>() {
+                Ok(0) => None,
+                Ok(max) => Some(SessionLimit { max, policy }),
+                Err(_) => {
+                    return Err(setting(
+                        "HYBRID_MAX_PER_USER",
+                        format!("{value:?} is not a whole number (0 for unlimited)"),
+                    ));
+                }
+            },
+        };
         Ok(Self {
             addr,
             keys,
@@ -185,6 +212,7 @@ impl Settings {
             transparent_refresh,
             redis: RedisConfig::from_lookup(&lookup),
             login_guard: LoginGuardSettings::from_lookup(&lookup)?,
+            limit,
         })
     }
 
@@ -208,12 +236,15 @@ impl Settings {
             .keys
             .token_issuer(self.signing_key()?)
             .ttl(self.access_ttl);
-        let builder = HybridSessions::builder(issuer.clone(), self.keys.validation())
+        let mut builder = HybridSessions::builder(issuer.clone(), self.keys.validation())
             .access_ttl(self.access_ttl)
             .refresh_ttl(self.refresh_ttl)
             .absolute_ttl(self.absolute_ttl)
             .grace_window(self.grace)
             .leeway(self.keys.leeway);
+        if let Some(limit) = self.limit {
+            builder = builder.max_sessions_per_user(limit);
+        }
         Ok((builder, issuer))
     }
 
@@ -727,6 +758,48 @@ mod tests {
         let secret =
             settings(&[("JWT_HS256_SECRET", "s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t")]).unwrap();
         assert!(!format!("{secret:?}").contains("s3cr3t"));
+    }
+
+    #[tokio::test]
+    async fn the_per_user_limit_comes_from_the_environment() {
+        assert_eq!(settings(&[]).unwrap().limit, None);
+        assert_eq!(
+            settings(&[("HYBRID_MAX_PER_USER", "0")]).unwrap().limit,
+            None
+        );
+        let evict = settings(&[("HYBRID_MAX_PER_USER", "3")]).unwrap();
+        assert_eq!(
+            evict.limit,
+            Some(SessionLimit {
+                max: 3,
+                policy: LimitPolicy::EvictOldest
+            })
+        );
+        for bad in [
+            ("HYBRID_MAX_PER_USER", "-1"),
+            ("HYBRID_LIMIT_POLICY", "newest"),
+        ] {
+            assert!(settings(&[bad]).is_err(), "{bad:?}");
+        }
+        // refuse-new: the second token login of alice is refused with 403.
+        let refuse = settings(&[
+            ("HYBRID_MAX_PER_USER", "1"),
+            ("HYBRID_LIMIT_POLICY", "refuse-new"),
+        ])
+        .unwrap();
+        let app = app(AppState::from_settings(&refuse).await.unwrap());
+        let login = || {
+            Request::post("/token")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(
+                    r#"{"username":"alice","password":"alice-password-1"}"#,
+                ))
+                .unwrap()
+        };
+        let first = app.clone().oneshot(login()).await.unwrap();
+        assert_eq!(first.status(), StatusCode::OK);
+        let second = app.oneshot(login()).await.unwrap();
+        assert_eq!(second.status(), StatusCode::FORBIDDEN);
     }
 
     #[tokio::test]
