@@ -1,5 +1,5 @@
 //! The hybrid per-user session limit across nodes: two `HybridSessions` (two application
-//! nodes, each with its own Redis connections) sharing one Redis, 20 parallel logins of one
+//! nodes, each with its own Redis connections) sharing one Redis (single and Cluster), 20 parallel logins of one
 //! user. Refuse-new admits exactly the limit; evict-oldest leaves exactly the limit live, and
 //! the evicted sessions' access tokens are refused at both edges once the feed delivers.
 
@@ -14,7 +14,7 @@ use portcullis_hybrid::{
 };
 use portcullis_jwt::{Algorithm, SigningKey, TokenIssuer, Validation};
 use portcullis_redis::{RedisConfig, RedisRefreshStore, RedisRevocationFeed};
-use portcullis_tests::redis_server::{shared_url, unique_prefix};
+use portcullis_tests::redis_server::{cluster_urls, shared_url, unique_prefix};
 use serde::{Deserialize, Serialize};
 use tower::ServiceExt;
 
@@ -26,14 +26,16 @@ struct User {
     user: String,
 }
 
-async fn two_nodes(policy: LimitPolicy) -> [HybridSessions; 2] {
+async fn two_nodes(cluster: bool, policy: LimitPolicy) -> [HybridSessions; 2] {
     let prefix = unique_prefix("hybrid-limit");
     let key = SigningKey::generate(Algorithm::HS256).unwrap();
     let node = || async {
-        let redis = RedisConfig::new(shared_url())
-            .key_prefix(&prefix)
-            .build()
-            .unwrap();
+        let config = if cluster {
+            RedisConfig::cluster(cluster_urls())
+        } else {
+            RedisConfig::new(shared_url())
+        };
+        let redis = config.key_prefix(&prefix).build().unwrap();
         let issuer = TokenIssuer::new(key.clone()).issuer("limit-test");
         HybridSessions::builder(issuer, Validation::new().issuer("limit-test"))
             .store(RedisRefreshStore::new(redis.clone()))
@@ -84,9 +86,8 @@ async fn edge_status(node: &HybridSessions, pair: &TokenPair) -> StatusCode {
     app.oneshot(request).await.unwrap().status()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refuse_new_admits_exactly_the_limit_across_two_nodes() {
-    let nodes = two_nodes(LimitPolicy::RefuseNew).await;
+async fn refuse_new_admits_exactly_the_limit_across_two_nodes(cluster: bool) {
+    let nodes = two_nodes(cluster, LimitPolicy::RefuseNew).await;
     let outcomes = racing_logins(&nodes).await;
     let admitted: Vec<&TokenPair> = outcomes.iter().filter_map(|r| r.as_ref().ok()).collect();
     assert_eq!(admitted.len(), LIMIT as usize);
@@ -103,9 +104,8 @@ async fn refuse_new_admits_exactly_the_limit_across_two_nodes() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn evict_oldest_keeps_exactly_the_limit_and_revokes_the_rest_at_both_edges() {
-    let nodes = two_nodes(LimitPolicy::EvictOldest).await;
+async fn evict_oldest_keeps_exactly_the_limit_and_revokes_the_rest_at_both_edges(cluster: bool) {
+    let nodes = two_nodes(cluster, LimitPolicy::EvictOldest).await;
     let pairs: Vec<TokenPair> = racing_logins(&nodes)
         .await
         .into_iter()
@@ -159,5 +159,29 @@ async fn evict_oldest_keeps_exactly_the_limit_and_revokes_the_rest_at_both_edges
             nodes[1].refresh(&pair.refresh_token().expose()).await,
             Err(HybridError::SessionEnded)
         ));
+    }
+}
+
+mod single {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn refuse_new_admits_exactly_the_limit_across_two_nodes() {
+        super::refuse_new_admits_exactly_the_limit_across_two_nodes(false).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn evict_oldest_keeps_exactly_the_limit_and_revokes_the_rest_at_both_edges() {
+        super::evict_oldest_keeps_exactly_the_limit_and_revokes_the_rest_at_both_edges(false).await;
+    }
+}
+
+mod cluster {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn refuse_new_admits_exactly_the_limit_across_two_nodes() {
+        super::refuse_new_admits_exactly_the_limit_across_two_nodes(true).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn evict_oldest_keeps_exactly_the_limit_and_revokes_the_rest_at_both_edges() {
+        super::evict_oldest_keeps_exactly_the_limit_and_revokes_the_rest_at_both_edges(true).await;
     }
 }
