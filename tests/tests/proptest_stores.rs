@@ -550,7 +550,7 @@ async fn apply_refresh<S: RefreshStore>(
                 family_hash: None,
                 user_agent: None,
             };
-            store.create(&record).await.map_err(error)?;
+            store.create(&record, None).await.map_err(error)?;
             RefreshObserved::Created
         }
         RefreshOp::Load { slot } => {
@@ -606,7 +606,7 @@ async fn apply_refresh<S: RefreshStore>(
         }
         RefreshOp::DeleteByUser { user } => {
             let mut deleted = store
-                .delete_by_user(&case.users[*user])
+                .delete_by_user(&case.users[*user], None)
                 .await
                 .map_err(error)?;
             // The contract returns what was deleted, in no promised order.

@@ -116,9 +116,9 @@ async fn refresh_session_survives_no_logout_all(cluster: bool, writer_offset: i6
         0,
         60,
     );
-    writer.create(&session).await.unwrap();
+    writer.create(&session, None).await.unwrap();
     other.list_by_user(&user).await.unwrap();
-    let revoked = writer.delete_by_user(&user).await.unwrap();
+    let revoked = writer.delete_by_user(&user, None).await.unwrap();
     assert_eq!(revoked.len(), 1, "logout-all reached the session");
     assert_eq!(writer.load(&session.session_id).await.unwrap(), None);
 }

@@ -270,7 +270,10 @@ async fn an_interrupted_refresh_logout_all_is_finished_too() {
     let store = RedisRefreshStore::new(redis);
     let clock = portcullis_core::ManualClock::new();
     store
-        .create(&refresh_store::record(&clock, "sid-1", "alice", 0, 600))
+        .create(
+            &refresh_store::record(&clock, "sid-1", "alice", 0, 600),
+            None,
+        )
         .await
         .unwrap();
     let live = format!("{{{}:ru:alice}}:live", f.prefix);
@@ -284,7 +287,7 @@ async fn an_interrupted_refresh_logout_all_is_finished_too() {
     f.cli(&["ZREM", &live, "sid-1"]);
     // The record is still there until the next operation on the user.
     assert!(store.load("sid-1").await.unwrap().is_some());
-    let deleted = store.delete_by_user("alice").await.unwrap();
+    let deleted = store.delete_by_user("alice", None).await.unwrap();
     assert_eq!(
         deleted.len(),
         1,

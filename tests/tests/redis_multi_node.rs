@@ -116,7 +116,7 @@ async fn one_rotation_wins_across_nodes(cluster: bool) {
     for round in 0..5 {
         let session_id = format!("sid-{round}");
         let first = refresh_store::record(&clock, &session_id, "alice", 0, 600);
-        nodes[0].create(&first).await.unwrap();
+        nodes[0].create(&first, None).await.unwrap();
         let wins = join_all((0..16).map(|i| {
             let node = Arc::clone(&nodes[i % NODES]);
             let mut next = first.clone();
@@ -130,7 +130,10 @@ async fn one_rotation_wins_across_nodes(cluster: bool) {
         .count();
         assert_eq!(wins, 1, "round {round}");
     }
-    assert_eq!(nodes[1].delete_by_user("alice").await.unwrap().len(), 5);
+    assert_eq!(
+        nodes[1].delete_by_user("alice", None).await.unwrap().len(),
+        5
+    );
 }
 
 mod single {

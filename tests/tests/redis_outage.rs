@@ -89,7 +89,7 @@ async fn stores_fail_in_bounded_time_while_redis_is_down_and_recover_after_a_res
         .unwrap();
     let clock = portcullis_core::ManualClock::new();
     refresh
-        .create(&record(&clock, "sid-1", "alice", 0, 600))
+        .create(&record(&clock, "sid-1", "alice", 0, 600), None)
         .await
         .unwrap();
     assert!(sessions.load(&key).await.unwrap().is_some());
@@ -128,7 +128,7 @@ async fn stores_fail_in_bounded_time_while_redis_is_down_and_recover_after_a_res
     assert!(sessions.load(&key).await.unwrap().is_some());
     assert_eq!(sessions.list_by_user("alice").await.unwrap().len(), 1);
     refresh
-        .create(&record(&clock, "sid-2", "alice", 0, 600))
+        .create(&record(&clock, "sid-2", "alice", 0, 600), None)
         .await
         .unwrap();
     assert!(refresh.load("sid-2").await.unwrap().is_some());

@@ -211,7 +211,7 @@ async fn round_trips_per_store_operation() {
     sessions.list_by_user("warm").await.unwrap();
     sessions.delete(&warm).await.unwrap();
     let warm = refresh_store::record(&clock, "warm", "warm", 0, 600);
-    refresh.create(&warm).await.unwrap();
+    refresh.create(&warm, None).await.unwrap();
     let mut next = warm.clone();
     next.generation = 1;
     refresh.compare_and_swap(&next, 0).await.unwrap();
@@ -237,7 +237,7 @@ async fn round_trips_per_store_operation() {
     sessions.delete(&key).await.unwrap();
     table.push(("session delete", monitor.take().await));
     let hybrid = refresh_store::record(&clock, "sid-rtt", "alice", 0, 600);
-    refresh.create(&hybrid).await.unwrap();
+    refresh.create(&hybrid, None).await.unwrap();
     table.push(("refresh create", monitor.take().await));
     refresh.load("sid-rtt").await.unwrap().unwrap();
     table.push(("refresh load", monitor.take().await));

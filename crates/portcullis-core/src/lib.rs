@@ -59,6 +59,7 @@ mod rejection;
 mod render;
 mod require;
 mod secret;
+mod session_limit;
 mod store_error;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -84,5 +85,6 @@ pub use rejection::{AuthRejection, RejectionKind};
 pub use render::{MapRejection, MapRejectionFuture, MapRejectionLayer, login_redirect, safe_next};
 pub use require::{Require, RequireLayer};
 pub use secret::{SecretToken, StoreKey, constant_time_eq, random_handle};
+pub use session_limit::{LimitPolicy, SessionLimit};
 pub use store_error::StoreError;
 pub use user_json::UserJson;

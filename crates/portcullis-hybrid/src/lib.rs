@@ -60,6 +60,8 @@ mod access;
 mod cookies;
 mod endpoints;
 mod layer;
+#[cfg(test)]
+mod limit_tests;
 mod login;
 mod memory;
 mod refresh_token;
@@ -83,4 +85,7 @@ pub use sessions::{
     ConfigError, HybridError, HybridSessions, HybridSessionsBuilder, ReloadUser, SessionInfo,
     TokenPair,
 };
-pub use store::{RefreshRecord, RefreshStore, RotatedToken, SealedSecret};
+pub use store::{
+    CreateOutcome, LimitPolicy, RefreshRecord, RefreshStore, RotatedToken, SealedSecret,
+    SessionLimit,
+};

@@ -10,7 +10,8 @@ use std::{
 use portcullis_core::{SharedClock, StoreError, SystemClock};
 
 use crate::{
-    RefreshRecord, RefreshStore, Revocation, RevocationFeed, RevocationList, UserRevocation,
+    CreateOutcome, LimitPolicy, RefreshRecord, RefreshStore, Revocation, RevocationFeed,
+    RevocationList, SessionLimit, UserRevocation,
 };
 
 /// Default [`MemoryRefreshStore::max_sessions`].
@@ -242,42 +243,57 @@ impl MemoryRefreshStore {
 }
 
 impl RefreshStore for MemoryRefreshStore {
-    async fn create(&self, record: &RefreshRecord) -> Result<(), StoreError> {
+    async fn create(
+        &self,
+        record: &RefreshRecord,
+        limit: Option<SessionLimit>,
+    ) -> Result<CreateOutcome, StoreError> {
         let now = self.clock.unix_seconds();
+        // One lock for the count and the insert: two logins of one user cannot both squeeze
+        // under the limit.
         let mut sessions = self.lock();
-        let mut evicted = 0_usize;
-        // The user's oldest sessions make room for this one (oldest by creation, as listed).
-        let mut theirs = sessions.user_sessions(&record.user_id, now);
-        theirs.retain(|id| *id != record.session_id);
-        if theirs.len() >= self.max_per_user {
-            let mut oldest: Vec<(u64, String)> = theirs
+        let mut evicted = Vec::new();
+        let mut live = sessions.user_sessions(&record.user_id, now);
+        live.retain(|id| *id != record.session_id);
+        // The application's limit, then the store's own bound on one user's sessions.
+        let mut max = self.max_per_user;
+        if let Some(limit) = limit {
+            let wanted = usize::try_from(limit.max.max(1)).unwrap_or(usize::MAX);
+            if live.len() >= wanted && limit.policy == LimitPolicy::RefuseNew {
+                return Ok(CreateOutcome::LimitReached);
+            }
+            max = max.min(wanted);
+        }
+        if live.len() >= max {
+            let mut aged: Vec<(u64, String)> = live
                 .into_iter()
                 .filter_map(|id| Some((sessions.records.get(&id)?.created_at, id)))
                 .collect();
-            oldest.sort();
-            let excess = oldest.len() + 1 - self.max_per_user;
-            for (_, id) in oldest.into_iter().take(excess) {
+            aged.sort();
+            let excess = aged.len() + 1 - max;
+            for (_, id) in aged.into_iter().take(excess) {
                 sessions.remove(&id);
-                evicted += 1;
+                evicted.push(id);
             }
         }
+        let mut at_capacity = 0_usize;
         if sessions.records.len() >= self.max_sessions
             && !sessions.records.contains_key(&record.session_id)
         {
             sessions.purge(now);
             while sessions.records.len() >= self.max_sessions && sessions.evict_soonest() {
-                evicted += 1;
+                at_capacity += 1;
             }
         }
         sessions.insert(record.clone());
         drop(sessions);
-        if evicted > 0 {
+        if at_capacity > 0 {
             tracing::warn!(
-                evicted,
-                "memory refresh store at a limit: ended the sessions closest to expiry or the user's oldest"
+                evicted = at_capacity,
+                "memory refresh store at its cap: ended the sessions closest to expiry"
             );
         }
-        Ok(())
+        Ok(CreateOutcome::Created { evicted })
     }
 
     async fn load(&self, session_id: &str) -> Result<Option<RefreshRecord>, StoreError> {
@@ -327,12 +343,19 @@ impl RefreshStore for MemoryRefreshStore {
         Ok(records)
     }
 
-    async fn delete_by_user(&self, user_id: &str) -> Result<Vec<RefreshRecord>, StoreError> {
+    async fn delete_by_user(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+    ) -> Result<Vec<RefreshRecord>, StoreError> {
         let now = self.clock.unix_seconds();
         let mut sessions = self.lock();
         let ids = sessions.user_sessions(user_id, now);
-        let mut deleted: Vec<RefreshRecord> =
-            ids.iter().filter_map(|id| sessions.remove(id)).collect();
+        let mut deleted: Vec<RefreshRecord> = ids
+            .iter()
+            .filter(|id| Some(id.as_str()) != keep)
+            .filter_map(|id| sessions.remove(id))
+            .collect();
         deleted.sort_by(|a, b| (a.created_at, &a.session_id).cmp(&(b.created_at, &b.session_id)));
         Ok(deleted)
     }
@@ -494,15 +517,15 @@ mod tests {
         let clock = ManualClock::at_unix_seconds(1_000);
         let store = MemoryRefreshStore::new().with_clock(Arc::new(clock.clone()));
         store
-            .create(&record("b", "alice", 1_001, 1_100))
+            .create(&record("b", "alice", 1_001, 1_100), None)
             .await
             .unwrap();
         store
-            .create(&record("a", "alice", 1_000, 2_000))
+            .create(&record("a", "alice", 1_000, 2_000), None)
             .await
             .unwrap();
         store
-            .create(&record("c", "bob", 1_000, 2_000))
+            .create(&record("c", "bob", 1_000, 2_000), None)
             .await
             .unwrap();
 
@@ -531,7 +554,7 @@ mod tests {
         expired.generation = 1;
         assert!(!store.compare_and_swap(&expired, 0).await.unwrap());
 
-        let deleted = store.delete_by_user("alice").await.unwrap();
+        let deleted = store.delete_by_user("alice", None).await.unwrap();
         assert_eq!(deleted.len(), 1);
         assert!(store.load("a").await.unwrap().is_none());
         assert_eq!(store.delete("c").await.unwrap().unwrap().user_id, "bob");
@@ -547,21 +570,21 @@ mod tests {
             .with_clock(Arc::new(clock.clone()))
             .max_sessions(3);
         store
-            .create(&record("a", "u1", 1_000, 1_010))
+            .create(&record("a", "u1", 1_000, 1_010), None)
             .await
             .unwrap();
         store
-            .create(&record("b", "u2", 1_000, 1_500))
+            .create(&record("b", "u2", 1_000, 1_500), None)
             .await
             .unwrap();
         store
-            .create(&record("c", "u3", 1_000, 1_200))
+            .create(&record("c", "u3", 1_000, 1_200), None)
             .await
             .unwrap();
         // "a" expires; at the cap it is purged rather than a live session evicted.
         clock.advance(std::time::Duration::from_secs(20));
         store
-            .create(&record("d", "u4", 1_020, 1_900))
+            .create(&record("d", "u4", 1_020, 1_900), None)
             .await
             .unwrap();
         assert_eq!(store.len(), 3);
@@ -573,7 +596,7 @@ mod tests {
         b.generation = 1;
         assert!(store.compare_and_swap(&b, 0).await.unwrap());
         store
-            .create(&record("e", "u5", 1_020, 1_900))
+            .create(&record("e", "u5", 1_020, 1_900), None)
             .await
             .unwrap();
         assert_eq!(store.len(), 3);
@@ -592,19 +615,19 @@ mod tests {
             .with_clock(Arc::new(clock.clone()))
             .max_sessions_per_user(2);
         store
-            .create(&record("old", "alice", 1_000, 2_000))
+            .create(&record("old", "alice", 1_000, 2_000), None)
             .await
             .unwrap();
         store
-            .create(&record("mid", "alice", 1_001, 2_000))
+            .create(&record("mid", "alice", 1_001, 2_000), None)
             .await
             .unwrap();
         store
-            .create(&record("bob", "bob", 999, 2_000))
+            .create(&record("bob", "bob", 999, 2_000), None)
             .await
             .unwrap();
         store
-            .create(&record("new", "alice", 1_002, 2_000))
+            .create(&record("new", "alice", 1_002, 2_000), None)
             .await
             .unwrap();
         let ids: Vec<_> = store
@@ -628,12 +651,10 @@ mod tests {
         let store = MemoryRefreshStore::new().with_clock(Arc::new(clock.clone()));
         for i in 0..200 {
             store
-                .create(&record(
-                    &format!("s{i}"),
-                    &format!("u{i}"),
-                    1_000,
-                    1_010 + i,
-                ))
+                .create(
+                    &record(&format!("s{i}"), &format!("u{i}"), 1_000, 1_010 + i),
+                    None,
+                )
                 .await
                 .unwrap();
         }

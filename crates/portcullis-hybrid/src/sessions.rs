@@ -19,8 +19,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::{
-    RefreshRecord, RefreshStore, RefreshToken, Revocation, RevocationFeed, RevocationList,
-    UserRevocation, access,
+    CreateOutcome, RefreshRecord, RefreshStore, RefreshToken, Revocation, RevocationFeed,
+    RevocationList, SessionLimit, UserRevocation, access,
     refresh_token::family_hash,
     rotation::{Decision, Timing, decide},
 };
@@ -82,7 +82,11 @@ where
 // Object-safe mirrors of the store traits, so `HybridSessions` has no type parameters and the
 // backend can be chosen at run time (memory or Redis, from configuration).
 trait DynRefreshStore: Send + Sync {
-    fn create<'a>(&'a self, record: &'a RefreshRecord) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn create<'a>(
+        &'a self,
+        record: &'a RefreshRecord,
+        limit: Option<SessionLimit>,
+    ) -> BoxFuture<'a, Result<CreateOutcome, StoreError>>;
     fn load<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<RefreshRecord>, StoreError>>;
     fn compare_and_swap<'a>(
         &'a self,
@@ -100,13 +104,18 @@ trait DynRefreshStore: Send + Sync {
     fn delete_by_user<'a>(
         &'a self,
         user: &'a str,
+        keep: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Vec<RefreshRecord>, StoreError>>;
     fn purge_expired(&self) -> BoxFuture<'_, Result<usize, StoreError>>;
 }
 
 impl<T: RefreshStore> DynRefreshStore for T {
-    fn create<'a>(&'a self, record: &'a RefreshRecord) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(RefreshStore::create(self, record))
+    fn create<'a>(
+        &'a self,
+        record: &'a RefreshRecord,
+        limit: Option<SessionLimit>,
+    ) -> BoxFuture<'a, Result<CreateOutcome, StoreError>> {
+        Box::pin(RefreshStore::create(self, record, limit))
     }
     fn load<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<RefreshRecord>, StoreError>> {
         Box::pin(RefreshStore::load(self, id))
@@ -133,8 +142,9 @@ impl<T: RefreshStore> DynRefreshStore for T {
     fn delete_by_user<'a>(
         &'a self,
         user: &'a str,
+        keep: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Vec<RefreshRecord>, StoreError>> {
-        Box::pin(RefreshStore::delete_by_user(self, user))
+        Box::pin(RefreshStore::delete_by_user(self, user, keep))
     }
     fn purge_expired(&self) -> BoxFuture<'_, Result<usize, StoreError>> {
         Box::pin(RefreshStore::purge_expired(self))
@@ -249,6 +259,10 @@ pub enum HybridError {
         /// Its size: name, value and attributes.
         bytes: usize,
     },
+    /// The per-user session limit ([`HybridSessionsBuilder::max_sessions_per_user`] with
+    /// [`LimitPolicy::RefuseNew`](crate::LimitPolicy::RefuseNew)) refused the login (403).
+    #[error("the user already has the maximum number of sessions")]
+    LimitReached,
 }
 
 impl From<HybridError> for AuthRejection {
@@ -281,6 +295,9 @@ impl From<HybridError> for AuthRejection {
                     "{error}: the user claims are too large for the cookie transport; \
                      use the bearer transport or a smaller user"
                 ))
+            }
+            HybridError::LimitReached => {
+                AuthRejection::forbidden("the user already has the maximum number of sessions")
             }
         }
     }
@@ -408,6 +425,7 @@ pub(crate) struct Settings {
     pub(crate) idle_ttl: Duration,
     pub(crate) absolute_ttl: Duration,
     pub(crate) grace: Duration,
+    pub(crate) limit: Option<SessionLimit>,
 }
 
 impl Default for Settings {
@@ -418,6 +436,7 @@ impl Default for Settings {
             idle_ttl: Duration::from_secs(14 * 24 * 3600),
             absolute_ttl: Duration::from_secs(30 * 24 * 3600),
             grace: Duration::from_secs(5),
+            limit: None,
         }
     }
 }
@@ -542,10 +561,14 @@ impl HybridSessions {
     /// extractors decode into the application's user type. Keep it small: it rides in every
     /// access token, readable by the client (JWTs are signed, not encrypted).
     ///
+    /// With a per-user limit ([`HybridSessionsBuilder::max_sessions_per_user`]) the store
+    /// enforces it atomically: evicted sessions are revoked on every node like a logout.
+    ///
     /// # Errors
     ///
-    /// [`HybridError::Store`] when the store fails; [`HybridError::User`] when `user` does not
-    /// serialize.
+    /// [`HybridError::Store`] when the store or the feed fails; [`HybridError::User`] when
+    /// `user` does not serialize; [`HybridError::LimitReached`] when the limit refuses new
+    /// sessions.
     pub async fn login<U: Serialize + ?Sized>(
         &self,
         user_id: &str,
@@ -574,7 +597,30 @@ impl HybridSessions {
             family_hash: family_hash(&secret),
             user_agent: user_agent.map(truncate_user_agent),
         };
-        self.inner.store.create(&record).await?;
+        match self.inner.store.create(&record, settings.limit).await? {
+            CreateOutcome::LimitReached => return Err(HybridError::LimitReached),
+            CreateOutcome::Created { evicted } if !evicted.is_empty() => {
+                tracing::info!(
+                    evicted = evicted.len(),
+                    "per-user session limit: evicted the oldest sessions"
+                );
+                observe::revocation(
+                    Mechanism::Hybrid,
+                    RevocationScope::Session,
+                    evicted.len() as u64,
+                );
+                if let Err(error) = self.publish_all(evicted.iter().map(String::as_str)).await {
+                    // Fail closed: the evicted sessions' access tokens may still pass at other
+                    // nodes, so hand out no tokens; the new session is dropped (best effort) so
+                    // a retry finds room.
+                    if let Err(error) = self.inner.store.delete(&record.session_id).await {
+                        tracing::warn!(%error, "could not drop the session of a failed login");
+                    }
+                    return Err(error);
+                }
+            }
+            CreateOutcome::Created { .. } => {}
+        }
         // The session id is public (it rides in every access token); the secret never is logged.
         observe::login(Mechanism::Hybrid, Some(&record.session_id));
         let refresh = RefreshToken::new(record.session_id.clone(), secret);
@@ -730,23 +776,83 @@ impl HybridSessions {
         // of sessions that already expired (the store no longer knows them, so the deletion
         // below could not publish their ids).
         let user_published = self.revoke_user_tokens(user_id).await;
-        let deleted = self.inner.store.delete_by_user(user_id).await?;
+        let deleted = self.inner.store.delete_by_user(user_id, None).await?;
         observe::revocation(
             Mechanism::Hybrid,
             RevocationScope::User,
             deleted.len() as u64,
         );
+        let published = self
+            .publish_all(deleted.iter().map(|record| record.session_id.as_str()))
+            .await;
+        user_published?;
+        published?;
+        Ok(deleted.len())
+    }
+
+    /// Ends every session of the user except `current_session_id` ("sign out other devices",
+    /// or after a password change, OWASP ASVS 3.3.3): each ended session is published on the
+    /// revocation feed, so its access tokens are refused at every edge. Returns how many ended.
+    ///
+    /// `current_session_id` is the caller's own session (the `sid` of the access token, see
+    /// [`AccessSession::session_id`](crate::AccessSession::session_id)); it names the user.
+    ///
+    /// # Errors
+    ///
+    /// [`HybridError::SessionEnded`] when the current session no longer exists (it cannot
+    /// speak for the user any more); [`HybridError::Store`] when the store or the feed fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use portcullis_hybrid::{HybridSessions, InProcessFeed, MemoryRefreshStore};
+    /// use portcullis_jwt::{Algorithm, SigningKey, TokenIssuer, Validation};
+    ///
+    /// let issuer = TokenIssuer::new(SigningKey::generate(Algorithm::HS256)?);
+    /// let sessions = HybridSessions::builder(issuer, Validation::new())
+    ///     .store(MemoryRefreshStore::new())
+    ///     .feed(InProcessFeed::new())
+    ///     .build()
+    ///     .await?;
+    /// let laptop = sessions.login("alice", &serde_json::json!({"user": "alice"}), None).await?;
+    /// let phone = sessions.login("alice", &serde_json::json!({"user": "alice"}), None).await?;
+    /// assert_eq!(sessions.revoke_others(laptop.session_id()).await?, 1);
+    /// assert!(sessions.revocations().is_revoked(phone.session_id(), 0));
+    /// assert!(!sessions.revocations().is_revoked(laptop.session_id(), 0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
+    pub async fn revoke_others(&self, current_session_id: &str) -> Result<usize, HybridError> {
+        let Some(current) = self.inner.store.load(current_session_id).await? else {
+            return Err(HybridError::SessionEnded);
+        };
+        let deleted = self
+            .inner
+            .store
+            .delete_by_user(&current.user_id, Some(current_session_id))
+            .await?;
+        observe::revocation(
+            Mechanism::Hybrid,
+            RevocationScope::User,
+            deleted.len() as u64,
+        );
+        self.publish_all(deleted.iter().map(|record| record.session_id.as_str()))
+            .await?;
+        Ok(deleted.len())
+    }
+
+    /// Publishes every session id, trying them all; returns the last failure, if any.
+    async fn publish_all<'a>(
+        &self,
+        session_ids: impl Iterator<Item = &'a str>,
+    ) -> Result<(), HybridError> {
         let mut failure = None;
-        for record in &deleted {
-            if let Err(error) = self.publish(&record.session_id).await {
+        for session_id in session_ids {
+            if let Err(error) = self.publish(session_id).await {
                 failure = Some(error);
             }
         }
-        user_published?;
-        match failure {
-            Some(error) => Err(error),
-            None => Ok(deleted.len()),
-        }
+        failure.map_or(Ok(()), Err)
     }
 
     /// Refuses, on every node, every access token of `user_id` issued until now, without
@@ -1171,6 +1277,29 @@ impl HybridSessionsBuilder {
         self
     }
 
+    /// Caps the number of live sessions per user, enforced atomically by the store at login
+    /// (default: no cap), as [`SessionConfig::max_sessions_per_user`] does for session cookies.
+    /// [`LimitPolicy::EvictOldest`](crate::LimitPolicy::EvictOldest) ends the oldest sessions
+    /// to make room and revokes their access tokens on every node, like a logout;
+    /// [`LimitPolicy::RefuseNew`](crate::LimitPolicy::RefuseNew) refuses the login with
+    /// [`HybridError::LimitReached`] (403). `max` must be at least 1.
+    ///
+    /// [`SessionConfig::max_sessions_per_user`]: https://docs.rs/portcullis-session/latest/portcullis_session/struct.SessionConfig.html#method.max_sessions_per_user
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use portcullis_hybrid::{HybridSessions, LimitPolicy, SessionLimit};
+    /// # use portcullis_jwt::{SigningKey, TokenIssuer, Validation};
+    /// # let issuer = TokenIssuer::new(SigningKey::generate(portcullis_jwt::Algorithm::HS256).unwrap());
+    /// let builder = HybridSessions::builder(issuer, Validation::new())
+    ///     .max_sessions_per_user(SessionLimit { max: 3, policy: LimitPolicy::EvictOldest });
+    /// ```
+    pub fn max_sessions_per_user(mut self, limit: SessionLimit) -> Self {
+        self.settings.limit = Some(limit);
+        self
+    }
+
     /// Validates the settings, subscribes this node's revocation list to the feed, and starts
     /// a background task (on the current Tokio runtime, if any) that every minute forgets
     /// revocations whose access tokens have expired and purges expired sessions from the
@@ -1210,6 +1339,11 @@ impl HybridSessionsBuilder {
                 return Err(ConfigError::Invalid("leeway must be at most 5 minutes"));
             }
             validation = validation.leeway(leeway);
+        }
+        if settings.limit.is_some_and(|limit| limit.max == 0) {
+            return Err(ConfigError::Invalid(
+                "max_sessions_per_user must allow at least 1 session",
+            ));
         }
         let store = self.store.ok_or(ConfigError::MissingStore)?;
         let feed = self.feed.ok_or(ConfigError::MissingFeed)?;

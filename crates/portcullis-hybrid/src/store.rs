@@ -10,6 +10,7 @@
 
 use std::future::Future;
 
+pub use portcullis_core::{LimitPolicy, SessionLimit};
 use portcullis_core::{StoreError, StoreKey};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -105,14 +106,33 @@ impl RefreshRecord {
     }
 }
 
+/// The result of [`RefreshStore::create`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateOutcome {
+    /// The session was created; `evicted` holds the ids of the user's sessions removed to make
+    /// room under [`LimitPolicy::EvictOldest`], oldest first.
+    Created {
+        /// Session ids evicted by [`LimitPolicy::EvictOldest`]: the caller revokes their access
+        /// tokens.
+        evicted: Vec<String>,
+    },
+    /// [`LimitPolicy::RefuseNew`] refused the session: nothing was stored.
+    LimitReached,
+}
+
 /// A backend for hybrid sessions.
 ///
 /// Every method is atomic on its own. A record whose [`RefreshRecord::expires_at`] has passed
 /// behaves as absent.
 pub trait RefreshStore: Send + Sync + 'static {
-    /// Stores a new session record (login).
-    fn create(&self, record: &RefreshRecord)
-    -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Stores a new session record (login), indexing it under its user and enforcing `limit`
+    /// atomically: parallel logins of one user, on any number of nodes, never leave more than
+    /// `limit.max` live sessions.
+    fn create(
+        &self,
+        record: &RefreshRecord,
+        limit: Option<SessionLimit>,
+    ) -> impl Future<Output = Result<CreateOutcome, StoreError>> + Send;
 
     /// The session record, if it exists and has not expired.
     fn load(
@@ -140,10 +160,13 @@ pub trait RefreshStore: Send + Sync + 'static {
         user_id: &str,
     ) -> impl Future<Output = Result<Vec<RefreshRecord>, StoreError>> + Send;
 
-    /// Deletes every session of the user (logout-all); returns the records it deleted.
+    /// Deletes every session of the user except the one with session id `keep` (logout-all,
+    /// or "sign out other devices" with the caller's own session kept); returns the records it
+    /// deleted.
     fn delete_by_user(
         &self,
         user_id: &str,
+        keep: Option<&str>,
     ) -> impl Future<Output = Result<Vec<RefreshRecord>, StoreError>> + Send;
 
     /// Frees the memory of expired records; returns how many. [`HybridSessions`] calls it

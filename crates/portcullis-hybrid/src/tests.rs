@@ -49,9 +49,13 @@ impl CountingStore {
 }
 
 impl RefreshStore for CountingStore {
-    async fn create(&self, record: &RefreshRecord) -> Result<(), StoreError> {
+    async fn create(
+        &self,
+        record: &RefreshRecord,
+        limit: Option<SessionLimit>,
+    ) -> Result<CreateOutcome, StoreError> {
         self.tick();
-        self.inner.create(record).await
+        self.inner.create(record, limit).await
     }
     async fn load(&self, session_id: &str) -> Result<Option<RefreshRecord>, StoreError> {
         self.tick();
@@ -75,9 +79,13 @@ impl RefreshStore for CountingStore {
         self.tick();
         self.inner.list_by_user(user_id).await
     }
-    async fn delete_by_user(&self, user_id: &str) -> Result<Vec<RefreshRecord>, StoreError> {
+    async fn delete_by_user(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+    ) -> Result<Vec<RefreshRecord>, StoreError> {
         self.tick();
-        self.inner.delete_by_user(user_id).await
+        self.inner.delete_by_user(user_id, keep).await
     }
 }
 
@@ -898,9 +906,13 @@ impl FlakyStore {
 }
 
 impl RefreshStore for FlakyStore {
-    async fn create(&self, record: &RefreshRecord) -> Result<(), StoreError> {
+    async fn create(
+        &self,
+        record: &RefreshRecord,
+        limit: Option<SessionLimit>,
+    ) -> Result<CreateOutcome, StoreError> {
         self.check()?;
-        self.inner.create(record).await
+        self.inner.create(record, limit).await
     }
     async fn load(&self, session_id: &str) -> Result<Option<RefreshRecord>, StoreError> {
         self.check()?;
@@ -924,9 +936,13 @@ impl RefreshStore for FlakyStore {
         self.check()?;
         self.inner.list_by_user(user_id).await
     }
-    async fn delete_by_user(&self, user_id: &str) -> Result<Vec<RefreshRecord>, StoreError> {
+    async fn delete_by_user(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+    ) -> Result<Vec<RefreshRecord>, StoreError> {
         self.check()?;
-        self.inner.delete_by_user(user_id).await
+        self.inner.delete_by_user(user_id, keep).await
     }
 }
 

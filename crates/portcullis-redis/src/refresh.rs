@@ -9,17 +9,20 @@ use std::sync::{Arc, LazyLock};
 
 use futures_util::future::try_join_all;
 use portcullis_core::{SharedClock, StoreError, SystemClock};
-use portcullis_hybrid::{RefreshRecord, RefreshStore};
+use portcullis_hybrid::{CreateOutcome, LimitPolicy, RefreshRecord, RefreshStore, SessionLimit};
 use redis::Script;
 
 use crate::{
     connection::RedisConnection,
-    index::{Added, Entry, UserIndex, ttl},
+    index::{Added, Entry, Limit, UserIndex, ttl},
 };
 
 /// Session ids longer than this are refused before Redis is asked (the hybrid layer's own
 /// tokens are far shorter).
 const MAX_SESSION_ID_LEN: usize = 128;
+/// An index entry whose record is missing this long after its creation is a leftover (a node
+/// died between the two writes), not a login in progress: a full limit drops it and retries.
+const REAP_GRACE_SECS: u64 = 60;
 
 /// ARGV: record JSON, generation, expires_at, user id, ttl.
 static PUT: LazyLock<Script> = LazyLock::new(|| {
@@ -129,13 +132,22 @@ impl RedisRefreshStore {
     }
 
     async fn fetch(&self, session_id: &str, now: u64) -> Result<Option<RefreshRecord>, StoreError> {
+        Ok(self
+            .fetch_stored(session_id)
+            .await?
+            .filter(|record| record.expires_at() > now))
+    }
+
+    /// The stored record, expired or not.
+    async fn fetch_stored(&self, session_id: &str) -> Result<Option<RefreshRecord>, StoreError> {
         let json: Option<String> = self
             .redis
             .query(redis::cmd("HGET").arg(self.record_key(session_id)).arg("r"))
             .await?;
         let Some(json) = json else { return Ok(None) };
-        let record: RefreshRecord = serde_json::from_str(&json).map_err(StoreError::corrupt)?;
-        Ok((record.expires_at() > now).then_some(record))
+        serde_json::from_str(&json)
+            .map(Some)
+            .map_err(StoreError::corrupt)
     }
 
     async fn delete_record(
@@ -176,6 +188,38 @@ impl RedisRefreshStore {
     }
 }
 
+impl RedisRefreshStore {
+    /// Drops index entries whose records are gone or expired, so they stop counting against a
+    /// limit; returns how many.
+    async fn reap(&self, index: &UserIndex, now: u64) -> Result<usize, StoreError> {
+        let (live, doomed) = index.list(&self.redis, now).await?;
+        self.finish(index, now, &doomed).await?;
+        let fetched = try_join_all(
+            live.iter()
+                .map(|(session_id, _)| self.fetch_stored(session_id)),
+        )
+        .await?;
+        let gone: Vec<String> = live
+            .into_iter()
+            .zip(fetched)
+            .filter(|((_, created), record)| match record {
+                None => created.saturating_add(REAP_GRACE_SECS) <= now,
+                Some(record) => record.expires_at() <= now,
+            })
+            .map(|((session_id, _), _)| session_id)
+            .collect();
+        // Expired by this node's clock but maybe not by Redis' (its entry still stands): the
+        // record goes before its entry, so an entry is never dropped while its record lives.
+        try_join_all(
+            gone.iter()
+                .map(|session_id| self.delete_record(session_id, now)),
+        )
+        .await?;
+        index.forget(&self.redis, now, &gone).await?;
+        Ok(gone.len())
+    }
+}
+
 fn valid_session_id(session_id: &str) -> bool {
     !session_id.is_empty() && session_id.len() <= MAX_SESSION_ID_LEN
 }
@@ -194,20 +238,32 @@ fn oldest_first(records: &mut [RefreshRecord]) {
 }
 
 impl RefreshStore for RedisRefreshStore {
-    async fn create(&self, record: &RefreshRecord) -> Result<(), StoreError> {
+    async fn create(
+        &self,
+        record: &RefreshRecord,
+        limit: Option<SessionLimit>,
+    ) -> Result<CreateOutcome, StoreError> {
         if !valid_session_id(&record.session_id) {
             return Err(StoreError::corrupt("session id empty or too long"));
         }
         let now = self.clock.unix_seconds();
         let index = self.index(&record.user_id);
         let record_key = self.record_key(&record.session_id);
+        let limit = limit.map(|limit| Limit {
+            max: limit.max,
+            refuse: limit.policy == LimitPolicy::RefuseNew,
+        });
         self.redis
             .bounded(async {
-                // 1. The index first: a record never exists without its index entry.
-                let Added::Added { doomed, .. } =
-                    index.add(&self.redis, now, &entry(record), None).await?
-                else {
-                    return Err(StoreError::corrupt("index refused a session without limit"));
+                // 1. The index first: a record never exists without its index entry. The
+                //    count, the eviction and the insert are one script on the user's slot, so
+                //    the limit is exact across nodes.
+                let mut added = index.add(&self.redis, now, &entry(record), limit).await?;
+                if matches!(added, Added::Refused) && self.reap(&index, now).await? > 0 {
+                    added = index.add(&self.redis, now, &entry(record), limit).await?;
+                }
+                let Added::Added { evicted, doomed } = added else {
+                    return Ok(CreateOutcome::LimitReached);
                 };
                 // 2. The record.
                 let json = serde_json::to_string(record).map_err(StoreError::corrupt)?;
@@ -224,9 +280,14 @@ impl RefreshStore for RedisRefreshStore {
                 if !index.contains(&self.redis, &record.session_id).await? {
                     self.delete_record(&record.session_id, now).await?;
                 }
-                // 4. Deletions an interrupted operation left behind.
+                // 4. The evicted records, and deletions an interrupted operation left behind.
                 self.finish(&index, now, &doomed).await?;
-                Ok(())
+                Ok(CreateOutcome::Created {
+                    evicted: evicted
+                        .into_iter()
+                        .map(|(session_id, _)| session_id)
+                        .collect(),
+                })
             })
             .await
     }
@@ -318,12 +379,16 @@ impl RefreshStore for RedisRefreshStore {
             .await
     }
 
-    async fn delete_by_user(&self, user_id: &str) -> Result<Vec<RefreshRecord>, StoreError> {
+    async fn delete_by_user(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+    ) -> Result<Vec<RefreshRecord>, StoreError> {
         let now = self.clock.unix_seconds();
         let index = self.index(user_id);
         self.redis
             .bounded(async {
-                let doomed = index.take_all(&self.redis, now, None).await?;
+                let doomed = index.take_all(&self.redis, now, keep).await?;
                 let mut deleted = self.finish(&index, now, &doomed).await?;
                 oldest_first(&mut deleted);
                 Ok(deleted)

@@ -8,6 +8,7 @@
 
 use std::future::Future;
 
+pub use portcullis_core::{LimitPolicy, SessionLimit};
 use portcullis_core::{StoreError, StoreKey, UserJson};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -40,24 +41,6 @@ pub struct SessionRecord {
     pub persistent: bool,
     /// Incremented by every successful [`SessionStore::save`]; touches leave it alone.
     pub version: u64,
-}
-
-/// What to do when a user already has the maximum number of sessions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LimitPolicy {
-    /// Remove the user's oldest sessions to make room.
-    EvictOldest,
-    /// Refuse the new session.
-    RefuseNew,
-}
-
-/// A cap on the number of live sessions per user, enforced atomically by the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SessionLimit {
-    /// The largest number of sessions a user may have (at least 1).
-    pub max: u32,
-    /// What happens to the next one.
-    pub policy: LimitPolicy,
 }
 
 /// The result of [`SessionStore::create`].

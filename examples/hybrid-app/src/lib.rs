@@ -18,7 +18,7 @@ use demo_users::{
 use portcullis_core::{AlwaysReady, AuthRejection, Authorized, CurrentUser, ReadinessChecks};
 use portcullis_hybrid::{
     ConfigError, CookieTransport, HybridEndpoints, HybridLayer, HybridLogin, HybridSessions,
-    HybridSessionsBuilder, InProcessFeed, MemoryRefreshStore,
+    HybridSessionsBuilder, InProcessFeed, LimitPolicy, MemoryRefreshStore, SessionLimit,
 };
 use portcullis_jwt::{SigningKey, TokenIssuer};
 use portcullis_redis::{RedisConfig, RedisRefreshStore, RedisRevocationFeed};
@@ -53,6 +53,9 @@ pub struct Settings {
     /// The `LOGIN_*` settings of the login guard (failed logins counted in Redis too when
     /// `REDIS_URL` is set).
     pub login_guard: LoginGuardSettings,
+    /// `HYBRID_MAX_PER_USER` and `HYBRID_LIMIT_POLICY`: sessions per user (unset or 0:
+    /// unlimited), `evict-oldest` (default) or `refuse-new`.
+    pub limit: Option<SessionLimit>,
 }
 
 /// A setting the app cannot start with.
@@ -156,6 +159,29 @@ impl Settings {
                 ));
             }
         };
+        let policy = match lookup("HYBRID_LIMIT_POLICY").as_deref().map(str::trim) {
+            None | Some("evict-oldest") => LimitPolicy::EvictOldest,
+            Some("refuse-new") => LimitPolicy::RefuseNew,
+            Some(other) => {
+                return Err(setting(
+                    "HYBRID_LIMIT_POLICY",
+                    format!("{other:?} is not evict-oldest or refuse-new"),
+                ));
+            }
+        };
+        let limit = match lookup("HYBRID_MAX_PER_USER") {
+            None => None,
+            Some(value) => match value.trim().parse::<u32>() {
+                Ok(0) => None,
+                Ok(max) => Some(SessionLimit { max, policy }),
+                Err(_) => {
+                    return Err(setting(
+                        "HYBRID_MAX_PER_USER",
+                        format!("{value:?} is not a whole number (0 for unlimited)"),
+                    ));
+                }
+            },
+        };
         Ok(Self {
             addr,
             keys,
@@ -166,6 +192,7 @@ impl Settings {
             transparent_refresh,
             redis: RedisConfig::from_lookup(&lookup),
             login_guard: LoginGuardSettings::from_lookup(&lookup)?,
+            limit,
         })
     }
 
@@ -189,12 +216,15 @@ impl Settings {
             .keys
             .token_issuer(self.signing_key()?)
             .ttl(self.access_ttl);
-        let builder = HybridSessions::builder(issuer.clone(), self.keys.validation())
+        let mut builder = HybridSessions::builder(issuer.clone(), self.keys.validation())
             .access_ttl(self.access_ttl)
             .refresh_ttl(self.refresh_ttl)
             .absolute_ttl(self.absolute_ttl)
             .grace_window(self.grace)
             .leeway(self.keys.leeway);
+        if let Some(limit) = self.limit {
+            builder = builder.max_sessions_per_user(limit);
+        }
         Ok((builder, issuer))
     }
 

@@ -15,7 +15,8 @@ use std::{sync::Arc, time::Duration};
 use futures_util::future::join_all;
 use portcullis_core::{ManualClock, SecretToken};
 use portcullis_hybrid::{
-    HybridError, HybridSessions, InProcessFeed, RefreshRecord, RefreshStore, RotatedToken,
+    CreateOutcome, HybridError, HybridSessions, InProcessFeed, LimitPolicy, RefreshRecord,
+    RefreshStore, RotatedToken, SessionLimit,
 };
 use portcullis_jwt::{Algorithm, SigningKey, TokenIssuer, Validation};
 use serde_json::json;
@@ -41,6 +42,11 @@ macro_rules! refresh_store_conformance {
             many_sessions_per_user,
             a_refresh_token_retired_many_rotations_ago_revokes_the_session,
             parallel_refreshes_inside_the_grace_window_all_succeed,
+            limit_evicts_the_oldest,
+            limit_refuses_new_sessions,
+            limit_counts_only_live_sessions,
+            concurrent_creates_respect_the_limit,
+            delete_by_user_keeps_the_current_session,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -118,12 +124,12 @@ pub async fn create_then_load_round_trips(store: impl RefreshStore, clock: Manua
         successor: None,
     });
     original.user = json!({"user": "alice", "nested": {"list": [1, 2, 3], "empty": []}});
-    store.create(&original).await.unwrap();
+    store.create(&original, None).await.unwrap();
     assert_eq!(store.load("sid-a").await.unwrap(), Some(original.clone()));
     // A record without a family hash (written before it existed) round-trips as such.
     let mut legacy = record(&clock, "sid-legacy", "alice", 0, 600);
     legacy.family_hash = None;
-    store.create(&legacy).await.unwrap();
+    store.create(&legacy, None).await.unwrap();
     assert_eq!(store.load("sid-legacy").await.unwrap(), Some(legacy));
 }
 
@@ -143,8 +149,8 @@ pub async fn load_of_unknown_or_malformed_ids_is_none(
 pub async fn expired_sessions_are_absent_everywhere(store: impl RefreshStore, clock: ManualClock) {
     let short = record(&clock, "sid-short", "alice", 0, 10);
     let long = record(&clock, "sid-long", "alice", 0, 1_000);
-    store.create(&short).await.unwrap();
-    store.create(&long).await.unwrap();
+    store.create(&short, None).await.unwrap();
+    store.create(&long, None).await.unwrap();
     clock.advance(Duration::from_secs(10));
     assert_eq!(
         store.load("sid-short").await.unwrap(),
@@ -163,7 +169,7 @@ pub async fn expired_sessions_are_absent_everywhere(store: impl RefreshStore, cl
     );
     assert_eq!(store.delete("sid-short").await.unwrap(), None);
     assert_eq!(
-        ids(&store.delete_by_user("alice").await.unwrap()),
+        ids(&store.delete_by_user("alice", None).await.unwrap()),
         ["sid-long"]
     );
 }
@@ -174,7 +180,7 @@ pub async fn compare_and_swap_succeeds_once_per_generation(
     clock: ManualClock,
 ) {
     let first = record(&clock, "sid-a", "alice", 0, 600);
-    store.create(&first).await.unwrap();
+    store.create(&first, None).await.unwrap();
     let second = rotated(&first, &clock, 600);
     assert!(store.compare_and_swap(&second, 0).await.unwrap());
     assert!(
@@ -195,7 +201,7 @@ pub async fn concurrent_rotations_have_exactly_one_winner(
 ) {
     let store = Arc::new(store);
     let first = record(&clock, "sid-race", "alice", 0, 600);
-    store.create(&first).await.unwrap();
+    store.create(&first, None).await.unwrap();
     let candidates: Vec<RefreshRecord> = (0..16).map(|_| rotated(&first, &clock, 600)).collect();
     let results = join_all(candidates.iter().map(|candidate| {
         let store = Arc::clone(&store);
@@ -225,7 +231,7 @@ pub async fn compare_and_swap_of_a_missing_session_fails(
     assert_eq!(store.load("sid-ghost").await.unwrap(), None);
     assert!(store.list_by_user("alice").await.unwrap().is_empty());
     let created = record(&clock, "sid-gone", "alice", 0, 600);
-    store.create(&created).await.unwrap();
+    store.create(&created, None).await.unwrap();
     store.delete("sid-gone").await.unwrap();
     assert!(
         !store
@@ -243,7 +249,7 @@ pub async fn compare_and_swap_that_extends_expiry_keeps_the_session_listed(
     clock: ManualClock,
 ) {
     let first = record(&clock, "sid-a", "alice", 0, 60);
-    store.create(&first).await.unwrap();
+    store.create(&first, None).await.unwrap();
     clock.advance(Duration::from_secs(50));
     let second = rotated(&first, &clock, 600);
     assert!(store.compare_and_swap(&second, 0).await.unwrap());
@@ -251,7 +257,7 @@ pub async fn compare_and_swap_that_extends_expiry_keeps_the_session_listed(
     assert_eq!(store.load("sid-a").await.unwrap(), Some(second.clone()));
     assert_eq!(ids(&store.list_by_user("alice").await.unwrap()), ["sid-a"]);
     assert_eq!(
-        ids(&store.delete_by_user("alice").await.unwrap()),
+        ids(&store.delete_by_user("alice", None).await.unwrap()),
         ["sid-a"]
     );
     assert_eq!(store.load("sid-a").await.unwrap(), None);
@@ -263,20 +269,29 @@ pub async fn compare_and_swap_to_another_user_moves_the_session(
     clock: ManualClock,
 ) {
     let first = record(&clock, "sid-a", "alice", 0, 600);
-    store.create(&first).await.unwrap();
+    store.create(&first, None).await.unwrap();
     let mut moved = rotated(&first, &clock, 600);
     moved.user_id = "bob".to_owned();
     assert!(store.compare_and_swap(&moved, 0).await.unwrap());
     assert!(store.list_by_user("alice").await.unwrap().is_empty());
     assert_eq!(ids(&store.list_by_user("bob").await.unwrap()), ["sid-a"]);
-    assert!(store.delete_by_user("alice").await.unwrap().is_empty());
-    assert_eq!(ids(&store.delete_by_user("bob").await.unwrap()), ["sid-a"]);
+    assert!(
+        store
+            .delete_by_user("alice", None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        ids(&store.delete_by_user("bob", None).await.unwrap()),
+        ["sid-a"]
+    );
 }
 
 /// Delete hands back what it deleted, once.
 pub async fn delete_returns_the_record_once(store: impl RefreshStore, clock: ManualClock) {
     let session = record(&clock, "sid-a", "alice", 0, 600);
-    store.create(&session).await.unwrap();
+    store.create(&session, None).await.unwrap();
     assert_eq!(store.delete("sid-a").await.unwrap(), Some(session));
     assert_eq!(store.delete("sid-a").await.unwrap(), None);
     assert_eq!(store.load("sid-a").await.unwrap(), None);
@@ -296,7 +311,7 @@ pub async fn list_by_user_is_oldest_first_and_only_theirs(
         ("sid-2a", "alice", 20),
     ] {
         store
-            .create(&record(&clock, id, user, age, 600))
+            .create(&record(&clock, id, user, age, 600), None)
             .await
             .unwrap();
     }
@@ -319,19 +334,31 @@ pub async fn delete_by_user_deletes_all_and_only_theirs(
         ("sid-b", "bob", 10),
     ] {
         store
-            .create(&record(&clock, id, user, age, 600))
+            .create(&record(&clock, id, user, age, 600), None)
             .await
             .unwrap();
     }
-    let deleted = store.delete_by_user("alice").await.unwrap();
+    let deleted = store.delete_by_user("alice", None).await.unwrap();
     assert_eq!(ids(&deleted), ["sid-1", "sid-2"]);
     assert_eq!(deleted[0].user_id, "alice");
     for id in ["sid-1", "sid-2"] {
         assert_eq!(store.load(id).await.unwrap(), None);
     }
     assert!(store.load("sid-b").await.unwrap().is_some());
-    assert!(store.delete_by_user("alice").await.unwrap().is_empty());
-    assert!(store.delete_by_user("nobody").await.unwrap().is_empty());
+    assert!(
+        store
+            .delete_by_user("alice", None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .delete_by_user("nobody", None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// A login after logout-all is a new session and stays.
@@ -340,12 +367,12 @@ pub async fn sessions_created_after_delete_by_user_survive_it(
     clock: ManualClock,
 ) {
     store
-        .create(&record(&clock, "sid-old", "alice", 10, 600))
+        .create(&record(&clock, "sid-old", "alice", 10, 600), None)
         .await
         .unwrap();
-    assert_eq!(store.delete_by_user("alice").await.unwrap().len(), 1);
+    assert_eq!(store.delete_by_user("alice", None).await.unwrap().len(), 1);
     store
-        .create(&record(&clock, "sid-new", "alice", 0, 600))
+        .create(&record(&clock, "sid-new", "alice", 0, 600), None)
         .await
         .unwrap();
     assert_eq!(
@@ -363,7 +390,7 @@ pub async fn many_sessions_per_user(store: impl RefreshStore, clock: ManualClock
         .collect();
     for result in join_all(records.iter().cloned().map(|record| {
         let store = Arc::clone(&store);
-        tokio::spawn(async move { store.create(&record).await })
+        tokio::spawn(async move { store.create(&record, None).await })
     }))
     .await
     {
@@ -371,7 +398,7 @@ pub async fn many_sessions_per_user(store: impl RefreshStore, clock: ManualClock
     }
     let listed = store.list_by_user("alice").await.unwrap();
     assert_eq!(ids(&listed), ids(&records));
-    assert_eq!(store.delete_by_user("alice").await.unwrap().len(), 40);
+    assert_eq!(store.delete_by_user("alice", None).await.unwrap().len(), 40);
     assert!(store.list_by_user("alice").await.unwrap().is_empty());
 }
 
@@ -445,4 +472,161 @@ pub async fn parallel_refreshes_inside_the_grace_window_all_succeed(
     assert_eq!(tokens[0], tokens[1], "both tabs converge on one token");
     clock.advance(Duration::from_secs(60));
     sessions.refresh(&tokens[0]).await.unwrap();
+}
+
+fn created(evicted: &[&str]) -> CreateOutcome {
+    CreateOutcome::Created {
+        evicted: evicted.iter().map(|id| (*id).to_owned()).collect(),
+    }
+}
+
+/// At the limit, `EvictOldest` deletes the oldest sessions and reports their ids.
+pub async fn limit_evicts_the_oldest(store: impl RefreshStore, clock: ManualClock) {
+    let limit = Some(SessionLimit {
+        max: 2,
+        policy: LimitPolicy::EvictOldest,
+    });
+    for (id, age) in [("sid-old", 30), ("sid-mid", 20)] {
+        let outcome = store
+            .create(&record(&clock, id, "alice", age, 600), limit)
+            .await
+            .unwrap();
+        assert_eq!(outcome, created(&[]));
+    }
+    let outcome = store
+        .create(&record(&clock, "sid-new", "alice", 10, 600), limit)
+        .await
+        .unwrap();
+    assert_eq!(outcome, created(&["sid-old"]));
+    assert_eq!(store.load("sid-old").await.unwrap(), None);
+    assert_eq!(
+        ids(&store.list_by_user("alice").await.unwrap()),
+        ["sid-mid", "sid-new"]
+    );
+    // A smaller limit evicts as many as needed, oldest first.
+    let one = Some(SessionLimit {
+        max: 1,
+        policy: LimitPolicy::EvictOldest,
+    });
+    let outcome = store
+        .create(&record(&clock, "sid-last", "alice", 0, 600), one)
+        .await
+        .unwrap();
+    assert_eq!(outcome, created(&["sid-mid", "sid-new"]));
+    assert_eq!(
+        ids(&store.list_by_user("alice").await.unwrap()),
+        ["sid-last"]
+    );
+}
+
+/// At the limit, `RefuseNew` stores nothing and says so; other users are not limited.
+pub async fn limit_refuses_new_sessions(store: impl RefreshStore, clock: ManualClock) {
+    let limit = Some(SessionLimit {
+        max: 2,
+        policy: LimitPolicy::RefuseNew,
+    });
+    for (id, age) in [("sid-1", 20), ("sid-2", 10)] {
+        let outcome = store
+            .create(&record(&clock, id, "alice", age, 600), limit)
+            .await
+            .unwrap();
+        assert_eq!(outcome, created(&[]));
+    }
+    let outcome = store
+        .create(&record(&clock, "sid-3", "alice", 0, 600), limit)
+        .await
+        .unwrap();
+    assert_eq!(outcome, CreateOutcome::LimitReached);
+    assert_eq!(store.load("sid-3").await.unwrap(), None);
+    assert_eq!(
+        ids(&store.list_by_user("alice").await.unwrap()),
+        ["sid-1", "sid-2"]
+    );
+    let outcome = store
+        .create(&record(&clock, "sid-b", "bob", 0, 600), limit)
+        .await
+        .unwrap();
+    assert_eq!(outcome, created(&[]));
+}
+
+/// Expired and deleted sessions do not count against the limit.
+pub async fn limit_counts_only_live_sessions(store: impl RefreshStore, clock: ManualClock) {
+    let limit = Some(SessionLimit {
+        max: 1,
+        policy: LimitPolicy::RefuseNew,
+    });
+    store
+        .create(&record(&clock, "sid-short", "alice", 0, 10), limit)
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(11));
+    let outcome = store
+        .create(&record(&clock, "sid-next", "alice", 0, 600), limit)
+        .await
+        .unwrap();
+    assert_eq!(outcome, created(&[]), "the expired session does not count");
+    store.delete("sid-next").await.unwrap();
+    let outcome = store
+        .create(&record(&clock, "sid-after", "alice", 0, 600), limit)
+        .await
+        .unwrap();
+    assert_eq!(outcome, created(&[]), "the deleted session does not count");
+}
+
+/// Parallel logins of one user cannot squeeze past the limit.
+pub async fn concurrent_creates_respect_the_limit(store: impl RefreshStore, clock: ManualClock) {
+    let store = Arc::new(store);
+    let limit = Some(SessionLimit {
+        max: 2,
+        policy: LimitPolicy::RefuseNew,
+    });
+    let attempts = (0..12).map(|i| {
+        let (store, record) = (
+            Arc::clone(&store),
+            record(&clock, &format!("sid-{i:02}"), "alice", 0, 600),
+        );
+        tokio::spawn(async move { store.create(&record, limit).await.unwrap() })
+    });
+    let outcomes: Vec<CreateOutcome> = join_all(attempts)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let admitted = outcomes
+        .iter()
+        .filter(|outcome| **outcome == created(&[]))
+        .count();
+    assert_eq!(admitted, 2, "{outcomes:?}");
+    assert_eq!(store.list_by_user("alice").await.unwrap().len(), 2);
+}
+
+/// "Sign out other devices": every session of the user but the kept one is deleted.
+pub async fn delete_by_user_keeps_the_current_session(
+    store: impl RefreshStore,
+    clock: ManualClock,
+) {
+    for (id, user, age) in [
+        ("sid-1", "alice", 30),
+        ("sid-2", "alice", 20),
+        ("sid-3", "alice", 10),
+        ("sid-b", "bob", 10),
+    ] {
+        store
+            .create(&record(&clock, id, user, age, 600), None)
+            .await
+            .unwrap();
+    }
+    let deleted = store.delete_by_user("alice", Some("sid-2")).await.unwrap();
+    assert_eq!(ids(&deleted), ["sid-1", "sid-3"]);
+    assert!(store.load("sid-2").await.unwrap().is_some());
+    assert_eq!(ids(&store.list_by_user("alice").await.unwrap()), ["sid-2"]);
+    // Keeping another user's session protects nothing of this one's.
+    assert_eq!(
+        ids(&store.delete_by_user("bob", Some("sid-2")).await.unwrap()),
+        ["sid-b"]
+    );
+    assert_eq!(
+        ids(&store.delete_by_user("alice", None).await.unwrap()),
+        ["sid-2"]
+    );
 }
