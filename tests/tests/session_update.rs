@@ -110,7 +110,7 @@ async fn memory_store() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_store() {
     let connection = RedisConfig::new(shared_url())
-        .key_prefix(&unique_prefix("update"))
+        .key_prefix(unique_prefix("update"))
         .build()
         .unwrap();
     parallel_increments_end_at_exactly_the_count(RedisSessionStore::new(connection)).await;
@@ -120,7 +120,7 @@ async fn redis_store() {
 async fn redis_cluster_store() {
     let urls = cluster_urls();
     let connection = RedisConfig::cluster(urls)
-        .key_prefix(&unique_prefix("update"))
+        .key_prefix(unique_prefix("update"))
         .build()
         .unwrap();
     parallel_increments_end_at_exactly_the_count(RedisSessionStore::new(connection)).await;
