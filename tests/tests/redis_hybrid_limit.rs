@@ -1,6 +1,6 @@
 //! The hybrid per-user session limit across nodes: two `HybridSessions` (two application
-//! nodes, each with its own Redis connections) sharing one Redis (single and Cluster), 20 parallel logins of one
-//! user. Refuse-new admits exactly the limit; evict-oldest leaves exactly the limit live, and
+//! nodes, each with its own Redis connections) sharing one Redis (single and Cluster), 20
+//! parallel logins of one user. Refuse-new admits exactly the limit; evict-oldest leaves exactly the limit live, and
 //! the evicted sessions' access tokens are refused at both edges once the feed delivers.
 
 use std::time::Duration;
