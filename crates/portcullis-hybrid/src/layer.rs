@@ -16,7 +16,7 @@ use http::{HeaderMap, Request, Response, header};
 use pin_project_lite::pin_project;
 use portcullis_core::{
     AuthRejection, Authentication, CrossSiteCheck, IdentityFuture, IdentitySource,
-    credentials::{add_no_store, bearer_token},
+    credentials::{add_no_store, bearer_token, find_cookie},
 };
 use sync_wrapper::SyncFuture;
 use tower_layer::Layer;
@@ -419,7 +419,14 @@ impl Config {
         let headers = request.headers();
         let bearer = bearer_token(headers).map_err(|r| self.challenge(r))?;
         let cookies = self.cookies.as_ref().filter(|_| bearer.is_none());
-        if cookies.is_some_and(|c| c.has_cookies(headers)) {
+        // Each cookie is looked up once per request.
+        let presented = cookies.map(|c| {
+            (
+                find_cookie(headers, c.access_cookie()),
+                find_cookie(headers, c.refresh_cookie()),
+            )
+        });
+        if presented.is_some_and(|(access, refresh)| access.is_present() || refresh.is_present()) {
             // Cookies ride along on requests other sites trigger: refuse unsafe ones
             // (OWASP CSRF Prevention Cheat Sheet).
             self.cross_site
@@ -427,11 +434,12 @@ impl Config {
                 .map_err(|r| self.challenge(r))?;
         }
         Ok(Found {
-            token: bearer.or_else(|| cookies.and_then(|c| c.access_token(headers))),
+            token: bearer.or_else(|| presented.and_then(|(access, _)| access.value())),
             from_cookie: bearer.is_none(),
             refresh_token: cookies
                 .filter(|c| c.is_transparent())
-                .and_then(|c| c.refresh_token(headers)),
+                .and(presented)
+                .and_then(|(_, refresh)| refresh.value()),
         })
     }
 
