@@ -25,7 +25,7 @@
 //!
 //! | feature | what it adds |
 //! |---|---|
-//! | `session` (default) | [`RedisSessionStore`] |
+//! | `session` (default) | [`RedisSessionStore`] (with an optional near-cache, [`NearCacheConfig`]) |
 //! | `hybrid` (default) | [`RedisRefreshStore`], [`RedisRevocationFeed`] |
 //!
 #![doc = include_str!("docs/design.md")]
@@ -34,6 +34,10 @@ mod attempts;
 mod connection;
 #[cfg(any(feature = "session", feature = "hybrid"))]
 mod index;
+#[cfg(feature = "session")]
+mod invalidation;
+#[cfg(feature = "session")]
+mod near_cache;
 mod readiness;
 #[cfg(feature = "hybrid")]
 mod refresh;
@@ -44,6 +48,8 @@ mod session;
 
 pub use attempts::RedisAttemptCounter;
 pub use connection::{ConfigError, RedisConfig, RedisConnection};
+#[cfg(feature = "session")]
+pub use near_cache::{NearCacheConfig, NearCacheStats};
 #[cfg(feature = "hybrid")]
 pub use refresh::RedisRefreshStore;
 #[cfg(feature = "hybrid")]

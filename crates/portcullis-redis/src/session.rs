@@ -8,6 +8,8 @@
 
 use std::{sync::Arc, sync::LazyLock};
 
+use crate::near_cache::{NearCache, NearCacheConfig, NearCacheStats};
+
 use futures_util::future::try_join_all;
 use portcullis_core::{SharedClock, StoreError, StoreKey, SystemClock, UserJson};
 use portcullis_session::{
@@ -25,7 +27,10 @@ use crate::{
 const REAP_GRACE_SECS: u64 = 60;
 
 /// ARGV: record JSON, version, expires_at, absolute_expires_at, last_seen_at, user flag
-/// (`some`|`none`), user id, ttl.
+/// (`some`|`none`), user id, ttl, invalidation channel, store key hex.
+///
+/// Every write script publishes the store key on the invalidation channel itself, so no write
+/// reaches Redis without the near-caches hearing of it (see `near_cache.rs`).
 static PUT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -33,11 +38,12 @@ redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'r', ARGV[1], 'v', ARGV[2], 'e', ARGV[3], 'a', ARGV[4], 'l', ARGV[5])
 if ARGV[6] == 'some' then redis.call('HSET', KEYS[1], 'u', ARGV[7]) end
 redis.call('EXPIRE', KEYS[1], ARGV[8])
+redis.call('PUBLISH', ARGV[9], ARGV[10])
 return 1",
     )
 });
 
-/// ARGV: now, expected version, then as PUT. Returns `{status, '=' .. old user or ''}`; a
+/// ARGV: now, expected version, then as PUT (channel and key last). Returns `{status, '=' .. old user or ''}`; a
 /// record expired by `now` is deleted (`missing`).
 static SAVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -48,6 +54,7 @@ if math.min(tonumber(current[2]), tonumber(current[3])) <= tonumber(ARGV[1]) the
   -- Expired by the caller's clock, maybe not yet by Redis' TTL: end it for every node before
   -- the caller drops its index entry, so no node with a slower clock keeps it unindexed.
   redis.call('DEL', KEYS[1])
+  redis.call('PUBLISH', ARGV[11], ARGV[12])
   return {'missing', ''}
 end
 if current[1] ~= ARGV[2] then return {'conflict', ''} end
@@ -55,13 +62,14 @@ redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'r', ARGV[3], 'v', ARGV[4], 'e', ARGV[5], 'a', ARGV[6], 'l', ARGV[7])
 if ARGV[8] == 'some' then redis.call('HSET', KEYS[1], 'u', ARGV[9]) end
 redis.call('EXPIRE', KEYS[1], ARGV[10])
+redis.call('PUBLISH', ARGV[11], ARGV[12])
 local previous = ''
 if current[4] then previous = '=' .. current[4] end
 return {'saved', previous}",
     )
 });
 
-/// ARGV: now, expires_at, last_seen_at. Returns 1 if the live session was touched.
+/// ARGV: now, expires_at, last_seen_at, invalidation channel, store key hex. Returns 1 if the live session was touched.
 static TOUCH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -73,17 +81,19 @@ end
 redis.call('HSET', KEYS[1], 'e', ARGV[2], 'l', ARGV[3])
 local deadline = math.min(tonumber(ARGV[2]), tonumber(current[2]))
 redis.call('EXPIRE', KEYS[1], math.max(1, math.floor(deadline - now)))
+redis.call('PUBLISH', ARGV[4], ARGV[5])
 return 1",
     )
 });
 
-/// ARGV: now. Deletes the session; returns `{1 if it was live, '=' .. user or ''}`.
+/// ARGV: now, invalidation channel, store key hex. Deletes the session; returns `{1 if it was live, '=' .. user or ''}`.
 static DELETE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local current = redis.call('HMGET', KEYS[1], 'e', 'a', 'u')
 if not current[1] then return {0, ''} end
 redis.call('DEL', KEYS[1])
+redis.call('PUBLISH', ARGV[2], ARGV[3])
 local live = 0
 if math.min(tonumber(current[1]), tonumber(current[2])) > tonumber(ARGV[1]) then live = 1 end
 local user = ''
@@ -116,6 +126,8 @@ return {live, user}",
 pub struct RedisSessionStore {
     redis: RedisConnection,
     clock: SharedClock,
+    /// Off unless [`RedisSessionStore::near_cache`] turned it on.
+    near: Option<Arc<NearCache>>,
 }
 
 impl RedisSessionStore {
@@ -124,6 +136,7 @@ impl RedisSessionStore {
         Self {
             redis,
             clock: Arc::new(SystemClock),
+            near: None,
         }
     }
 
@@ -155,8 +168,78 @@ impl RedisSessionStore {
         self
     }
 
+    /// Keeps recently read session records in this process, so a read-only request on a
+    /// session read recently makes no Redis round trip. Off by default.
+    ///
+    /// Every write to a session, on any node, publishes its store key on
+    /// `<prefix>:s:invalidate` from the script that writes it; every node with a near-cache
+    /// drops the record when it hears that (the writing node before the write returns, the
+    /// others usually within a millisecond). A subscription that breaks drops the whole cache,
+    /// and one that stops answering its heartbeat stops hits within two heartbeat intervals;
+    /// nothing is cached again until it is subscribed anew.
+    ///
+    /// The subscription starts with the first `load` (this call does no I/O).
+    ///
+    /// # Security
+    ///
+    /// Only writes made through a `RedisSessionStore` (of this version or later, on any
+    /// node) are heard: a session changed or deleted behind its back (by hand in
+    /// `redis-cli`, say) is still served from the cache for up to
+    /// [`NearCacheConfig::max_age`]. Nodes running an older version publish nothing: turn the
+    /// near-cache on only once every node runs this one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use portcullis_redis::{NearCacheConfig, RedisConfig, RedisSessionStore};
+    ///
+    /// let redis = RedisConfig::new("redis://127.0.0.1:6379").build().unwrap();
+    /// let store = RedisSessionStore::new(redis).near_cache(NearCacheConfig::new());
+    /// assert!(store.near_cache_stats().is_some());
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn near_cache(mut self, config: NearCacheConfig) -> Self {
+        self.near = Some(Arc::new(NearCache::new(config)));
+        self
+    }
+
+    /// How the near-cache has done so far; `None` when it is off.
+    pub fn near_cache_stats(&self) -> Option<NearCacheStats> {
+        self.near.as_ref().map(|near| near.stats())
+    }
+
+    /// A hit from the near-cache, starting its subscription on first use.
+    fn near_hit(&self, near: &Arc<NearCache>, key: &StoreKey, now: u64) -> Option<SessionRecord> {
+        if near.claim_start() {
+            let channel = crate::invalidation::channel(self.redis.key_prefix());
+            tokio::spawn(crate::invalidation::run(
+                Arc::downgrade(near),
+                self.redis.clone(),
+                channel,
+            ));
+        }
+        near.get(key, now)
+    }
+
     fn record_key(&self, key: &StoreKey) -> String {
         format!("{}:s:{}", self.redis.key_prefix(), key.to_hex())
+    }
+
+    /// Adds the invalidation channel and the store key hex a write script publishes.
+    fn publish_args(&self, invocation: &mut redis::ScriptInvocation<'_>, record_key: &str) {
+        invocation
+            .arg(crate::invalidation::channel(self.redis.key_prefix()))
+            .arg(member_of(record_key));
+    }
+
+    /// Drops the record from this node's near-cache (other nodes hear the script's message).
+    fn forget_locally(&self, record_key: &str) {
+        if let (Some(near), Some(key)) = (&self.near, StoreKey::from_hex(member_of(record_key))) {
+            near.invalidate(key.as_bytes());
+        }
     }
 
     fn member_key(&self, member: &str) -> String {
@@ -168,6 +251,15 @@ impl RedisSessionStore {
     }
 
     async fn fetch(&self, record_key: &str, now: u64) -> Result<Fetched, StoreError> {
+        Ok(self.fetch_sized(record_key, now).await?.0)
+    }
+
+    /// As `fetch`, with the length of the record's JSON (what the near-cache counts).
+    async fn fetch_sized(
+        &self,
+        record_key: &str,
+        now: u64,
+    ) -> Result<(Fetched, usize), StoreError> {
         let fields: Vec<Option<String>> = self
             .redis
             .query(
@@ -179,16 +271,16 @@ impl RedisSessionStore {
         let [Some(json), Some(version), Some(expires), Some(seen)] =
             <[Option<String>; 4]>::try_from(fields).unwrap_or_default()
         else {
-            return Ok(Fetched::Missing);
+            return Ok((Fetched::Missing, 0));
         };
         let mut record: SessionRecord = serde_json::from_str(&json).map_err(StoreError::corrupt)?;
         record.version = parse(&version)?;
         record.expires_at = parse(&expires)?;
         record.last_seen_at = parse(&seen)?;
         if expiry(&record) <= now {
-            return Ok(Fetched::Expired);
+            return Ok((Fetched::Expired, 0));
         }
-        Ok(Fetched::Live(Box::new(record)))
+        Ok((Fetched::Live(Box::new(record)), json.len()))
     }
 
     async fn put(
@@ -207,7 +299,10 @@ impl RedisSessionStore {
             .arg(record.last_seen_at);
         user_args(&mut invocation, record.user_id.as_deref());
         invocation.arg(ttl(expiry(record), now));
-        let _: i64 = self.redis.eval(&invocation).await?;
+        self.publish_args(&mut invocation, record_key);
+        let result: Result<i64, _> = self.redis.eval(&invocation).await;
+        self.forget_locally(record_key);
+        result?;
         Ok(())
     }
 
@@ -219,7 +314,10 @@ impl RedisSessionStore {
     ) -> Result<(bool, Option<String>), StoreError> {
         let mut invocation = DELETE.key(record_key);
         invocation.arg(now);
-        let (live, user): (i64, String) = self.redis.eval(&invocation).await?;
+        self.publish_args(&mut invocation, record_key);
+        let result = self.redis.eval(&invocation).await;
+        self.forget_locally(record_key);
+        let (live, user): (i64, String) = result?;
         Ok((live == 1, user.strip_prefix('=').map(str::to_owned)))
     }
 
@@ -308,6 +406,13 @@ enum Fetched {
     Live(Box<SessionRecord>),
 }
 
+/// The store key hex at the end of a record key (`<prefix>:s:<hex>`).
+fn member_of(record_key: &str) -> &str {
+    record_key
+        .rsplit_once(':')
+        .map_or(record_key, |(_, member)| member)
+}
+
 fn parse(text: &str) -> Result<u64, StoreError> {
     text.parse().map_err(StoreError::corrupt)
 }
@@ -336,12 +441,26 @@ fn entry<'a>(member: &'a str, record: &'a SessionRecord) -> Entry<'a> {
 impl SessionStore for RedisSessionStore {
     async fn load(&self, key: &StoreKey) -> Result<Option<SessionRecord>, StoreError> {
         let now = self.clock.unix_seconds();
+        let ticket = match &self.near {
+            Some(near) => {
+                if let Some(record) = self.near_hit(near, key, now) {
+                    return Ok(Some(record));
+                }
+                near.reserve(key)
+            }
+            None => None,
+        };
         let record_key = self.record_key(key);
         self.redis
             .bounded(async {
-                Ok(match self.fetch(&record_key, now).await? {
-                    Fetched::Live(record) => Some(*record),
-                    Fetched::Missing | Fetched::Expired => None,
+                Ok(match self.fetch_sized(&record_key, now).await? {
+                    (Fetched::Live(record), json_len) => {
+                        if let (Some(near), Some(ticket)) = (&self.near, ticket) {
+                            near.fill(ticket, &record, json_len);
+                        }
+                        Some(*record)
+                    }
+                    (Fetched::Missing | Fetched::Expired, _) => None,
                 })
             })
             .await
@@ -423,7 +542,10 @@ impl SessionStore for RedisSessionStore {
                     .arg(record.last_seen_at);
                 user_args(&mut invocation, record.user_id.as_deref());
                 invocation.arg(ttl(expiry(record), now));
-                let (status, previous): (String, String) = self.redis.eval(&invocation).await?;
+                self.publish_args(&mut invocation, &record_key);
+                let result = self.redis.eval(&invocation).await;
+                self.forget_locally(&record_key);
+                let (status, previous): (String, String) = result?;
                 match status.as_str() {
                     "saved" => {
                         // The session left its previous user: drop it from that index, now
@@ -507,7 +629,10 @@ impl SessionStore for RedisSessionStore {
                 }
                 let mut invocation = TOUCH.key(&record_key);
                 invocation.arg(now).arg(expires_at).arg(last_seen_at);
-                let touched: i64 = self.redis.eval(&invocation).await?;
+                self.publish_args(&mut invocation, &record_key);
+                let result = self.redis.eval(&invocation).await;
+                self.forget_locally(&record_key);
+                let touched: i64 = result?;
                 Ok(touched == 1)
             })
             .await
