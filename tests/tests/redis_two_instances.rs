@@ -208,6 +208,121 @@ async fn restarting_a_session_app_instance_keeps_users_signed_in() {
     assert_eq!(sessions.as_array().unwrap().len(), 1, "{sessions}");
 }
 
+/// session-app with the Redis near-cache on (issue 15), and its store, to read the cache's
+/// statistics.
+async fn session_app_near(url: &str, prefix: &str) -> (Instance, RedisSessionStore) {
+    let settings = session_app::Settings::from_lookup(|_| None).unwrap();
+    let store = RedisSessionStore::new(redis(url, prefix)).near_cache(
+        portcullis_redis::NearCacheConfig::new().heartbeat_interval(Duration::from_millis(250)),
+    );
+    let layer = SessionLayer::new(store.clone(), settings.session_config()).unwrap();
+    let instance = Instance::serve(session_app::app(layer, session_users())).await;
+    (instance, store)
+}
+
+/// Polls `GET /me` on `instance` until it is refused; how long that took (at most 1 s).
+async fn session_refused_within(client: &Client, instance: &Instance, cookie: &str) -> Duration {
+    let started = Instant::now();
+    while session_me(client, instance, cookie).await != StatusCode::UNAUTHORIZED {
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "the other instance kept serving an ended session from its near-cache"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_app_instances_with_near_caches_refuse_ended_sessions() {
+    let url = shared_url();
+    let prefix = unique_prefix("two-near");
+    let ((a, _), (b, b_store)) = (
+        session_app_near(&url, &prefix).await,
+        session_app_near(&url, &prefix).await,
+    );
+    let client = client();
+
+    // Logout on A, with B holding the session in its near-cache.
+    let mut delays = Vec::new();
+    let mut first_refused = 0;
+    for _ in 0..20 {
+        let cookie = session_login(&client, &a, "alice").await;
+        for _ in 0..3 {
+            assert_eq!(session_me(&client, &b, &cookie).await, StatusCode::OK);
+        }
+        let logout = client
+            .post(a.url("/logout"))
+            .header(header::COOKIE, &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert!(logout.status().is_success(), "{}", logout.status());
+        let logged_out = Instant::now();
+        if session_me(&client, &b, &cookie).await == StatusCode::UNAUTHORIZED {
+            first_refused += 1;
+        } else {
+            session_refused_within(&client, &b, &cookie).await;
+        }
+        delays.push(logged_out.elapsed());
+    }
+    let (p50, p99) = percentiles(delays);
+    eprintln!(
+        "session-app with near-caches, logout on A -> refused on B: p50 {p50:?}, p99 {p99:?}; refused by the very next request {first_refused}/20"
+    );
+    let stats = b_store.near_cache_stats().unwrap();
+    assert!(stats.hits >= 20, "B served from its near-cache: {stats:?}");
+
+    // Revoke one device from A; B had it cached.
+    let (mine, other) = (
+        session_login(&client, &a, "admin").await,
+        session_login(&client, &a, "admin").await,
+    );
+    for cookie in [&mine, &other, &other] {
+        assert_eq!(session_me(&client, &b, cookie).await, StatusCode::OK);
+    }
+    let sessions: Value = client
+        .get(a.url("/sessions"))
+        .header(header::COOKIE, &mine)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let handle = sessions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|session| session["current"] == json!(false))
+        .and_then(|session| session["handle"].as_str())
+        .unwrap()
+        .to_owned();
+    let revoked = client
+        .delete(a.url(&format!("/sessions/{handle}")))
+        .header(header::COOKIE, &mine)
+        .send()
+        .await
+        .unwrap();
+    assert!(revoked.status().is_success(), "{}", revoked.status());
+    session_refused_within(&client, &b, &other).await;
+    assert_eq!(session_me(&client, &b, &mine).await, StatusCode::OK);
+
+    // Log out everywhere from B: A's cached copy of the other session ends too.
+    let third = session_login(&client, &b, "admin").await;
+    for _ in 0..2 {
+        assert_eq!(session_me(&client, &a, &third).await, StatusCode::OK);
+    }
+    let all = client
+        .post(b.url("/logout-all"))
+        .header(header::COOKIE, &mine)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(all.status(), StatusCode::OK);
+    session_refused_within(&client, &a, &third).await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // hybrid-app
 
