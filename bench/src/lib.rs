@@ -25,7 +25,7 @@ use axum::{
 use portcullis_core::CurrentUser;
 use portcullis_hybrid::{HybridLayer, HybridSessions, InProcessFeed, MemoryRefreshStore};
 use portcullis_jwt::{Algorithm, BearerLayer, SigningKey, TokenIssuer, TokenVerifier, Validation};
-use portcullis_redis::{RedisConfig, RedisSessionStore};
+use portcullis_redis::{NearCacheConfig, RedisConfig, RedisSessionStore};
 use portcullis_session::{
     MemoryStore, Session, SessionConfig, SessionLayer, SessionRecord, SessionStore,
 };
@@ -65,6 +65,8 @@ pub enum Stack {
     SessionMemory,
     /// portcullis `SessionLayer` over `RedisSessionStore`.
     SessionRedis,
+    /// portcullis `SessionLayer` over `RedisSessionStore` with its near-cache on (issue 15).
+    SessionRedisNear,
     /// tower-sessions 0.14 with its `MemoryStore`.
     TowerSessionsMemory,
     /// tower-sessions 0.14 with tower-sessions-redis-store 0.16 (fred).
@@ -86,11 +88,12 @@ pub enum Stack {
 
 impl Stack {
     /// Every stack, in the order of the reports.
-    pub const ALL: [Stack; 11] = [
+    pub const ALL: [Stack; 12] = [
         Stack::Bare,
         Stack::SessionMemory,
         Stack::TowerSessionsMemory,
         Stack::SessionRedis,
+        Stack::SessionRedisNear,
         Stack::TowerSessionsRedis,
         Stack::JwtHs256,
         Stack::HandWrittenJwtHs256,
@@ -106,6 +109,7 @@ impl Stack {
             Stack::Bare => "bare",
             Stack::SessionMemory => "session-memory",
             Stack::SessionRedis => "session-redis",
+            Stack::SessionRedisNear => "session-redis-near",
             Stack::TowerSessionsMemory => "tower-sessions-memory",
             Stack::TowerSessionsRedis => "tower-sessions-redis",
             Stack::JwtHs256 => "jwt-hs256",
@@ -119,7 +123,10 @@ impl Stack {
 
     /// Whether the stack needs a Redis server.
     pub fn needs_redis(self) -> bool {
-        matches!(self, Stack::SessionRedis | Stack::TowerSessionsRedis)
+        matches!(
+            self,
+            Stack::SessionRedis | Stack::SessionRedisNear | Stack::TowerSessionsRedis
+        )
     }
 }
 
@@ -422,7 +429,7 @@ pub async fn build(stack: Stack, redis: &RedisTarget) -> Result<App, BuildError>
             credential: bearer_header(&hs256_token),
         }),
         Stack::SessionMemory => session_app_over(MemoryStore::new()).await,
-        Stack::SessionRedis => {
+        Stack::SessionRedis | Stack::SessionRedisNear => {
             let connection = RedisConfig::new(redis.url.clone())
                 .key_prefix(redis.prefix.clone())
                 .build()
@@ -431,7 +438,13 @@ pub async fn build(stack: Stack, redis: &RedisTarget) -> Result<App, BuildError>
                 .ping()
                 .await
                 .map_err(|e| error(&format!("redis at {}", redis.url), e))?;
-            let router = portcullis_session_app(RedisSessionStore::new(connection))?;
+            let store = RedisSessionStore::new(connection);
+            let store = if stack == Stack::SessionRedisNear {
+                store.near_cache(NearCacheConfig::new())
+            } else {
+                store
+            };
+            let router = portcullis_session_app(store)?;
             let credential = login_cookie(&router).await?;
             Ok(App { router, credential })
         }
@@ -470,6 +483,12 @@ pub async fn build(stack: Stack, redis: &RedisTarget) -> Result<App, BuildError>
                 .map_err(|e| error("issue", e))?
                 .token;
             let verifier = TokenVerifier::new(issuer.key_set(), validation());
+            // `BENCH_COLD=1`: every request verifies, as a token seen for the first time does.
+            let verifier = if cold() {
+                verifier.without_token_cache()
+            } else {
+                verifier
+            };
             Ok(App {
                 router: Router::new()
                     .route("/me", get(me_user))
@@ -544,6 +563,12 @@ pub async fn build(stack: Stack, redis: &RedisTarget) -> Result<App, BuildError>
             })
         }
     }
+}
+
+/// Whether `BENCH_COLD` asks for the cold path: the JWT stacks without their verified-token
+/// cache (every request costs what a first-seen token costs).
+pub fn cold() -> bool {
+    std::env::var_os("BENCH_COLD").is_some_and(|value| !value.is_empty() && value != "0")
 }
 
 /// A portcullis session app over `store` with alice signed in (the scale benchmark fills the
