@@ -104,6 +104,10 @@ pub(crate) struct Config {
 /// - anything else: 401 `WWW-Authenticate: Bearer error="invalid_token"` (for a cookie,
 ///   only when a handler asks for the user, so a stale cookie does not break public pages).
 ///
+/// Like [`BearerLayer`](portcullis_jwt::BearerLayer), a bearer token is verified eagerly on
+/// every route (a repeated one costs a cache lookup; see `docs/BENCHMARKS.md`), so a bad one
+/// gets RFC 6750's 401 whatever the route.
+///
 /// No store is read on this path; revocations arrive through the feed into the node's
 /// [`RevocationList`](crate::RevocationList). Cookie-authenticated unsafe requests from other
 /// sites are refused with 403 (OWASP CSRF Prevention Cheat Sheet). In transparent cookie mode

@@ -54,6 +54,14 @@ impl Config {
 ///   (503 while the keys that could verify it are unavailable).
 /// - A malformed request (two `Authorization` headers, say): 400 `invalid_request`.
 ///
+/// Verification is eager, on every route the layer wraps, whether or not its handler asks for
+/// the user: a bad token gets the same 401 everywhere (RFC 6750 §3.1), and no store is read on
+/// the way (the session layer's lazy load exists to spare a store round trip). A token seen
+/// before costs a lookup in the verifier's cache, so a route that never asks pays about a
+/// hash lookup for a repeated token and one verification for a new one (measured in
+/// `docs/BENCHMARKS.md`). To keep tokens away from public routes entirely, put the layer on
+/// the protected routes only (`Router::route_layer`).
+///
 /// # Examples
 ///
 /// ```
