@@ -7,12 +7,16 @@
 //!    (requested sizes, without allocator overhead), "RSS" the growth of the resident set.
 //! 2. Allocations per authenticated `GET /me` on every stack (Redis stacks when `REDIS_URL`, or
 //!    a Redis on 127.0.0.1:6379, answers).
+//! 3. Heap bytes per entry of the Redis session store's near-cache (5,000 sessions of the scale
+//!    benchmark's shape), against what the cache counts towards its byte bound.
 
 use std::{alloc::System, io::Write as _};
 
 use axum::{body::Body, extract::Request, http::header};
-use portcullis_bench::{App, RedisTarget, Stack, USER_AGENT, build, check};
-use portcullis_session::{MemoryStore, MemoryStoreConfig};
+use portcullis_bench::{App, RedisTarget, Stack, USER_AGENT, build, check, session_record};
+use portcullis_core::{Clock, SecretToken, SystemClock};
+use portcullis_redis::{NearCacheConfig, RedisConfig, RedisSessionStore};
+use portcullis_session::{MemoryStore, MemoryStoreConfig, SessionStore};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use tower::ServiceExt;
 
@@ -58,6 +62,54 @@ async fn per_session(count: usize, router: axum::Router) -> (i64, i64) {
     let rss = resident_bytes() - rss;
     drop(router);
     (heap / count as i64, rss / count as i64)
+}
+
+/// Heap bytes the near-cache holds per entry, and what it counts per entry; `None` without a
+/// Redis.
+async fn near_cache_bytes_per_entry(
+    redis: &RedisTarget,
+) -> Result<Option<(i64, usize)>, Box<dyn std::error::Error>> {
+    const COUNT: usize = 5_000;
+    let connection = RedisConfig::new(redis.url.clone())
+        .key_prefix(format!("{}-near", redis.prefix))
+        .build()?;
+    if connection.ping().await.is_err() {
+        return Ok(None);
+    }
+    let store = RedisSessionStore::new(connection)
+        .near_cache(NearCacheConfig::new().max_entries(2 * COUNT));
+    let now = SystemClock.unix_seconds();
+    let mut keys = Vec::with_capacity(COUNT);
+    for i in 0..COUNT {
+        let key = SecretToken::generate().store_key();
+        store.create(&key, &session_record(i, now), None).await?;
+        keys.push(key);
+    }
+    // The subscription starts with the first load; nothing is cached until it is live.
+    let probe = SecretToken::generate().store_key();
+    for _ in 0..500 {
+        store.load(&probe).await?;
+        if store.near_cache_stats().is_some_and(|stats| stats.live) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let region = Region::new(GLOBAL);
+    for key in &keys {
+        store.load(key).await?;
+    }
+    let heap = held(&region);
+    let stats = store.near_cache_stats().ok_or("near-cache off")?;
+    if stats.entries == 0 {
+        return Err("the near-cache kept nothing".into());
+    }
+    for key in &keys {
+        store.delete(key).await?;
+    }
+    Ok(Some((
+        heap / stats.entries as i64,
+        stats.bytes / stats.entries,
+    )))
 }
 
 async fn allocations_per_request(app: &App) -> (f64, f64) {
@@ -142,6 +194,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let (allocations, bytes) = allocations_per_request(&app).await;
             writeln!(out, "| {stack} | {allocations:.1} | {bytes:.0} |")?;
             out.flush()?;
+        }
+
+        writeln!(out, "\n## Near-cache bytes per entry\n")?;
+        match near_cache_bytes_per_entry(&redis).await? {
+            Some((heap, counted)) => writeln!(
+                out,
+                "heap {heap} bytes per cached session; counted against max_bytes: {counted}"
+            )?,
+            None => writeln!(out, "skipped: no Redis")?,
         }
         Ok::<_, Box<dyn std::error::Error>>(())
     })
