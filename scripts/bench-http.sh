@@ -18,7 +18,7 @@
 # Settings (environment): BENCH_PATH (the route wrk loads, default /me; /public asks for nobody),
 # BENCH_COLD=1 (the JWT stacks without their verified-token cache), BENCH_DURATION (seconds per run, default 5), BENCH_ROUNDS (default 3),
 # BENCH_WARMUP (default 1), BENCH_CONNECTIONS (default 32), BENCH_OUT (default
-# target/bench-http), BENCH_CHART (default docs/benchmarks-http.svg). Prints markdown tables (req/s,
+# target/bench-http), BENCH_CHART (default $BENCH_OUT/chart.svg; bench/chart.py draws the chart of docs/BENCHMARKS.md). Prints markdown tables (req/s,
 # p50, p99, server CPU µs per request, ratios to bare and to the matching peer, the targets) and
 # writes results.json, results.md and the SVG chart.
 set -euo pipefail
@@ -30,7 +30,7 @@ ROUNDS=${BENCH_ROUNDS:-3}
 WARMUP=${BENCH_WARMUP:-1}
 CONNECTIONS=${BENCH_CONNECTIONS:-32}
 OUT=${BENCH_OUT:-$ROOT/target/bench-http}
-CHART=${BENCH_CHART:-$ROOT/docs/benchmarks-http.svg}
+CHART=${BENCH_CHART:-$OUT/chart.svg}
 SERVER_CORE=${BENCH_SERVER_CORE:-0}
 LOAD_PATH=${BENCH_PATH:-/me}
 LOAD_CORE=${BENCH_LOAD_CORE:-1}
