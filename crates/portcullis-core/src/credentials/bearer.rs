@@ -73,26 +73,27 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AuthRejection> 
 
 /// RFC 6750 §2.1: `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
 pub(crate) fn is_b64token(token: &str) -> bool {
-    let body = token.trim_end_matches('=');
-    !body.is_empty() && body.bytes().all(is_b64token_byte)
+    let padding = token.bytes().rev().take_while(|&b| b == b'=').count();
+    let body = token
+        .as_bytes()
+        .get(..token.len() - padding)
+        .unwrap_or_default();
+    // No early exit and no branch per byte: the check vectorizes (every bearer request runs it
+    // over a 200-400 byte token).
+    !body.is_empty() && body.iter().fold(true, |ok, &b| ok & is_b64token_byte(b))
 }
 
-/// The b64token characters as a 128-bit set: one shift and mask per byte on the hot path
-/// (every bearer request), instead of a chain of range checks.
-const B64TOKEN: u128 = {
-    let mut set = 0u128;
-    let mut b = 0u8;
-    while b < 128 {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/') {
-            set |= 1 << b;
-        }
-        b += 1;
-    }
-    set
-};
-
+/// ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/", with non-short-circuit operators.
 fn is_b64token_byte(b: u8) -> bool {
-    b < 128 && (B64TOKEN >> b) & 1 == 1
+    (b.wrapping_sub(b'a') < 26)
+        | (b.wrapping_sub(b'A') < 26)
+        | (b.wrapping_sub(b'0') < 10)
+        | (b == b'-')
+        | (b == b'.')
+        | (b == b'_')
+        | (b == b'~')
+        | (b == b'+')
+        | (b == b'/')
 }
 
 #[cfg(test)]
