@@ -48,6 +48,7 @@ mod authentication;
 mod clock;
 pub mod credentials;
 mod cross_site;
+mod edge_future;
 #[cfg(feature = "axum")]
 mod extract;
 mod identity;
@@ -68,6 +69,7 @@ mod user_json;
 pub use authentication::{Authentication, IdentityFuture, IdentitySource, resolve_user};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use cross_site::{CrossSiteCheck, InvalidOrigin};
+pub use edge_future::{EdgeFinish, EdgeFuture, FinishHook};
 #[cfg(feature = "axum")]
 pub use extract::{Authorized, CurrentUser, RecentlyAuthenticated};
 pub use identity::{Identity, Mechanism};
