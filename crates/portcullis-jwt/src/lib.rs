@@ -83,4 +83,4 @@ pub use layer::{Bearer, BearerLayer, DEFAULT_REALM, ResponseFuture};
 pub use remote::JwksOptions;
 pub use sources::{TokenOrigin, TokenSources};
 pub use validation::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, MAX_LEEWAY, Validation};
-pub use verify::{TokenError, TokenVerifier, VerifiedToken};
+pub use verify::{Attempt, TokenError, TokenVerifier, VerifiedToken};

@@ -215,11 +215,54 @@ struct VerifierInner {
     cache: Option<Arc<TokenCache>>,
 }
 
-/// A first attempt that could not finish with the keys at hand.
-pub(crate) enum Attempt {
+/// What verifying a token with the keys at hand decided ([`TokenVerifier::attempt`]).
+///
+/// Edge layers call this first: it never waits, so the hot path stays synchronous and
+/// unboxed. Only a key set with a JWKS URL ever answers [`Attempt::NeedsKeys`]; a static key
+/// set always decides at once.
+///
+/// # Examples
+///
+/// ```
+/// use portcullis_jwt::{Algorithm, Attempt, SigningKey, TokenError, TokenIssuer, TokenVerifier, Validation};
+///
+/// let issuer = TokenIssuer::new(SigningKey::generate(Algorithm::HS256).unwrap());
+/// let verifier = TokenVerifier::new(issuer.key_set(), Validation::new());
+/// let token = issuer.issue("alice", &serde_json::json!({})).unwrap().token;
+/// match verifier.attempt(&token) {
+///     Attempt::Done(Ok(verified)) => assert_eq!(verified.subject(), "alice"),
+///     Attempt::Done(Err(error)) => panic!("refused: {error}"),
+///     // The slow path: `verifier.verify_after_refetch(&token).await`.
+///     Attempt::NeedsKeys(_) => unreachable!("a static key set decides at once"),
+/// }
+/// let other = TokenIssuer::new(SigningKey::generate(Algorithm::HS256).unwrap());
+/// let foreign = other.issue("mallory", &serde_json::json!({})).unwrap().token;
+/// assert!(matches!(verifier.attempt(&foreign), Attempt::Done(Err(TokenError::InvalidSignature | TokenError::UnknownKey))));
+/// ```
+#[derive(Debug)]
+#[must_use]
+pub enum Attempt {
+    /// Verified or refused; no key fetch could change the answer.
     Done(Result<VerifiedToken, TokenError>),
-    /// A remote key set might know the key after a (rate-limited) refetch.
-    NeedsKeys,
+    /// Only keys the set has not fetched yet could decide (an unknown `kid` a JWKS refetch may
+    /// bring, or a JWKS URL not loaded yet): wait for
+    /// [`TokenVerifier::verify_after_refetch`]. The error ([`TokenError::UnknownKey`] or
+    /// [`TokenError::KeysUnavailable`]) is the answer for a caller that will not wait.
+    NeedsKeys(TokenError),
+}
+
+impl Attempt {
+    /// The answer without waiting for keys: [`Attempt::NeedsKeys`] becomes its error.
+    ///
+    /// # Errors
+    ///
+    /// Why the token is refused.
+    pub fn now(self) -> Result<VerifiedToken, TokenError> {
+        match self {
+            Self::Done(result) => result,
+            Self::NeedsKeys(error) => Err(error),
+        }
+    }
 }
 
 impl TokenVerifier {
@@ -325,19 +368,19 @@ impl TokenVerifier {
     pub async fn verify(&self, token: &str) -> Result<VerifiedToken, TokenError> {
         match self.attempt(token) {
             Attempt::Done(result) => result,
-            Attempt::NeedsKeys => self.verify_after_refetch(token).await,
+            Attempt::NeedsKeys(_) => self.verify_after_refetch(token).await,
         }
     }
 
-    pub(crate) async fn verify_after_refetch(
-        &self,
-        token: &str,
-    ) -> Result<VerifiedToken, TokenError> {
+    /// The slow path after [`Attempt::NeedsKeys`]: refetches the key set (rate-limited) and
+    /// verifies `token` against the keys it holds then, without asking for another refetch.
+    ///
+    /// # Errors
+    ///
+    /// Why the token is refused; [`TokenError::KeysUnavailable`] when its keys cannot be had.
+    pub async fn verify_after_refetch(&self, token: &str) -> Result<VerifiedToken, TokenError> {
         self.inner.keys.refetch().await;
-        match self.attempt(token) {
-            Attempt::Done(result) => result,
-            Attempt::NeedsKeys => Err(self.give_up(token)),
-        }
+        self.attempt(token).now()
     }
 
     /// Verifies a token with the keys at hand, never waiting for a fetch: a `kid` a refetch
@@ -348,33 +391,12 @@ impl TokenVerifier {
     ///
     /// Why the token is refused.
     pub fn verify_now(&self, token: &str) -> Result<VerifiedToken, TokenError> {
-        match self.attempt(token) {
-            Attempt::Done(result) => result,
-            Attempt::NeedsKeys => Err(self.give_up(token)),
-        }
+        self.attempt(token).now()
     }
 
-    fn give_up(&self, token: &str) -> TokenError {
-        match self.check(token, false) {
-            Err(Retry::Unavailable) => TokenError::KeysUnavailable,
-            Err(Retry::Unknown) => TokenError::UnknownKey,
-            Ok(Ok(_)) => TokenError::UnknownKey,
-            Ok(Err(error)) => error,
-        }
-    }
-
-    pub(crate) fn attempt(&self, token: &str) -> Attempt {
-        match self.check(token, true) {
-            Ok(result) => Attempt::Done(result),
-            Err(_) => Attempt::NeedsKeys,
-        }
-    }
-
-    fn check(
-        &self,
-        token: &str,
-        may_retry: bool,
-    ) -> Result<Result<VerifiedToken, TokenError>, Retry> {
+    /// Verifies a token with the keys at hand, parsing it once, and says whether only a key
+    /// refetch could decide (see [`Attempt`]). The verified-token cache answers first.
+    pub fn attempt(&self, token: &str) -> Attempt {
         let inner = &*self.inner;
         let validation = &inner.validation;
         let now = inner.clock.unix_seconds();
@@ -382,12 +404,12 @@ impl TokenVerifier {
         if let Some(cache) = &inner.cache
             && let Some(verified) = cache.get(token, now, keys_epoch)
         {
-            return Ok(Ok(verified));
+            return Attempt::Done(Ok(verified));
         }
         let mut buffers = Buffers::new();
         let parsed = match parse(token, validation, &mut buffers) {
             Ok(parsed) => parsed,
-            Err(error) => return Ok(Err(error)),
+            Err(error) => return Attempt::Done(Err(error)),
         };
         let pinned_issuer = match self.inner.keys.verify_signature(
             parsed.kid.as_deref(),
@@ -396,12 +418,17 @@ impl TokenVerifier {
             parsed.signature,
         ) {
             KeyMatch::Verified(issuer) => issuer,
-            KeyMatch::AlgorithmMismatch => return Ok(Err(TokenError::AlgorithmMismatch)),
-            KeyMatch::BadSignature => return Ok(Err(TokenError::InvalidSignature)),
-            KeyMatch::UnknownKey { refetch: true } if may_retry => return Err(Retry::Unknown),
-            KeyMatch::UnknownKey { .. } => return Ok(Err(TokenError::UnknownKey)),
-            KeyMatch::Unavailable if may_retry => return Err(Retry::Unavailable),
-            KeyMatch::Unavailable => return Err(Retry::Unavailable),
+            KeyMatch::AlgorithmMismatch => {
+                return Attempt::Done(Err(TokenError::AlgorithmMismatch));
+            }
+            KeyMatch::BadSignature => return Attempt::Done(Err(TokenError::InvalidSignature)),
+            KeyMatch::UnknownKey { refetch: true } => {
+                return Attempt::NeedsKeys(TokenError::UnknownKey);
+            }
+            KeyMatch::UnknownKey { refetch: false } => {
+                return Attempt::Done(Err(TokenError::UnknownKey));
+            }
+            KeyMatch::Unavailable => return Attempt::NeedsKeys(TokenError::KeysUnavailable),
         };
         let result = validate_claims(parsed.payload, validation, pinned_issuer, now);
         if let (Some(cache), Ok(verified)) = (&inner.cache, &result) {
@@ -409,7 +436,7 @@ impl TokenVerifier {
             let expires_at = verified.expires_at.saturating_add(validation.leeway_secs);
             cache.insert(token, verified, now, expires_at, keys_epoch);
         }
-        Ok(result)
+        Attempt::Done(result)
     }
 }
 
@@ -420,11 +447,6 @@ impl fmt::Debug for TokenVerifier {
             .field("validation", &self.inner.validation)
             .finish_non_exhaustive()
     }
-}
-
-enum Retry {
-    Unknown,
-    Unavailable,
 }
 
 struct Parsed<'a, 'b> {
