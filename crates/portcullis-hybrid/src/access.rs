@@ -5,8 +5,8 @@ use std::{borrow::Cow, sync::Arc, time::Duration};
 
 use portcullis_core::{AuthRejection, Identity, Mechanism, SharedClock};
 use portcullis_jwt::{
-    IssueError, IssueOptions, IssuedToken, KeySet, TokenError, TokenIssuer, TokenVerifier,
-    Validation, VerifiedToken,
+    Attempt, IssueError, IssueOptions, IssuedToken, KeySet, TokenIssuer, TokenVerifier, Validation,
+    VerifiedToken,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, value::RawValue};
@@ -83,27 +83,30 @@ impl VerifiedAccess {
     }
 }
 
-/// Verifies `token` and checks its session against the node's revocation list, fetching keys
-/// if the key set needs to (a JWKS URL). No store read.
-pub(crate) async fn verify(
+/// What checking an access token with the keys at hand decided.
+pub(crate) enum AccessAttempt {
+    Done(Result<VerifiedAccess, AuthRejection>),
+    /// Only a key refetch (a JWKS URL) can decide: [`verify_after_refetch`].
+    NeedsKeys,
+}
+
+/// Verifies `token` with the keys at hand, parsing it once, and checks its session against the
+/// node's revocation list. No store read, no waiting: a static key set always decides here.
+pub(crate) fn attempt(sessions: &HybridSessions, token: &str) -> AccessAttempt {
+    match sessions.inner.verifier.attempt(token) {
+        Attempt::Done(Ok(verified)) => AccessAttempt::Done(accept(sessions, &verified)),
+        Attempt::Done(Err(error)) => AccessAttempt::Done(Err(error.into())),
+        Attempt::NeedsKeys(_) => AccessAttempt::NeedsKeys,
+    }
+}
+
+/// The slow path after [`AccessAttempt::NeedsKeys`]: refetches the key set, then decides.
+pub(crate) async fn verify_after_refetch(
     sessions: &HybridSessions,
     token: &str,
 ) -> Result<VerifiedAccess, AuthRejection> {
-    let verified = sessions.inner.verifier.verify(token).await?;
+    let verified = sessions.inner.verifier.verify_after_refetch(token).await?;
     accept(sessions, &verified)
-}
-
-/// [`verify`] with the keys at hand, without waiting: `None` when keys must be fetched first
-/// (the caller then takes the slow, asynchronous path).
-pub(crate) fn verify_now(
-    sessions: &HybridSessions,
-    token: &str,
-) -> Option<Result<VerifiedAccess, AuthRejection>> {
-    match sessions.inner.verifier.verify_now(token) {
-        Ok(verified) => Some(accept(sessions, &verified)),
-        Err(TokenError::UnknownKey | TokenError::KeysUnavailable) => None,
-        Err(error) => Some(Err(error.into())),
-    }
 }
 
 /// Checks the hybrid claims of a verified token and its session's revocation.

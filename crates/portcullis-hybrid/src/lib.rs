@@ -61,6 +61,8 @@ mod cookies;
 mod endpoints;
 mod layer;
 #[cfg(test)]
+mod layer_tests;
+#[cfg(test)]
 mod limit_tests;
 mod login;
 mod memory;
