@@ -255,9 +255,8 @@ mod tests {
         assert_eq!(first.headers()["x-finished"], "yes");
         assert_eq!(again.status(), StatusCode::INTERNAL_SERVER_ERROR);
 
-        let (first, again) = poll_twice(EdgeFuture::rejected(AuthRejection::invalid_request(
-            "bad",
-        )));
+        let (first, again) =
+            poll_twice(EdgeFuture::rejected(AuthRejection::invalid_request("bad")));
         assert_eq!(first.status(), StatusCode::BAD_REQUEST);
         assert_eq!(again.status(), StatusCode::INTERNAL_SERVER_ERROR);
 
