@@ -55,6 +55,17 @@
 //! assert!(sessions.revocations().is_revoked(pair.session_id(), 0));
 //! # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
 //! ```
+// Library code returns errors instead of panicking (issue 12): no unwrap, expect, panic or
+// unchecked indexing outside tests; a documented `# Panics` case is allowed where it stands.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 mod access;
 mod cookies;

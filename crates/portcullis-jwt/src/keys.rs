@@ -297,7 +297,8 @@ fn hmac_key_id(alg: Algorithm, secret: &[u8]) -> String {
         return String::new();
     };
     let tag = hmac::sign(&hmac::Key::new(hmac_alg, secret), b"portcullis-jwt key id");
-    URL_SAFE_NO_PAD.encode(&tag.as_ref()[..12])
+    // A tag is at least 32 bytes long: the first 12 are always there.
+    URL_SAFE_NO_PAD.encode(tag.as_ref().get(..12).unwrap_or_default())
 }
 
 /// A key that signs tokens: a private key or an HMAC secret, with its algorithm and key id.

@@ -62,6 +62,17 @@
 //! let token = issuer.issue("alice", &User { user: "alice".into(), role: "advertiser".into() }).unwrap();
 //! assert!(token.expires_in == 600);
 //! ```
+// Library code returns errors instead of panicking (issue 12): no unwrap, expect, panic or
+// unchecked indexing outside tests; a documented `# Panics` case is allowed where it stands.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 mod algorithm;
 mod cache;

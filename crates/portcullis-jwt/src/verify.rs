@@ -527,9 +527,11 @@ fn parse<'a, 'b>(
     // URL_SAFE_NO_PAD refuses padding, the standard alphabet and non-canonical trailing bits,
     // so every token has exactly one spelling.
     let header_len = URL_SAFE_NO_PAD
-        .decode_slice(header, &mut header_bytes[..])
+        .decode_slice(header, &mut *header_bytes)
         .map_err(|_| TokenError::Malformed("the header is not base64url"))?;
-    let header_json = &header_bytes[..header_len];
+    let header_json = header_bytes
+        .get(..header_len)
+        .ok_or(TokenError::Malformed("the header is not base64url"))?;
     // serde would also read a struct from a JSON array; RFC 7515 §4 wants an object.
     if header_json.trim_ascii_start().first() != Some(&b'{') {
         return Err(TokenError::Malformed(
@@ -549,14 +551,19 @@ fn parse<'a, 'b>(
         return Err(TokenError::WrongType);
     }
     let signature_len = URL_SAFE_NO_PAD
-        .decode_slice(signature, &mut signature_bytes[..])
+        .decode_slice(signature, &mut *signature_bytes)
         .map_err(|_| TokenError::Malformed("the signature is not base64url"))?;
     Ok(Parsed {
         alg,
         kid: header.kid,
-        signing_input: &token.as_bytes()[..header_len_in(token)],
+        signing_input: token
+            .as_bytes()
+            .get(..header_len_in(token))
+            .ok_or(TokenError::Malformed("expected three segments"))?,
         payload,
-        signature: &signature_bytes[..signature_len],
+        signature: signature_bytes
+            .get(..signature_len)
+            .ok_or(TokenError::Malformed("the signature is not base64url"))?,
     })
 }
 
