@@ -1,0 +1,3 @@
+//! Conformance suites for portcullis stores.
+
+pub mod conformance;
