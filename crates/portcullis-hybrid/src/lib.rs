@@ -68,6 +68,7 @@
 )]
 
 mod access;
+mod config_error;
 mod cookies;
 mod endpoints;
 mod layer;
@@ -85,6 +86,7 @@ mod store;
 #[cfg(test)]
 mod tests;
 
+pub use config_error::ConfigError;
 pub use cookies::{CookieTransport, MAX_COOKIE_BYTES, SameSite};
 pub use endpoints::{Endpoint, EndpointFuture, EndpointResponse, HybridEndpoints};
 pub use layer::{AccessSession, Hybrid, HybridLayer, ResponseFuture};
@@ -95,8 +97,7 @@ pub use memory::{InProcessFeed, MemoryRefreshStore};
 pub use refresh_token::{MAX_REFRESH_TOKEN_LEN, RefreshToken};
 pub use revocation::{Revocation, RevocationFeed, RevocationList, UserRevocation};
 pub use sessions::{
-    ConfigError, HybridError, HybridSessions, HybridSessionsBuilder, ReloadUser, SessionInfo,
-    TokenPair,
+    HybridError, HybridSessions, HybridSessionsBuilder, ReloadUser, SessionInfo, TokenPair,
 };
 pub use store::{
     CreateOutcome, LimitPolicy, RefreshRecord, RefreshStore, RotatedToken, SealedSecret,

@@ -19,8 +19,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::{
-    CreateOutcome, RefreshRecord, RefreshStore, RefreshToken, Revocation, RevocationFeed,
-    RevocationList, SessionLimit, UserRevocation, access,
+    ConfigError, CreateOutcome, RefreshRecord, RefreshStore, RefreshToken, Revocation,
+    RevocationFeed, RevocationList, SessionLimit, UserRevocation, access,
     refresh_token::family_hash,
     rotation::{Decision, Timing, decide},
 };
@@ -191,30 +191,6 @@ impl<T: ReloadUser> DynReloadUser for T {
     ) -> BoxFuture<'_, Result<Option<Value>, StoreError>> {
         Box::pin(ReloadUser::reload(self, user_id, user))
     }
-}
-
-/// A configuration [`HybridSessionsBuilder::build`] refused, or a feed it could not join.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// A duration is out of range; the message says which and why.
-    #[error("invalid hybrid session setting: {0}")]
-    Invalid(&'static str),
-    /// No [`RefreshStore`] was given.
-    #[error("no refresh store configured: call .store(..)")]
-    MissingStore,
-    /// No [`RevocationFeed`] was given.
-    #[error("no revocation feed configured: call .feed(..)")]
-    MissingFeed,
-    /// Subscribing to the revocation feed failed.
-    #[error("could not subscribe to the revocation feed")]
-    Feed(#[source] StoreError),
-    /// A cookie setting breaks the rules of the cookie transport.
-    #[error("invalid cookie setting: {0}")]
-    Cookie(&'static str),
-    /// A cookie name, path or attribute a browser would reject (RFC 6265bis).
-    #[error(transparent)]
-    CookieAttributes(#[from] portcullis_core::credentials::CookieError),
 }
 
 /// Why a login, refresh or logout failed. Converts into the matching [`AuthRejection`].
