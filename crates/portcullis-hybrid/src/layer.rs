@@ -159,7 +159,7 @@ impl HybridLayer {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Cookie`] when the cookie settings break a prefix or RFC 6265 rule.
+    /// A [`ConfigError`] when the cookie settings break a prefix or RFC 6265 rule.
     ///
     /// # Examples
     ///

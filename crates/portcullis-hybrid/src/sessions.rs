@@ -1290,36 +1290,29 @@ impl HybridSessionsBuilder {
         if settings.access_ttl < Duration::from_secs(1)
             || settings.access_ttl > Duration::from_secs(24 * 3600)
         {
-            return Err(ConfigError::Invalid(
-                "access_ttl must be between 1 second and 1 day",
-            ));
+            return Err(ConfigError::AccessTtlOutOfRange(settings.access_ttl));
         }
-        if settings.idle_ttl.as_secs() == 0 || settings.absolute_ttl.as_secs() == 0 {
-            return Err(ConfigError::Invalid(
-                "refresh_ttl and absolute_ttl must be at least 1 second",
-            ));
+        if settings.idle_ttl.as_secs() == 0 {
+            return Err(ConfigError::TooShort("refresh_ttl"));
+        }
+        if settings.absolute_ttl.as_secs() == 0 {
+            return Err(ConfigError::TooShort("absolute_ttl"));
         }
         if settings.idle_ttl > settings.absolute_ttl {
-            return Err(ConfigError::Invalid(
-                "refresh_ttl must not exceed absolute_ttl",
-            ));
+            return Err(ConfigError::IdleExceedsAbsolute);
         }
         if settings.grace > Duration::from_secs(60) {
-            return Err(ConfigError::Invalid(
-                "grace_window must be at most 60 seconds",
-            ));
+            return Err(ConfigError::GraceWindowTooLong(settings.grace));
         }
         let mut validation = self.validation;
         if let Some(leeway) = self.leeway {
             if leeway > portcullis_jwt::MAX_LEEWAY {
-                return Err(ConfigError::Invalid("leeway must be at most 5 minutes"));
+                return Err(ConfigError::LeewayTooLong(leeway));
             }
             validation = validation.leeway(leeway);
         }
         if settings.limit.is_some_and(|limit| limit.max == 0) {
-            return Err(ConfigError::Invalid(
-                "max_sessions_per_user must allow at least 1 session",
-            ));
+            return Err(ConfigError::ZeroSessionLimit);
         }
         let store = self.store.ok_or(ConfigError::MissingStore)?;
         let feed = self.feed.ok_or(ConfigError::MissingFeed)?;
