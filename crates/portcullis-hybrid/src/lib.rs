@@ -68,6 +68,7 @@
 )]
 
 mod access;
+mod access_session;
 mod config_error;
 mod cookies;
 mod endpoints;
@@ -86,10 +87,11 @@ mod store;
 #[cfg(test)]
 mod tests;
 
+pub use access_session::AccessSession;
 pub use config_error::ConfigError;
 pub use cookies::{CookieTransport, MAX_COOKIE_BYTES, SameSite};
 pub use endpoints::{Endpoint, EndpointFuture, EndpointResponse, HybridEndpoints};
-pub use layer::{AccessSession, Hybrid, HybridLayer, ResponseFuture};
+pub use layer::{Hybrid, HybridLayer, ResponseFuture};
 #[cfg(feature = "axum")]
 pub use login::HybridLogin;
 pub use login::LoginTransport;
