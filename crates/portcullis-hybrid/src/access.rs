@@ -11,7 +11,7 @@ use portcullis_jwt::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, value::RawValue};
 
-use crate::{AccessSession, HybridSessions, RefreshRecord, refresh_token::is_session_id};
+use crate::{AccessSession, RefreshRecord, RevocationList, refresh_token::is_session_id};
 
 /// The `typ` header of access tokens (RFC 9068 §2.1). The edge refuses any other, so an ID
 /// token or another JWT of the same issuer never passes as an access token (RFC 9068 §4,
@@ -86,85 +86,106 @@ impl VerifiedAccess {
 /// What checking an access token with the keys at hand decided.
 pub(crate) enum AccessAttempt {
     Done(Result<VerifiedAccess, AuthRejection>),
-    /// Only a key refetch (a JWKS URL) can decide: [`verify_after_refetch`].
+    /// Only a key refetch (a JWKS URL) can decide: [`AccessCheck::verify_after_refetch`].
     NeedsKeys,
 }
 
-/// Verifies `token` with the keys at hand, parsing it once, and checks its session against the
-/// node's revocation list. No store read, no waiting: a static key set always decides here.
-pub(crate) fn attempt(sessions: &HybridSessions, token: &str) -> AccessAttempt {
-    match sessions.inner.verifier.attempt(token) {
-        Attempt::Done(Ok(verified)) => AccessAttempt::Done(accept(sessions, &verified)),
-        Attempt::Done(Err(error)) => AccessAttempt::Done(Err(error.into())),
-        Attempt::NeedsKeys(_) => AccessAttempt::NeedsKeys,
-    }
+/// The edge check, and all it needs: the access-token verifier, the node's revocation list and
+/// the clock. No store: a request with a valid access token costs no store read.
+#[derive(Clone)]
+pub(crate) struct AccessCheck {
+    verifier: TokenVerifier,
+    revoked: RevocationList,
+    clock: SharedClock,
 }
 
-/// The slow path after [`AccessAttempt::NeedsKeys`]: refetches the key set, then decides.
-pub(crate) async fn verify_after_refetch(
-    sessions: &HybridSessions,
-    token: &str,
-) -> Result<VerifiedAccess, AuthRejection> {
-    let verified = sessions.inner.verifier.verify_after_refetch(token).await?;
-    accept(sessions, &verified)
-}
+impl AccessCheck {
+    pub(crate) fn new(
+        verifier: TokenVerifier,
+        revoked: RevocationList,
+        clock: SharedClock,
+    ) -> Self {
+        Self {
+            verifier,
+            revoked,
+            clock,
+        }
+    }
 
-/// Checks the hybrid claims of a verified token and its session's revocation.
-fn accept(
-    sessions: &HybridSessions,
-    verified: &VerifiedToken,
-) -> Result<VerifiedAccess, AuthRejection> {
-    let inner = &sessions.inner;
-    let lacks_session = || AuthRejection::invalid_credentials("the access token lacks a session");
-    let claims: EdgeClaims<'_> =
-        serde_json::from_str(verified.claims_json()).map_err(|_| lacks_session())?;
-    if !is_session_id(&claims.sid) {
-        return Err(lacks_session());
+    /// Verifies `token` with the keys at hand, parsing it once, and checks its session against
+    /// the node's revocation list. No store read, no waiting: a static key set always decides
+    /// here.
+    pub(crate) fn attempt(&self, token: &str) -> AccessAttempt {
+        match self.verifier.attempt(token) {
+            Attempt::Done(Ok(verified)) => AccessAttempt::Done(self.accept(&verified)),
+            Attempt::Done(Err(error)) => AccessAttempt::Done(Err(error.into())),
+            Attempt::NeedsKeys(_) => AccessAttempt::NeedsKeys,
+        }
     }
-    // A node that has never read the revocations in force (its feed's backend was down at
-    // start-up) cannot tell a revoked token from a live one: fail closed with 503 (OWASP ASVS
-    // V3.3: a terminated session must not be usable), until the feed catches up.
-    if !inner.revoked.is_caught_up() {
-        return Err(AuthRejection::unavailable(
-            "the revocation list has not caught up yet",
-        ));
+
+    /// The slow path after [`AccessAttempt::NeedsKeys`]: refetches the key set, then decides.
+    pub(crate) async fn verify_after_refetch(
+        &self,
+        token: &str,
+    ) -> Result<VerifiedAccess, AuthRejection> {
+        let verified = self.verifier.verify_after_refetch(token).await?;
+        self.accept(&verified)
     }
-    let now = inner.clock.unix_seconds();
-    if inner.revoked.is_revoked(&claims.sid, now) {
-        return Err(AuthRejection::invalid_credentials(
-            "the session has been revoked",
-        ));
+
+    /// Checks the hybrid claims of a verified token and its session's revocation.
+    fn accept(&self, verified: &VerifiedToken) -> Result<VerifiedAccess, AuthRejection> {
+        let lacks_session =
+            || AuthRejection::invalid_credentials("the access token lacks a session");
+        let claims: EdgeClaims<'_> =
+            serde_json::from_str(verified.claims_json()).map_err(|_| lacks_session())?;
+        if !is_session_id(&claims.sid) {
+            return Err(lacks_session());
+        }
+        // A node that has never read the revocations in force (its feed's backend was down at
+        // start-up) cannot tell a revoked token from a live one: fail closed with 503 (OWASP
+        // ASVS V3.3: a terminated session must not be usable), until the feed catches up.
+        if !self.revoked.is_caught_up() {
+            return Err(AuthRejection::unavailable(
+                "the revocation list has not caught up yet",
+            ));
+        }
+        let now = self.clock.unix_seconds();
+        if self.revoked.is_revoked(&claims.sid, now) {
+            return Err(AuthRejection::invalid_credentials(
+                "the session has been revoked",
+            ));
+        }
+        // A token without `iat_ms` (minted before it existed) counts from the start of its
+        // `iat` second, so a per-user revocation in that second still refuses it.
+        let issued_at_ms = claims.iat_ms.unwrap_or_else(|| {
+            verified
+                .issued_at()
+                .map_or(0, |seconds| seconds.saturating_mul(1000))
+        });
+        if self
+            .revoked
+            .is_user_revoked(verified.subject(), issued_at_ms, now)
+        {
+            return Err(AuthRejection::invalid_credentials(
+                "the user's tokens have been revoked",
+            ));
+        }
+        let session_id: Arc<str> = claims.sid.as_ref().into();
+        // Straight from the borrowed claim into the shared text: one allocation, not an owned
+        // RawValue copied once more.
+        let mut identity = Identity::from_user_json(claims.user.into(), Mechanism::Hybrid)
+            .with_session_handle(session_id.clone());
+        if let Some(auth_time) = claims.auth_time {
+            // The verifier refused an `auth_time` after now + leeway; checked all the same.
+            identity = identity.with_authenticated_at_unix(auth_time);
+        }
+        Ok(VerifiedAccess {
+            identity,
+            session: AccessSession {
+                session_id,
+                user_id: verified.subject().into(),
+                expires_at: verified.expires_at(),
+            },
+        })
     }
-    // A token without `iat_ms` (minted before it existed) counts from the start of its `iat`
-    // second, so a per-user revocation in that second still refuses it.
-    let issued_at_ms = claims.iat_ms.unwrap_or_else(|| {
-        verified
-            .issued_at()
-            .map_or(0, |seconds| seconds.saturating_mul(1000))
-    });
-    if inner
-        .revoked
-        .is_user_revoked(verified.subject(), issued_at_ms, now)
-    {
-        return Err(AuthRejection::invalid_credentials(
-            "the user's tokens have been revoked",
-        ));
-    }
-    let session_id: Arc<str> = claims.sid.as_ref().into();
-    // Straight from the borrowed claim into the shared text: one allocation, not an owned
-    // RawValue copied once more.
-    let mut identity = Identity::from_user_json(claims.user.into(), Mechanism::Hybrid)
-        .with_session_handle(session_id.clone());
-    if let Some(auth_time) = claims.auth_time {
-        // The verifier refused an `auth_time` after now + leeway; checked all the same.
-        identity = identity.with_authenticated_at_unix(auth_time);
-    }
-    Ok(VerifiedAccess {
-        identity,
-        session: AccessSession {
-            session_id,
-            user_id: verified.subject().into(),
-            expires_at: verified.expires_at(),
-        },
-    })
 }

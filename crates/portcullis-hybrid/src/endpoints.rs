@@ -140,7 +140,7 @@ impl HybridEndpoints {
     /// check.
     pub fn new(layer: &HybridLayer) -> Self {
         let layer = &layer.config;
-        let sessions = layer.sessions.clone();
+        let sessions = layer.refresh.clone();
         let inner = &sessions.inner;
         // A session outlives its last access token by at most the refresh (idle) TTL: an
         // access token expired longer ago belongs to a session that is over anyway.

@@ -20,12 +20,15 @@ use tower_service::Service;
 
 use crate::{
     ConfigError, CookieTransport, HybridSessions,
-    access::{self, AccessAttempt, VerifiedAccess},
+    access::{AccessAttempt, AccessCheck, VerifiedAccess},
 };
 
 #[derive(Clone)]
 pub(crate) struct Config {
-    pub(crate) sessions: HybridSessions,
+    /// The edge check: verifier, revocation list, clock.
+    pub(crate) access: AccessCheck,
+    /// The refresh service, for transparent refresh only, through its public API.
+    pub(crate) refresh: HybridSessions,
     pub(crate) cookies: Option<CookieTransport>,
     pub(crate) realm: Arc<str>,
     pub(crate) cross_site: CrossSiteCheck,
@@ -88,7 +91,8 @@ impl HybridLayer {
     pub fn new(sessions: &HybridSessions) -> Self {
         Self {
             config: Arc::new(Config {
-                sessions: sessions.clone(),
+                access: sessions.access_check(),
+                refresh: sessions.clone(),
                 cookies: None,
                 realm: "portcullis".into(),
                 cross_site: CrossSiteCheck::new(),
@@ -249,12 +253,10 @@ where
                 Ok(found) => found,
                 Err(rejection) => return ResponseFuture::rejected(rejection),
             };
-            let attempt = found
-                .token
-                .map(|token| match access::attempt(&config.sessions, token) {
-                    AccessAttempt::Done(result) => Ok(result),
-                    AccessAttempt::NeedsKeys => Err(token.to_owned()),
-                });
+            let attempt = found.token.map(|token| match config.access.attempt(token) {
+                AccessAttempt::Done(result) => Ok(result),
+                AccessAttempt::NeedsKeys => Err(token.to_owned()),
+            });
             (
                 attempt,
                 found.refresh_token.map(str::to_owned),
@@ -270,7 +272,7 @@ where
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 return ResponseFuture::waiting(async move {
-                    let verified = access::verify_after_refetch(&config.sessions, &token).await;
+                    let verified = config.access.verify_after_refetch(&token).await;
                     match config.record(&mut request, Some(verified), refresh_token, from_cookie) {
                         Ok(finish) => {
                             let mut response = inner.call(request).await?;
@@ -356,7 +358,7 @@ impl Config {
             }
             (Some(Err(_)) | None, Some(token)) => {
                 let refresh = Arc::new(TransparentRefresh {
-                    sessions: self.sessions.clone(),
+                    sessions: self.refresh.clone(),
                     cookies: self.cookies.clone().unwrap_or_default(),
                     token,
                     outcome: Mutex::new(None),

@@ -513,6 +513,16 @@ impl HybridSessions {
         }
     }
 
+    /// What the edge ([`HybridLayer`](crate::HybridLayer)) needs to check access tokens: the
+    /// verifier, this node's revocation list and the clock, and nothing else.
+    pub(crate) fn access_check(&self) -> access::AccessCheck {
+        access::AccessCheck::new(
+            self.inner.verifier.clone(),
+            self.inner.revoked.clone(),
+            self.inner.clock.clone(),
+        )
+    }
+
     /// The node's revocation list (shared with every [`HybridLayer`](crate::HybridLayer)).
     pub fn revocations(&self) -> &RevocationList {
         &self.inner.revoked
