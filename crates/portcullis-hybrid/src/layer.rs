@@ -43,7 +43,7 @@ pub(crate) struct Config {
 /// - no token: the request passes through anonymous (extractors answer 401 with a bearer
 ///   challenge), exactly like the plain bearer layer;
 /// - a valid `at+jwt` token whose `sid` is not revoked: the caller is its user, and the
-///   request carries an [`AccessSession`];
+///   request carries an [`AccessSession`](crate::AccessSession);
 /// - anything else: 401 `WWW-Authenticate: Bearer error="invalid_token"` (for a cookie,
 ///   only when a handler asks for the user, so a stale cookie does not break public pages).
 ///
