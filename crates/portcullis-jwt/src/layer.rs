@@ -616,6 +616,44 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "jwks-url")]
+    #[tokio::test]
+    async fn the_boxed_key_fetch_path_also_answers_500_on_a_second_poll() {
+        use std::task::{Context, Poll};
+        // Nothing listens on port 1: the set never loads, so the token waits for a refetch
+        // (the boxed path), then fails closed with 503.
+        let keys = crate::KeySet::from_jwks_url(
+            "http://127.0.0.1:1/jwks.json",
+            crate::JwksOptions::new().timeout(std::time::Duration::from_millis(200)),
+        )
+        .unwrap();
+        let verifier = TokenVerifier::new(keys, Validation::new().audience("api"));
+        let mut service = ServiceBuilder::new()
+            .layer(BearerLayer::new(verifier))
+            .service_fn(|_: Request<Body>| async {
+                Ok::<_, Infallible>(Response::new(Body::from("ok")))
+            });
+        let request = Request::get("/")
+            .header(
+                header::AUTHORIZATION,
+                format!("Bearer {}", token(&issuer(), "admin")),
+            )
+            .body(Body::empty())
+            .unwrap();
+        let service = service.ready().await.unwrap();
+        let mut future = std::pin::pin!(service.call(request));
+        assert!(format!("{future:?}").contains("Waiting"));
+        let first = std::future::poll_fn(|cx| future.as_mut().poll(cx))
+            .await
+            .unwrap();
+        assert_eq!(first.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let Poll::Ready(Ok(again)) = future.as_mut().poll(&mut cx) else {
+            panic!("a second poll is ready at once");
+        };
+        assert_eq!(again.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
     #[test]
     fn public_types_are_send_and_sync() {
         fn assert_send<T: Send>() {}
