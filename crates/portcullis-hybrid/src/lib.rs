@@ -69,9 +69,12 @@
 
 mod access;
 mod access_session;
+mod builder;
 mod config_error;
 mod cookies;
 mod endpoints;
+mod erased;
+mod error;
 mod layer;
 #[cfg(test)]
 mod layer_tests;
@@ -80,28 +83,33 @@ mod limit_tests;
 mod login;
 mod memory;
 mod refresh_token;
+mod reload_user;
 mod revocation;
+mod revoke;
 mod rotation;
 mod sessions;
 mod store;
 #[cfg(test)]
 mod tests;
+mod token_pair;
 
 pub use access_session::AccessSession;
+pub use builder::HybridSessionsBuilder;
 pub use config_error::ConfigError;
 pub use cookies::{CookieTransport, MAX_COOKIE_BYTES, SameSite};
 pub use endpoints::{Endpoint, EndpointFuture, EndpointResponse, HybridEndpoints};
+pub use error::HybridError;
 pub use layer::{Hybrid, HybridLayer, ResponseFuture};
 #[cfg(feature = "axum")]
 pub use login::HybridLogin;
 pub use login::LoginTransport;
 pub use memory::{InProcessFeed, MemoryRefreshStore};
 pub use refresh_token::{MAX_REFRESH_TOKEN_LEN, RefreshToken};
+pub use reload_user::ReloadUser;
 pub use revocation::{Revocation, RevocationFeed, RevocationList, UserRevocation};
-pub use sessions::{
-    HybridError, HybridSessions, HybridSessionsBuilder, ReloadUser, SessionInfo, TokenPair,
-};
+pub use sessions::HybridSessions;
 pub use store::{
     CreateOutcome, LimitPolicy, RefreshRecord, RefreshStore, RotatedToken, SealedSecret,
     SessionLimit,
 };
+pub use token_pair::{SessionInfo, TokenPair};
