@@ -77,21 +77,26 @@
 mod algorithm;
 mod cache;
 mod issue;
+mod key_error;
 mod keys;
 mod layer;
 #[cfg(feature = "jwks-url")]
 mod remote;
+mod signing_key;
 mod sources;
 mod validation;
 mod verify;
+mod verifying_key;
 
 pub use algorithm::{Algorithm, UnknownAlgorithm};
 pub use cache::{TOKEN_CACHE_LOOKUPS_TOTAL, TokenCacheConfig, TokenCacheStats};
 pub use issue::{DEFAULT_TTL, IssueError, IssueOptions, IssuedToken, TokenIssuer};
-pub use keys::{KeyError, KeySet, SigningKey};
+pub use key_error::KeyError;
+pub use keys::KeySet;
 pub use layer::{Bearer, BearerLayer, DEFAULT_REALM, ResponseFuture};
 #[cfg(feature = "jwks-url")]
 pub use remote::JwksOptions;
+pub use signing_key::SigningKey;
 pub use sources::{TokenOrigin, TokenSources};
 pub use validation::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, MAX_LEEWAY, Validation};
 pub use verify::{Attempt, TokenError, TokenVerifier, VerifiedToken};

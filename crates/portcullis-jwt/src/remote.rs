@@ -20,8 +20,8 @@ use std::{
 };
 
 use crate::{
-    KeySet,
-    keys::{KeyError, VerifyingKey, parse_jwks},
+    KeyError, KeySet,
+    verifying_key::{VerifyingKey, parse_jwks},
 };
 
 /// How a JWKS URL key set is fetched and refreshed.
