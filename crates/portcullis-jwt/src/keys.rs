@@ -1,5 +1,6 @@
-//! Keys: [`SigningKey`] (a private key or HMAC secret that mints tokens) and [`KeySet`] (the
-//! trusted verification keys, each pinned to one algorithm, RFC 8725 §3.1).
+//! [`KeySet`]: the trusted verification keys, each pinned to one algorithm (RFC 8725 §3.1),
+//! from static keys, an issuer's rotating [`SigningKey`]s, files or a JWKS URL (`remote.rs`,
+//! which this module uses and which does not use it back).
 //!
 //! Keys are parsed once, when the set is built, into aws-lc-rs key objects (the backend
 //! `jsonwebtoken` uses with its `aws_lc_rs` feature), so verifying a token parses no key.
@@ -450,6 +451,36 @@ fn check_keys(
         found = Found::BadSignature;
     }
     found
+}
+
+#[cfg(feature = "jwks-url")]
+impl KeySet {
+    /// A set fetched from a JWKS URL (`https://`, or `http://` for a local issuer) and kept
+    /// fresh by a background task, which ends when the last clone of the set is dropped.
+    ///
+    /// Returns at once, before the first fetch: until it succeeds, tokens that no other key
+    /// verifies are answered with 503 (fail closed), and each such request may trigger a
+    /// rate-limited fetch.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::InvalidUrl`] for a URL that is not `http`/`https`, [`KeyError::NoRuntime`]
+    /// outside a Tokio runtime, [`KeyError::HttpClient`] when the TLS setup fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use portcullis_jwt::{JwksOptions, KeySet};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let keys = KeySet::from_jwks_url("https://auth.example/.well-known/jwks.json", JwksOptions::new())
+    ///     .unwrap()
+    ///     .for_issuer("https://auth.example");
+    /// # });
+    /// assert!(KeySet::from_jwks_url("ftp://auth.example/jwks", JwksOptions::new()).is_err());
+    /// ```
+    pub fn from_jwks_url(url: &str, options: crate::JwksOptions) -> Result<KeySet, KeyError> {
+        crate::remote::RemoteJwks::start(url, options).map(Self::from_remote)
+    }
 }
 
 /// Ready when the set holds at least one key and every JWKS URL source has loaded its keys
