@@ -76,6 +76,7 @@
 
 mod algorithm;
 mod cache;
+mod dynamic_keys;
 mod issue;
 mod key_error;
 mod keys;
