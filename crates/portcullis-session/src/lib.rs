@@ -50,15 +50,23 @@
 )]
 
 mod config;
+mod erased;
+mod error;
+mod handle;
 mod layer;
+mod login_options;
 mod memory;
 mod session;
+mod session_info;
 mod store;
 
 pub use config::{ConfigError, SameSite, SessionConfig};
+pub use error::SessionError;
+pub use handle::Session;
 pub use layer::{ResponseFuture, SessionLayer, SessionService};
+pub use login_options::LoginOptions;
 pub use memory::{MemoryStore, MemoryStoreConfig};
-pub use session::{LoginOptions, Session, SessionError, SessionInfo};
+pub use session_info::SessionInfo;
 pub use store::{
     CreateOutcome, LimitPolicy, SaveOutcome, SessionLimit, SessionRecord, SessionStore,
 };
