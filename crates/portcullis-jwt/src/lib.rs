@@ -76,6 +76,8 @@
 
 mod algorithm;
 mod cache;
+mod claims;
+mod compact;
 mod dynamic_keys;
 mod issue;
 mod key_error;
@@ -85,7 +87,9 @@ mod layer;
 mod remote;
 mod signing_key;
 mod sources;
+mod token_error;
 mod validation;
+mod verified_token;
 mod verify;
 mod verifying_key;
 
@@ -99,5 +103,7 @@ pub use layer::{Bearer, BearerLayer, DEFAULT_REALM, ResponseFuture};
 pub use remote::JwksOptions;
 pub use signing_key::SigningKey;
 pub use sources::{TokenOrigin, TokenSources};
+pub use token_error::TokenError;
 pub use validation::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, MAX_LEEWAY, Validation};
-pub use verify::{Attempt, TokenError, TokenVerifier, VerifiedToken};
+pub use verified_token::VerifiedToken;
+pub use verify::{Attempt, TokenVerifier};

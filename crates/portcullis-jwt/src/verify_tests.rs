@@ -7,11 +7,11 @@ use std::sync::{
 };
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use portcullis_core::ManualClock;
+use portcullis_core::{AuthRejection, ManualClock, Mechanism};
 use serde_json::{Value, json};
 
 use super::*;
-use crate::{SigningKey, TokenIssuer};
+use crate::{Algorithm, SigningKey, TokenIssuer};
 
 const NOW: u64 = 1_800_000_000;
 const ISS: &str = "https://auth.example";
