@@ -88,3 +88,24 @@ impl From<HybridError> for AuthRejection {
         }
     }
 }
+
+impl HybridError {
+    /// Whether this failure means the session is over (gone, expired, revoked for token reuse,
+    /// or its user deleted), so the client's cookies are of no further use.
+    ///
+    /// The one rule the endpoints and the transparent refresh of [`HybridLayer`](crate::HybridLayer) follow:
+    /// cookies are cleared exactly when this is true. A malformed or unknown refresh token
+    /// ends nothing (its `sid` half is public), and an outage says nothing about the session.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use portcullis_hybrid::HybridError;
+    /// assert!(HybridError::TokenReuse.ends_session());
+    /// assert!(!HybridError::InvalidRefreshToken.ends_session());
+    /// assert!(!HybridError::Contention.ends_session());
+    /// ```
+    pub fn ends_session(&self) -> bool {
+        matches!(self, Self::SessionEnded | Self::TokenReuse | Self::UserGone)
+    }
+}

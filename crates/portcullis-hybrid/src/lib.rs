@@ -84,6 +84,7 @@ mod login;
 mod memory;
 mod refresh_token;
 mod reload_user;
+mod response;
 mod revocation;
 mod revoke;
 mod rotation;
@@ -97,7 +98,7 @@ pub use access_session::AccessSession;
 pub use builder::HybridSessionsBuilder;
 pub use config_error::ConfigError;
 pub use cookies::{CookieTransport, MAX_COOKIE_BYTES, SameSite};
-pub use endpoints::{Endpoint, EndpointFuture, EndpointResponse, HybridEndpoints};
+pub use endpoints::{Endpoint, EndpointFuture, HybridEndpoints};
 pub use error::HybridError;
 pub use layer::{Hybrid, HybridLayer, ResponseFuture};
 #[cfg(feature = "axum")]
@@ -106,6 +107,7 @@ pub use login::LoginTransport;
 pub use memory::{InProcessFeed, MemoryRefreshStore};
 pub use refresh_token::{MAX_REFRESH_TOKEN_LEN, RefreshToken};
 pub use reload_user::ReloadUser;
+pub use response::EndpointResponse;
 pub use revocation::{Revocation, RevocationFeed, RevocationList, UserRevocation};
 pub use sessions::HybridSessions;
 pub use store::{
