@@ -6,3 +6,5 @@ pub mod conformance;
 pub mod http;
 pub mod redis_server;
 pub mod stall_proxy;
+
+pub use portcullis_testkit::{refresh_store_conformance, session_store_conformance};

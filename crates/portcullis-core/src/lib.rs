@@ -43,11 +43,23 @@
 //!     .layer(AuthenticateAsLayer::new(&User { user: "alice".into(), role: "advertiser".into() }));
 //! # }
 //! ```
+// Library code returns errors instead of panicking (issue 12): no unwrap, expect, panic or
+// unchecked indexing outside tests; a documented `# Panics` case is allowed where it stands.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 mod authentication;
 mod clock;
 pub mod credentials;
 mod cross_site;
+mod edge_future;
 #[cfg(feature = "axum")]
 mod extract;
 mod identity;
@@ -68,6 +80,7 @@ mod user_json;
 pub use authentication::{Authentication, IdentityFuture, IdentitySource, resolve_user};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use cross_site::{CrossSiteCheck, InvalidOrigin};
+pub use edge_future::{EdgeFinish, EdgeFuture, FinishHook};
 #[cfg(feature = "axum")]
 pub use extract::{Authorized, CurrentUser, RecentlyAuthenticated};
 pub use identity::{Identity, Mechanism};

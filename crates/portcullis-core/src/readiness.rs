@@ -350,8 +350,8 @@ impl ReadinessReport {
             })
             .collect();
         let mut body = serde_json::json!({ "ready": self.is_ready(), "checks": checks });
-        if let Some(reason) = self.reason() {
-            body["reason"] = serde_json::Value::String(reason);
+        if let (Some(reason), Some(fields)) = (self.reason(), body.as_object_mut()) {
+            fields.insert("reason".to_owned(), serde_json::Value::String(reason));
         }
         body
     }

@@ -101,8 +101,10 @@ impl StoreKey {
     pub fn to_hex(&self) -> String {
         let mut hex = String::with_capacity(64);
         for byte in self.0 {
-            hex.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
-            hex.push(char::from(b"0123456789abcdef"[usize::from(byte & 0xf)]));
+            for nibble in [byte >> 4, byte & 0xf] {
+                // A nibble is always a hex digit; `from_digit` writes lowercase.
+                hex.push(char::from_digit(u32::from(nibble), 16).unwrap_or('0'));
+            }
         }
         hex
     }
@@ -115,9 +117,9 @@ impl StoreKey {
             return None;
         }
         let mut bytes = [0u8; 32];
-        for (i, pair) in hex.as_bytes().chunks_exact(2).enumerate() {
+        for (byte, pair) in bytes.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
             let text = std::str::from_utf8(pair).ok()?;
-            bytes[i] = u8::from_str_radix(text, 16).ok()?;
+            *byte = u8::from_str_radix(text, 16).ok()?;
         }
         Some(Self(bytes))
     }

@@ -211,23 +211,18 @@ impl CookieTransport {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Cookie`] naming the broken rule.
+    /// The [`ConfigError`] variant of the broken rule.
     pub fn validate(&self) -> Result<(), ConfigError> {
         // Names, paths and prefixes follow the rules every portcullis cookie shares
         // (prefixes matched case-insensitively, RFC 6265bis §4.1.3).
         self.attributes("/").validate(&self.access_name)?;
         self.attributes(&self.refresh_path)
             .validate(&self.refresh_name)?;
-        if self.same_site == SameSite::None && !self.secure {
-            return Err(ConfigError::Cookie("SameSite=None needs Secure"));
-        }
         if self.access_name == self.refresh_name {
-            return Err(ConfigError::Cookie("the two cookies need different names"));
+            return Err(ConfigError::SameCookieNames);
         }
         if self.transparent && self.refresh_path.as_ref() != "/" {
-            return Err(ConfigError::Cookie(
-                "transparent refresh needs the refresh cookie on Path=/",
-            ));
+            return Err(ConfigError::TransparentRefreshPath);
         }
         Ok(())
     }

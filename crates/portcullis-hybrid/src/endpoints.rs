@@ -12,9 +12,9 @@ use std::{
 };
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header, request::Parts};
+use http::{HeaderMap, Request, StatusCode, header, request::Parts};
 use http_body::Body;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use portcullis_core::{AuthRejection, Authentication, CrossSiteCheck};
 use portcullis_jwt::TokenVerifier;
 use serde::Deserialize;
@@ -23,39 +23,16 @@ use tower_service::Service;
 use crate::{
     AccessSession, CookieTransport, HybridError, HybridLayer, HybridSessions,
     refresh_token::is_session_id,
+    response::{EndpointResponse, empty, json},
 };
 
 /// Largest request body the endpoints read (`{"refresh_token": ".."}` needs a few hundred).
 const MAX_BODY_BYTES: usize = 16 * 1024;
 
-/// The response of every endpoint: a small JSON body, or none.
-pub type EndpointResponse = Response<Full<Bytes>>;
-
 /// The future of an [`Endpoint`]. Boxed: these routes run once per access-token lifetime at
 /// most, not on the hot path.
 pub type EndpointFuture =
     Pin<Box<dyn Future<Output = Result<EndpointResponse, Infallible>> + Send>>;
-
-impl HybridError {
-    /// Whether this failure means the session is over (gone, expired, revoked for token reuse,
-    /// or its user deleted), so the client's cookies are of no further use.
-    ///
-    /// The one rule the endpoints and the transparent refresh of [`HybridLayer`] follow:
-    /// cookies are cleared exactly when this is true. A malformed or unknown refresh token
-    /// ends nothing (its `sid` half is public), and an outage says nothing about the session.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use portcullis_hybrid::HybridError;
-    /// assert!(HybridError::TokenReuse.ends_session());
-    /// assert!(!HybridError::InvalidRefreshToken.ends_session());
-    /// assert!(!HybridError::Contention.ends_session());
-    /// ```
-    pub fn ends_session(&self) -> bool {
-        matches!(self, Self::SessionEnded | Self::TokenReuse | Self::UserGone)
-    }
-}
 
 /// The hybrid protocol's endpoints, configured like the [`HybridLayer`] they come from (same
 /// sessions, cookie transport, realm and cross-site check), so the two cannot disagree.
@@ -140,7 +117,7 @@ impl HybridEndpoints {
     /// check.
     pub fn new(layer: &HybridLayer) -> Self {
         let layer = &layer.config;
-        let sessions = layer.sessions.clone();
+        let sessions = layer.refresh.clone();
         let inner = &sessions.inner;
         // A session outlives its last access token by at most the refresh (idle) TTL: an
         // access token expired longer ago belongs to a session that is over anyway.
@@ -581,27 +558,6 @@ fn body_refresh_token(headers: &HeaderMap, body: &Bytes) -> Result<Option<String
                 "the body must be a JSON object {\"refresh_token\": \"...\"}",
             )
         })
-}
-
-/// A JSON answer that no cache keeps (RFC 6749 §5.1 for token responses; OWASP Session
-/// Management Cheat Sheet, "Web Content Caching").
-pub(crate) fn json(status: StatusCode, body: String) -> EndpointResponse {
-    let mut response = empty(status);
-    *response.body_mut() = Full::new(Bytes::from(body));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
-pub(crate) fn empty(status: StatusCode) -> EndpointResponse {
-    let mut response = Response::new(Full::new(Bytes::new()));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }
 
 #[cfg(test)]

@@ -4,88 +4,31 @@
 
 use std::{
     fmt,
-    future::Future,
-    marker::PhantomData,
-    pin::Pin,
     sync::{Arc, Mutex, PoisonError},
-    task::{Context, Poll, ready},
+    task::{Context, Poll},
 };
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, header};
-use pin_project_lite::pin_project;
 use portcullis_core::{
-    AuthRejection, Authentication, CrossSiteCheck, IdentityFuture, IdentitySource,
-    credentials::{add_no_store, bearer_token, find_cookie},
+    AuthRejection, Authentication, CrossSiteCheck, EdgeFinish, EdgeFuture, FinishHook,
+    IdentityFuture, IdentitySource,
+    credentials::{bearer_token, find_cookie},
 };
-use sync_wrapper::SyncFuture;
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::{
     ConfigError, CookieTransport, HybridSessions,
-    access::{self, VerifiedAccess},
+    access::{AccessAttempt, AccessCheck, VerifiedAccess},
 };
-
-/// The session behind a request's access token, for handlers that act on the session itself
-/// (logout, logout-all). Present in request extensions when the access token was valid.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccessSession {
-    pub(crate) session_id: Arc<str>,
-    pub(crate) user_id: Arc<str>,
-    pub(crate) expires_at: u64,
-}
-
-impl AccessSession {
-    /// The session id (`sid`).
-    pub fn session_id(&self) -> &str {
-        &self.session_id
-    }
-
-    /// The user's id (`sub`).
-    pub fn user_id(&self) -> &str {
-        &self.user_id
-    }
-
-    /// When the access token expires (Unix seconds).
-    pub fn expires_at(&self) -> u64 {
-        self.expires_at
-    }
-}
-
-#[cfg(feature = "axum")]
-impl<S: Send + Sync> axum_core::extract::FromRequestParts<S> for AccessSession {
-    type Rejection = AuthRejection;
-
-    async fn from_request_parts(
-        parts: &mut http::request::Parts,
-        _: &S,
-    ) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Self>().cloned().ok_or_else(|| {
-            let rejection = AuthRejection::missing_credentials();
-            match parts.extensions.get::<Authentication>() {
-                Some(authentication) => authentication.challenge(rejection),
-                None => rejection,
-            }
-        })
-    }
-}
-
-#[cfg(feature = "axum")]
-impl<S: Send + Sync> axum_core::extract::OptionalFromRequestParts<S> for AccessSession {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut http::request::Parts,
-        _: &S,
-    ) -> Result<Option<Self>, Self::Rejection> {
-        Ok(parts.extensions.get::<Self>().cloned())
-    }
-}
 
 #[derive(Clone)]
 pub(crate) struct Config {
-    pub(crate) sessions: HybridSessions,
+    /// The edge check: verifier, revocation list, clock.
+    pub(crate) access: AccessCheck,
+    /// The refresh service, for transparent refresh only, through its public API.
+    pub(crate) refresh: HybridSessions,
     pub(crate) cookies: Option<CookieTransport>,
     pub(crate) realm: Arc<str>,
     pub(crate) cross_site: CrossSiteCheck,
@@ -100,7 +43,7 @@ pub(crate) struct Config {
 /// - no token: the request passes through anonymous (extractors answer 401 with a bearer
 ///   challenge), exactly like the plain bearer layer;
 /// - a valid `at+jwt` token whose `sid` is not revoked: the caller is its user, and the
-///   request carries an [`AccessSession`];
+///   request carries an [`AccessSession`](crate::AccessSession);
 /// - anything else: 401 `WWW-Authenticate: Bearer error="invalid_token"` (for a cookie,
 ///   only when a handler asks for the user, so a stale cookie does not break public pages).
 ///
@@ -152,7 +95,8 @@ impl HybridLayer {
     pub fn new(sessions: &HybridSessions) -> Self {
         Self {
             config: Arc::new(Config {
-                sessions: sessions.clone(),
+                access: sessions.access_check(),
+                refresh: sessions.clone(),
                 cookies: None,
                 realm: "portcullis".into(),
                 cross_site: CrossSiteCheck::new(),
@@ -167,7 +111,7 @@ impl HybridLayer {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Cookie`] when the cookie settings break a prefix or RFC 6265 rule.
+    /// A [`ConfigError`] when the cookie settings break a prefix or RFC 6265 rule.
     ///
     /// # Examples
     ///
@@ -285,63 +229,11 @@ impl<S> Hybrid<S> {
     }
 }
 
-type Waiting<B, E> = SyncFuture<Pin<Box<dyn Future<Output = Result<Response<B>, E>> + Send>>>;
-
-pin_project! {
-    /// The response future of [`Hybrid`]: the inner service's future, unboxed on the hot path
-    /// (a token verified with the keys at hand). Only a key set that must first fetch keys
-    /// (a JWKS URL) takes a boxed path.
-    pub struct ResponseFuture<F, B, E> {
-        #[pin]
-        kind: Kind<F, B, E>,
-    }
-}
-
-pin_project! {
-    #[project = KindProjection]
-    enum Kind<F, B, E> {
-        Inner { #[pin] future: F, refresh: Option<Arc<TransparentRefresh>>, identified: bool },
-        Rejected { rejection: Option<AuthRejection>, body: PhantomData<fn() -> B> },
-        Waiting { #[pin] future: Waiting<B, E> },
-    }
-}
-
-impl<F, B, E> fmt::Debug for ResponseFuture<F, B, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
-    }
-}
-
-impl<F, B, E> Future for ResponseFuture<F, B, E>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-    B: From<Bytes>,
-{
-    type Output = Result<Response<B>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProjection::Inner {
-                future,
-                refresh,
-                identified,
-            } => {
-                let mut response = ready!(future.poll(cx))?;
-                if let Some(refresh) = refresh.take() {
-                    refresh.finish(response.headers_mut());
-                }
-                if *identified {
-                    add_no_store(response.headers_mut());
-                }
-                Poll::Ready(Ok(response))
-            }
-            KindProjection::Rejected { rejection, .. } => {
-                Poll::Ready(Ok(AuthRejection::respond_once(rejection)))
-            }
-            KindProjection::Waiting { future } => future.poll(cx),
-        }
-    }
-}
+/// The response future of [`Hybrid`]: the inner service's future, unboxed on the hot path
+/// (a token decided with the keys at hand; always, for a static key set). Only a key set that
+/// must first fetch keys (a JWKS URL) takes a boxed path. Polled again after completion, it
+/// answers 500. See [`EdgeFuture`].
+pub type ResponseFuture<F, B, E> = EdgeFuture<F, B, E>;
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Hybrid<S>
 where
@@ -359,44 +251,47 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let kind = match self.config.authenticate_now(&mut request) {
-            Some(Ok(refresh)) => Kind::Inner {
-                // A verified access token: the response is this user's alone.
-                identified: request.extensions().get::<AccessSession>().is_some(),
-                future: self.inner.call(request),
-                refresh,
-            },
-            Some(Err(rejection)) => Kind::Rejected {
-                rejection: Some(rejection),
-                body: PhantomData,
-            },
-            None => {
+        let config = &*self.config;
+        let (attempt, refresh_token, from_cookie) = {
+            let found = match config.find(&request) {
+                Ok(found) => found,
+                Err(rejection) => return ResponseFuture::rejected(rejection),
+            };
+            let attempt = found.token.map(|token| match config.access.attempt(token) {
+                AccessAttempt::Done(result) => Ok(result),
+                AccessAttempt::NeedsKeys => Err(token.to_owned()),
+            });
+            (
+                attempt,
+                found.refresh_token.map(str::to_owned),
+                found.from_cookie,
+            )
+        };
+        let verified = match attempt {
+            None => None,
+            Some(Ok(result)) => Some(result),
+            Some(Err(token)) => {
                 // Slow path: the key set must fetch keys first. Boxed, since it is rare.
                 let config = self.config.clone();
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
-                Kind::Waiting {
-                    future: SyncFuture::new(Box::pin(async move {
-                        match config.authenticate_later(&mut request).await {
-                            Ok(refresh) => {
-                                let identified =
-                                    request.extensions().get::<AccessSession>().is_some();
-                                let mut response = inner.call(request).await?;
-                                if let Some(refresh) = refresh {
-                                    refresh.finish(response.headers_mut());
-                                }
-                                if identified {
-                                    add_no_store(response.headers_mut());
-                                }
-                                Ok(response)
-                            }
-                            Err(rejection) => Ok(rejection.to_response()),
+                return ResponseFuture::waiting(async move {
+                    let verified = config.access.verify_after_refetch(&token).await;
+                    match config.record(&mut request, Some(verified), refresh_token, from_cookie) {
+                        Ok(finish) => {
+                            let mut response = inner.call(request).await?;
+                            finish.apply(response.headers_mut());
+                            Ok(response)
                         }
-                    })),
-                }
+                        Err(rejection) => Ok(rejection.to_response()),
+                    }
+                });
             }
         };
-        ResponseFuture { kind }
+        match config.record(&mut request, verified, refresh_token, from_cookie) {
+            Ok(finish) => ResponseFuture::inner(self.inner.call(request), finish),
+            Err(rejection) => ResponseFuture::rejected(rejection),
+        }
     }
 }
 
@@ -408,8 +303,6 @@ struct Found<'a> {
     /// The refresh cookie, in transparent mode only.
     refresh_token: Option<&'a str>,
 }
-
-type Pending = Result<Option<Arc<TransparentRefresh>>, AuthRejection>;
 
 impl Config {
     fn challenge(&self, rejection: AuthRejection) -> AuthRejection {
@@ -447,77 +340,41 @@ impl Config {
         })
     }
 
-    /// Authenticates with the keys at hand; `None` when keys must be fetched first.
-    fn authenticate_now<B>(&self, request: &mut Request<B>) -> Option<Pending> {
-        let (verified, refresh_token, from_cookie) = {
-            let found = match self.find(request) {
-                Ok(found) => found,
-                Err(rejection) => return Some(Err(rejection)),
-            };
-            let verified = match found.token {
-                Some(token) => Some(access::verify_now(&self.sessions, token)?),
-                None => None,
-            };
-            (
-                verified,
-                found.refresh_token.map(str::to_owned),
-                found.from_cookie,
-            )
-        };
-        Some(self.record(request, verified, refresh_token, from_cookie))
-    }
-
-    /// Authenticates, fetching keys if needed.
-    async fn authenticate_later<B>(&self, request: &mut Request<B>) -> Pending {
-        let (token, refresh_token, from_cookie) = {
-            let found = self.find(request)?;
-            (
-                found.token.map(str::to_owned),
-                found.refresh_token.map(str::to_owned),
-                found.from_cookie,
-            )
-        };
-        let verified = match token {
-            Some(token) => Some(access::verify(&self.sessions, &token).await),
-            None => None,
-        };
-        self.record(request, verified, refresh_token, from_cookie)
-    }
-
-    /// Records what the credentials proved in the request; returns the pending transparent
-    /// refresh, if one was set up.
+    /// Records what the credentials proved in the request; says how to finish the response
+    /// (`no-store` for an identified caller, the cookies of a transparent refresh).
     fn record<B>(
         &self,
         request: &mut Request<B>,
         verified: Option<Result<VerifiedAccess, AuthRejection>>,
         refresh_token: Option<String>,
         from_cookie: bool,
-    ) -> Pending {
+    ) -> Result<EdgeFinish, AuthRejection> {
         let extensions = request.extensions_mut();
         Authentication::of(extensions).set_bearer_realm(self.realm.clone());
         match (verified, refresh_token) {
-            (None, None) => Ok(None),
+            (None, None) => Ok(EdgeFinish::identified(false)),
             (Some(Ok(access)), _) => {
                 let (identity, session) = access.into_parts();
                 extensions.insert(session);
                 Authentication::of(extensions).add_identity(identity);
-                Ok(None)
+                // A verified access token: the response is this user's alone.
+                Ok(EdgeFinish::identified(true))
             }
             (Some(Err(_)) | None, Some(token)) => {
                 let refresh = Arc::new(TransparentRefresh {
-                    sessions: self.sessions.clone(),
+                    sessions: self.refresh.clone(),
                     cookies: self.cookies.clone().unwrap_or_default(),
                     token,
                     outcome: Mutex::new(None),
                 });
                 Authentication::of(extensions).add_source(refresh.clone());
-                Ok(Some(refresh))
+                Ok(EdgeFinish::identified(false).with_hook(refresh))
             }
             (Some(Err(rejection)), None) if from_cookie => {
                 // A stale cookie must not break public pages: refuse only when asked.
                 Authentication::of(extensions)
                     .add_source(Arc::new(Refused(self.challenge(rejection))));
-                Ok(None)
+                Ok(EdgeFinish::identified(false))
             }
             (Some(Err(rejection)), None) => Err(self.challenge(rejection)),
         }
@@ -572,7 +429,7 @@ impl IdentitySource for TransparentRefresh {
     }
 }
 
-impl TransparentRefresh {
+impl FinishHook for TransparentRefresh {
     fn finish(&self, headers: &mut HeaderMap) {
         let cookies = &self.cookies;
         let outcome = self.outcome.lock().unwrap_or_else(PoisonError::into_inner);

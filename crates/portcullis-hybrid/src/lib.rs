@@ -55,37 +55,63 @@
 //! assert!(sessions.revocations().is_revoked(pair.session_id(), 0));
 //! # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
 //! ```
+// Library code returns errors instead of panicking (issue 12): no unwrap, expect, panic or
+// unchecked indexing outside tests; a documented `# Panics` case is allowed where it stands.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 mod access;
+mod access_session;
+mod builder;
+mod config_error;
 mod cookies;
 mod endpoints;
+mod erased;
+mod error;
 mod layer;
+#[cfg(test)]
+mod layer_tests;
 #[cfg(test)]
 mod limit_tests;
 mod login;
 mod memory;
 mod refresh_token;
+mod reload_user;
+mod response;
 mod revocation;
+mod revoke;
 mod rotation;
 mod sessions;
 mod store;
 #[cfg(test)]
 mod tests;
+mod token_pair;
 
+pub use access_session::AccessSession;
+pub use builder::HybridSessionsBuilder;
+pub use config_error::ConfigError;
 pub use cookies::{CookieTransport, MAX_COOKIE_BYTES, SameSite};
-pub use endpoints::{Endpoint, EndpointFuture, EndpointResponse, HybridEndpoints};
-pub use layer::{AccessSession, Hybrid, HybridLayer, ResponseFuture};
+pub use endpoints::{Endpoint, EndpointFuture, HybridEndpoints};
+pub use error::HybridError;
+pub use layer::{Hybrid, HybridLayer, ResponseFuture};
 #[cfg(feature = "axum")]
 pub use login::HybridLogin;
 pub use login::LoginTransport;
 pub use memory::{InProcessFeed, MemoryRefreshStore};
 pub use refresh_token::{MAX_REFRESH_TOKEN_LEN, RefreshToken};
+pub use reload_user::ReloadUser;
+pub use response::EndpointResponse;
 pub use revocation::{Revocation, RevocationFeed, RevocationList, UserRevocation};
-pub use sessions::{
-    ConfigError, HybridError, HybridSessions, HybridSessionsBuilder, ReloadUser, SessionInfo,
-    TokenPair,
-};
+pub use sessions::HybridSessions;
 pub use store::{
     CreateOutcome, LimitPolicy, RefreshRecord, RefreshStore, RotatedToken, SealedSecret,
     SessionLimit,
 };
+pub use token_pair::{SessionInfo, TokenPair};

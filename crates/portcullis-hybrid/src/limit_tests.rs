@@ -236,5 +236,8 @@ async fn a_zero_limit_is_refused_when_built() {
         })
         .build()
         .await;
-    assert!(matches!(built, Err(ConfigError::Invalid(_))), "{built:?}");
+    assert!(
+        matches!(built, Err(ConfigError::ZeroSessionLimit)),
+        "{built:?}"
+    );
 }

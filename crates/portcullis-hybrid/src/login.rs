@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::{
     AccessSession, HybridEndpoints,
-    endpoints::{EndpointResponse, json},
+    response::{EndpointResponse, json},
 };
 
 /// How a login hands the client its tokens.

@@ -143,15 +143,21 @@ fn pad(predecessor: &SecretToken) -> [u8; 32] {
 pub(crate) fn seal(successor: &SecretToken, predecessor: &SecretToken) -> Option<SealedSecret> {
     let raw = URL_SAFE_NO_PAD.decode(successor.expose()).ok()?;
     let raw: [u8; 32] = raw.try_into().ok()?;
-    let pad = pad(predecessor);
-    Some(SealedSecret(std::array::from_fn(|i| raw[i] ^ pad[i])))
+    Some(SealedSecret(xor(raw, pad(predecessor))))
 }
 
 /// Recovers the successor sealed under `predecessor`.
 pub(crate) fn unseal(sealed: &SealedSecret, predecessor: &SecretToken) -> Option<SecretToken> {
-    let pad = pad(predecessor);
-    let raw: [u8; 32] = std::array::from_fn(|i| sealed.0[i] ^ pad[i]);
+    let raw = xor(sealed.0, pad(predecessor));
     SecretToken::parse(&URL_SAFE_NO_PAD.encode(raw))
+}
+
+/// `a XOR b`, byte by byte.
+fn xor(mut a: [u8; 32], b: [u8; 32]) -> [u8; 32] {
+    for (x, y) in a.iter_mut().zip(b) {
+        *x ^= y;
+    }
+    a
 }
 
 #[cfg(test)]

@@ -173,17 +173,18 @@ impl TokenCache {
         self.config
     }
 
-    fn locate(&self, token: &str) -> (&Mutex<Shard>, u64) {
+    /// The token's shard and slot; always `Some` (the index is taken modulo the shard count).
+    fn locate(&self, token: &str) -> Option<(&Mutex<Shard>, u64)> {
         let slot = self.hasher.hash_one(token.as_bytes());
         // The low bits pick the shard; the map hashes the whole slot again.
         #[allow(clippy::cast_possible_truncation)]
-        let shard = &self.shards[(slot as usize) % SHARDS];
-        (shard, slot)
+        let shard = self.shards.get((slot as usize) % SHARDS)?;
+        Some((shard, slot))
     }
 
     /// The verified token, if `token` was verified under the same keys and is still valid.
     pub(crate) fn get(&self, token: &str, now: u64, keys_epoch: u64) -> Option<VerifiedToken> {
-        let (shard, slot) = self.locate(token);
+        let (shard, slot) = self.locate(token)?;
         let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
         let found = match shard.entries.get(&slot) {
             Some(entry) if constant_time_eq(&entry.token, token.as_bytes()) => {
@@ -231,7 +232,9 @@ impl TokenCache {
         if bytes > max_bytes {
             return;
         }
-        let (shard, slot) = self.locate(token);
+        let Some((shard, slot)) = self.locate(token) else {
+            return;
+        };
         let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
         shard.remove(slot);
         if shard.entries.len() >= max_entries || shard.bytes + bytes > max_bytes {

@@ -14,10 +14,7 @@ use std::{
 use portcullis_core::{SharedClock, SystemClock, random_handle};
 use serde::Serialize;
 
-use crate::{
-    KeySet, SigningKey,
-    keys::{DynamicKeys, VerifyingKey},
-};
+use crate::{KeySet, SigningKey, dynamic_keys::DynamicKeys, verifying_key::VerifyingKey};
 
 /// The default lifetime of an issued token.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(15 * 60);

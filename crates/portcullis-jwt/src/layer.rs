@@ -3,24 +3,19 @@
 
 use std::{
     fmt,
-    future::Future,
-    marker::PhantomData,
-    pin::Pin,
     sync::Arc,
-    task::{Context, Poll, ready},
+    task::{Context, Poll},
 };
 
 use bytes::Bytes;
 use http::{Request, Response};
-use pin_project_lite::pin_project;
 use portcullis_core::{
-    AuthRejection, Authentication, CrossSiteCheck, Mechanism, credentials::add_no_store,
+    AuthRejection, Authentication, CrossSiteCheck, EdgeFinish, EdgeFuture, Mechanism,
 };
-use sync_wrapper::SyncFuture;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::{TokenOrigin, TokenSources, TokenVerifier, verify::Attempt};
+use crate::{Attempt, TokenOrigin, TokenSources, TokenVerifier, VerifiedToken};
 
 /// The realm of the `WWW-Authenticate` challenge unless configured.
 pub const DEFAULT_REALM: &str = "api";
@@ -300,20 +295,18 @@ where
                     tracing::debug!(%error, "bearer token refused");
                     return ResponseFuture::rejected(config.challenge(AuthRejection::from(error)));
                 }
-                Attempt::NeedsKeys => {
+                Attempt::NeedsKeys(_) => {
                     // Slow path (a JWKS refetch): boxed, since it is rare.
                     let token = token.to_owned();
                     let config = self.config.clone();
                     let clone = self.inner.clone();
                     let mut inner = std::mem::replace(&mut self.inner, clone);
-                    return ResponseFuture::waiting(Box::pin(async move {
+                    return ResponseFuture::waiting(async move {
                         match config.verifier.verify_after_refetch(&token).await {
                             Ok(verified) => {
-                                Authentication::of(request.extensions_mut())
-                                    .set_bearer_realm(config.realm.clone())
-                                    .add_identity(verified.into_identity(Mechanism::Bearer));
+                                config.record(request.extensions_mut(), Some(verified));
                                 let mut response = inner.call(request).await?;
-                                add_no_store(response.headers_mut());
+                                EdgeFinish::identified(true).apply(response.headers_mut());
                                 Ok(response)
                             }
                             Err(error) => {
@@ -321,92 +314,30 @@ where
                                 Ok(config.challenge(AuthRejection::from(error)).to_response())
                             }
                         }
-                    }));
+                    });
                 }
             },
         };
-        let authentication = Authentication::of(request.extensions_mut());
-        authentication.set_bearer_realm(config.realm.clone());
         let identified = verified.is_some();
+        config.record(request.extensions_mut(), verified);
+        ResponseFuture::inner(self.inner.call(request), EdgeFinish::identified(identified))
+    }
+}
+
+impl Config {
+    /// Records the realm and, if a token verified, the caller in the request.
+    fn record(&self, extensions: &mut http::Extensions, verified: Option<VerifiedToken>) {
+        let authentication = Authentication::of(extensions);
+        authentication.set_bearer_realm(self.realm.clone());
         if let Some(verified) = verified {
             authentication.add_identity(verified.into_identity(Mechanism::Bearer));
         }
-        ResponseFuture {
-            kind: Kind::Inner {
-                future: self.inner.call(request),
-                identified,
-            },
-        }
     }
 }
 
-type Waiting<B, E> = SyncFuture<Pin<Box<dyn Future<Output = Result<Response<B>, E>> + Send>>>;
-
-pin_project! {
-    /// The response future of [`Bearer`]: the inner service's future unboxed on the hot path.
-    pub struct ResponseFuture<F, B, E> {
-        #[pin]
-        kind: Kind<F, B, E>,
-    }
-}
-
-pin_project! {
-    #[project = KindProjection]
-    enum Kind<F, B, E> {
-        Inner { #[pin] future: F, identified: bool },
-        Rejected { rejection: Option<AuthRejection>, body: PhantomData<fn() -> B> },
-        Waiting { #[pin] future: Waiting<B, E> },
-    }
-}
-
-impl<F, B, E> ResponseFuture<F, B, E> {
-    fn rejected(rejection: AuthRejection) -> Self {
-        Self {
-            kind: Kind::Rejected {
-                rejection: Some(rejection),
-                body: PhantomData,
-            },
-        }
-    }
-
-    fn waiting(future: Pin<Box<dyn Future<Output = Result<Response<B>, E>> + Send>>) -> Self {
-        Self {
-            kind: Kind::Waiting {
-                future: SyncFuture::new(future),
-            },
-        }
-    }
-}
-
-impl<F, B, E> Future for ResponseFuture<F, B, E>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-    B: From<Bytes>,
-{
-    type Output = Result<Response<B>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProjection::Inner { future, identified } => {
-                let mut response = ready!(future.poll(cx))?;
-                if *identified {
-                    add_no_store(response.headers_mut());
-                }
-                Poll::Ready(Ok(response))
-            }
-            KindProjection::Rejected { rejection, .. } => {
-                Poll::Ready(Ok(AuthRejection::respond_once(rejection)))
-            }
-            KindProjection::Waiting { future } => future.poll(cx),
-        }
-    }
-}
-
-impl<F, B, E> fmt::Debug for ResponseFuture<F, B, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
-    }
-}
+/// The response future of [`Bearer`]: the inner service's future unboxed on the hot path, one
+/// answer (500) if polled again after completion. See [`EdgeFuture`].
+pub type ResponseFuture<F, B, E> = EdgeFuture<F, B, E>;
 
 #[cfg(test)]
 mod tests {
@@ -646,23 +577,87 @@ mod tests {
         assert_eq!(response.status(), StatusCode::OK);
     }
 
-    #[test]
-    fn a_rejection_future_polled_twice_answers_500_instead_of_panicking() {
+    /// Polls the layer's future to completion, then once more.
+    async fn poll_twice(authorization: Option<String>) -> (StatusCode, StatusCode) {
         use std::task::{Context, Poll};
-        type Full = http_body_util::Full<Bytes>;
-        let future: ResponseFuture<
-            std::future::Ready<Result<Response<Full>, Infallible>>,
-            Full,
-            Infallible,
-        > = ResponseFuture::rejected(AuthRejection::invalid_request("bad"));
-        let mut future = std::pin::pin!(future);
+        let issuer = issuer();
+        let verifier = TokenVerifier::new(issuer.key_set(), Validation::new().audience("api"));
+        let mut service = ServiceBuilder::new()
+            .layer(BearerLayer::new(verifier))
+            .service_fn(|_: Request<Body>| async {
+                tokio::task::yield_now().await;
+                Ok::<_, Infallible>(Response::new(Body::from("ok")))
+            });
+        let mut request = Request::get("/");
+        if let Some(value) = authorization {
+            let value = value.replace("{token}", &token(&issuer, "advertiser"));
+            request = request.header(header::AUTHORIZATION, value);
+        }
+        let service = service.ready().await.unwrap();
+        let mut future = std::pin::pin!(service.call(request.body(Body::empty()).unwrap()));
+        let first = std::future::poll_fn(|cx| future.as_mut().poll(cx))
+            .await
+            .unwrap();
         let mut cx = Context::from_waker(std::task::Waker::noop());
-        let Poll::Ready(Ok(first)) = future.as_mut().poll(&mut cx) else {
-            panic!("a rejection is ready at once");
-        };
-        assert_eq!(first.status(), StatusCode::BAD_REQUEST);
         let Poll::Ready(Ok(again)) = future.as_mut().poll(&mut cx) else {
-            panic!("a second poll is ready too");
+            panic!("a second poll is ready at once");
+        };
+        (first.status(), again.status())
+    }
+
+    #[tokio::test]
+    async fn a_future_polled_again_after_completion_answers_500_on_every_path() {
+        let cases = [
+            (Some("Bearer {token}"), StatusCode::OK),
+            (None, StatusCode::OK),
+            (Some("Bearer not.a.token"), StatusCode::UNAUTHORIZED),
+            (Some("Bearer"), StatusCode::BAD_REQUEST),
+        ];
+        for (authorization, expected) in cases {
+            let (first, again) = poll_twice(authorization.map(str::to_owned)).await;
+            assert_eq!(first, expected, "{authorization:?}");
+            assert_eq!(
+                again,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "{authorization:?}"
+            );
+        }
+    }
+
+    #[cfg(feature = "jwks-url")]
+    #[tokio::test]
+    async fn the_boxed_key_fetch_path_also_answers_500_on_a_second_poll() {
+        use std::task::{Context, Poll};
+        // Nothing listens on port 1: the set never loads, so the token waits for a refetch
+        // (the boxed path), then fails closed with 503.
+        let keys = crate::KeySet::from_jwks_url(
+            "http://127.0.0.1:1/jwks.json",
+            crate::JwksOptions::new().timeout(std::time::Duration::from_millis(200)),
+        )
+        .unwrap();
+        let verifier = TokenVerifier::new(keys, Validation::new().audience("api"));
+        let mut service = ServiceBuilder::new()
+            .layer(BearerLayer::new(verifier))
+            .service_fn(|_: Request<Body>| async {
+                Ok::<_, Infallible>(Response::new(Body::from("ok")))
+            });
+        let request = Request::get("/")
+            .header(
+                header::AUTHORIZATION,
+                format!("Bearer {}", token(&issuer(), "admin")),
+            )
+            .body(Body::empty())
+            .unwrap();
+        let service = service.ready().await.unwrap();
+        let mut future = std::pin::pin!(service.call(request));
+        assert!(format!("{future:?}").contains("Waiting"));
+        let first = std::future::poll_fn(|cx| future.as_mut().poll(cx))
+            .await
+            .unwrap();
+        assert_eq!(first.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let Poll::Ready(Ok(again)) = future.as_mut().poll(&mut cx) else {
+            panic!("a second poll is ready at once");
         };
         assert_eq!(again.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }

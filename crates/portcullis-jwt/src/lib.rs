@@ -62,25 +62,48 @@
 //! let token = issuer.issue("alice", &User { user: "alice".into(), role: "advertiser".into() }).unwrap();
 //! assert!(token.expires_in == 600);
 //! ```
+// Library code returns errors instead of panicking (issue 12): no unwrap, expect, panic or
+// unchecked indexing outside tests; a documented `# Panics` case is allowed where it stands.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 mod algorithm;
 mod cache;
+mod claims;
+mod compact;
+mod dynamic_keys;
 mod issue;
+mod key_error;
 mod keys;
 mod layer;
 #[cfg(feature = "jwks-url")]
 mod remote;
+mod signing_key;
 mod sources;
+mod token_error;
 mod validation;
+mod verified_token;
 mod verify;
+mod verifying_key;
 
 pub use algorithm::{Algorithm, UnknownAlgorithm};
 pub use cache::{TOKEN_CACHE_LOOKUPS_TOTAL, TokenCacheConfig, TokenCacheStats};
 pub use issue::{DEFAULT_TTL, IssueError, IssueOptions, IssuedToken, TokenIssuer};
-pub use keys::{KeyError, KeySet, SigningKey};
+pub use key_error::KeyError;
+pub use keys::KeySet;
 pub use layer::{Bearer, BearerLayer, DEFAULT_REALM, ResponseFuture};
 #[cfg(feature = "jwks-url")]
 pub use remote::JwksOptions;
+pub use signing_key::SigningKey;
 pub use sources::{TokenOrigin, TokenSources};
+pub use token_error::TokenError;
 pub use validation::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, MAX_LEEWAY, Validation};
-pub use verify::{TokenError, TokenVerifier, VerifiedToken};
+pub use verified_token::VerifiedToken;
+pub use verify::{Attempt, TokenVerifier};

@@ -20,8 +20,8 @@ use std::{
 };
 
 use crate::{
-    KeySet,
-    keys::{KeyError, VerifyingKey, parse_jwks},
+    KeyError,
+    verifying_key::{VerifyingKey, parse_jwks},
 };
 
 /// How a JWKS URL key set is fetched and refreshed.
@@ -335,31 +335,10 @@ async fn refresh_loop(remote: Weak<RemoteJwks>, retry_interval: Duration) {
     }
 }
 
-impl KeySet {
-    /// A set fetched from a JWKS URL (`https://`, or `http://` for a local issuer) and kept
-    /// fresh by a background task, which ends when the last clone of the set is dropped.
-    ///
-    /// Returns at once, before the first fetch: until it succeeds, tokens that no other key
-    /// verifies are answered with 503 (fail closed), and each such request may trigger a
-    /// rate-limited fetch.
-    ///
-    /// # Errors
-    ///
-    /// [`KeyError::InvalidUrl`] for a URL that is not `http`/`https`, [`KeyError::NoRuntime`]
-    /// outside a Tokio runtime, [`KeyError::HttpClient`] when the TLS setup fails.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use portcullis_jwt::{JwksOptions, KeySet};
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-    /// let keys = KeySet::from_jwks_url("https://auth.example/.well-known/jwks.json", JwksOptions::new())
-    ///     .unwrap()
-    ///     .for_issuer("https://auth.example");
-    /// # });
-    /// assert!(KeySet::from_jwks_url("ftp://auth.example/jwks", JwksOptions::new()).is_err());
-    /// ```
-    pub fn from_jwks_url(url: &str, options: JwksOptions) -> Result<KeySet, KeyError> {
+impl RemoteJwks {
+    /// Checks `url`, builds the HTTP client and starts the background refresh task; the set
+    /// is [`KeySet::from_jwks_url`](crate::KeySet::from_jwks_url).
+    pub(crate) fn start(url: &str, options: JwksOptions) -> Result<Arc<Self>, KeyError> {
         let parsed = reqwest::Url::parse(url).map_err(|_| KeyError::InvalidUrl(url.to_owned()))?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
             return Err(KeyError::InvalidUrl(url.to_owned()));
@@ -382,7 +361,7 @@ impl KeySet {
             last_attempt: Mutex::new(None),
         });
         runtime.spawn(refresh_loop(Arc::downgrade(&remote), retry_interval));
-        Ok(KeySet::from_remote(remote))
+        Ok(remote)
     }
 }
 
@@ -423,7 +402,9 @@ mod tests {
         use serde_json::{Value, json};
 
         use super::super::*;
-        use crate::{Algorithm, SigningKey, TokenError, TokenIssuer, TokenVerifier, Validation};
+        use crate::{
+            Algorithm, KeySet, SigningKey, TokenError, TokenIssuer, TokenVerifier, Validation,
+        };
 
         #[derive(Clone)]
         struct Issuer {

@@ -28,6 +28,17 @@
 //! | `session` (default) | [`RedisSessionStore`] (with an optional near-cache, [`NearCacheConfig`]) |
 //! | `hybrid` (default) | [`RedisRefreshStore`], [`RedisRevocationFeed`] |
 //!
+// Library code returns errors instead of panicking (issue 12): no unwrap, expect, panic or
+// unchecked indexing outside tests; a documented `# Panics` case is allowed where it stands.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 #![doc = include_str!("docs/design.md")]
 
 mod attempts;

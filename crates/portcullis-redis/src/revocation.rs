@@ -359,10 +359,13 @@ impl Subscriber {
         let mut last_error = StoreError::Timeout;
         for attempt in 0..nodes.len() {
             let node = first.wrapping_add(attempt) % nodes.len();
+            let Some(client) = nodes.get(node) else {
+                continue;
+            };
             let subscribed = tokio::time::timeout(
                 self.redis.connection_timeout() + self.redis.command_timeout(),
                 async {
-                    let mut pubsub = nodes[node].get_async_pubsub().await?;
+                    let mut pubsub = client.get_async_pubsub().await?;
                     pubsub.subscribe(&self.key).await?;
                     Ok::<_, redis::RedisError>(pubsub)
                 },

@@ -22,9 +22,9 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::{
-    MemoryStore,
+    MemoryStore, Session,
     config::{ConfigError, SessionConfig},
-    session::{RequestState, Session, SetCookie, Shared},
+    session::{RequestState, SetCookie, Shared},
     store::SessionStore,
 };
 

@@ -37,17 +37,36 @@
 //! heap (requested sizes) and grows the resident set by 492 bytes per session, so the default
 //! cap of one million sessions needs about 500 MB. Measure your own shape with
 //! `cargo run --release -p portcullis-session --example memory_footprint [-- COUNT]`.
+// Library code returns errors instead of panicking (issue 12): no unwrap, expect, panic or
+// unchecked indexing outside tests; a documented `# Panics` case is allowed where it stands.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 mod config;
+mod erased;
+mod error;
+mod handle;
 mod layer;
+mod login_options;
 mod memory;
 mod session;
+mod session_info;
 mod store;
 
 pub use config::{ConfigError, SameSite, SessionConfig};
+pub use error::SessionError;
+pub use handle::Session;
 pub use layer::{ResponseFuture, SessionLayer, SessionService};
+pub use login_options::LoginOptions;
 pub use memory::{MemoryStore, MemoryStoreConfig};
-pub use session::{LoginOptions, Session, SessionError, SessionInfo};
+pub use session_info::SessionInfo;
 pub use store::{
     CreateOutcome, LimitPolicy, SaveOutcome, SessionLimit, SessionRecord, SessionStore,
 };

@@ -196,8 +196,9 @@ impl Hasher for KeyHasher {
 
     fn write(&mut self, bytes: &[u8]) {
         let mut word = [0u8; 8];
-        let n = bytes.len().min(8);
-        word[..n].copy_from_slice(&bytes[..n]);
+        for (slot, byte) in word.iter_mut().zip(bytes) {
+            *slot = *byte;
+        }
         self.0 = self.0.rotate_left(17) ^ u64::from_le_bytes(word);
     }
 
@@ -252,11 +253,13 @@ impl Entry {
     }
 
     fn part(&self, index: usize) -> Option<&str> {
-        let length = self.lengths[index];
+        let length = *self.lengths.get(index)?;
         if length == ABSENT {
             return None;
         }
-        let start: usize = self.lengths[..index]
+        let start: usize = self
+            .lengths
+            .get(..index)?
             .iter()
             .filter(|&&n| n != ABSENT)
             .map(|&n| n as usize)
@@ -501,14 +504,23 @@ impl Inner {
         self.clock.unix_seconds()
     }
 
+    #[allow(
+        clippy::indexing_slicing,
+        reason = "the index is masked by len - 1 of a non-empty power-of-two table"
+    )]
     fn shard(&self, key: &StoreKey) -> &Mutex<Shard> {
-        let bytes = key.as_bytes();
         let mut word = [0u8; 8];
-        word.copy_from_slice(&bytes[8..16]);
+        for (slot, byte) in word.iter_mut().zip(key.as_bytes().iter().skip(8)) {
+            *slot = *byte;
+        }
         let index = (u64::from_le_bytes(word) as usize) & (self.shards.len() - 1);
         &self.shards[index]
     }
 
+    #[allow(
+        clippy::indexing_slicing,
+        reason = "the index is masked by len - 1 of a non-empty power-of-two table"
+    )]
     fn user_shard(&self, user_id: &str) -> &Mutex<UserIndex> {
         let index = (self.user_hasher.hash_one(user_id) as usize) & (self.users.len() - 1);
         &self.users[index]

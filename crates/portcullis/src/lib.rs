@@ -21,6 +21,17 @@
 //!
 //! The project README follows; its examples are compiled as doctests of this crate.
 //!
+// Library code returns errors instead of panicking (issue 12): no unwrap, expect, panic or
+// unchecked indexing outside tests; a documented `# Panics` case is allowed where it stands.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 // The README's snippets use every layer and the Redis stores: include it (and so compile them)
 // when all are on, as on docs.rs and in CI (`--all-features`).
 #![cfg_attr(

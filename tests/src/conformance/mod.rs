@@ -1,12 +1,8 @@
 //! Store contracts written once as test suites, run against every implementation (memory,
-//! Redis, Redis Cluster) by the files in `tests/tests/`.
-//!
-//! Each suite is a set of `pub async fn` cases taking the implementation under test and the
-//! [`ManualClock`] it was built with, plus a macro that expands to one `#[tokio::test]` per case
-//! for a given constructor, so a new backend is one macro call.
+//! Redis, Redis Cluster) by the files in `tests/tests/`. The session-store and refresh-store
+//! suites live in the published `portcullis-testkit` crate, so people writing their own store
+//! can run them too; the revocation-feed suite needs this package's Redis harness.
 
-pub use portcullis_core::ManualClock;
+pub use portcullis_testkit::conformance::{ManualClock, refresh_store, session_store};
 
-pub mod refresh_store;
 pub mod revocation_feed;
-pub mod session_store;

@@ -112,17 +112,19 @@ impl Argon2Verifier {
             return Err("argon2 output too long");
         }
         let mut output = [0u8; MAX_OUTPUT_LEN];
-        let output = &mut output[..expected.len()];
+        let output = output
+            .get_mut(..expected.len())
+            .ok_or("argon2 output too long")?;
         let blocks = params.block_count();
         let mut memory = self.take(blocks);
-        let hashed = Argon2::new(algorithm, version, params).hash_password_into_with_memory(
-            password,
-            salt,
-            output,
-            &mut memory[..blocks],
-        );
+        let hashed = match memory.get_mut(..blocks) {
+            Some(memory) => Argon2::new(algorithm, version, params)
+                .hash_password_into_with_memory(password, salt, output, memory)
+                .map_err(|_| "argon2 refused the input"),
+            None => Err("argon2 memory too small"),
+        };
         self.give_back(memory);
-        hashed.map_err(|_| "argon2 refused the input")?;
+        hashed?;
         Ok(bool::from(output.ct_eq(expected)))
     }
 

@@ -61,6 +61,57 @@ macro_rules! refresh_store_conformance {
     };
 }
 
+/// Runs every case of the suite in turn, each on a fresh store from `make` (built on the clock
+/// it is given), outside any test harness: for a doc example or a `main`. The macro gives one
+/// test per case instead, which reports failures one by one.
+///
+/// # Panics
+///
+/// When the store breaks the contract: the failed assertion says which rule.
+pub async fn run_all<S: RefreshStore>(make: impl Fn(ManualClock) -> S) {
+    let clock = ManualClock::new();
+    create_then_load_round_trips(make(clock.clone()), clock).await;
+    let clock = ManualClock::new();
+    load_of_unknown_or_malformed_ids_is_none(make(clock.clone()), clock).await;
+    let clock = ManualClock::new();
+    expired_sessions_are_absent_everywhere(make(clock.clone()), clock).await;
+    let clock = ManualClock::new();
+    compare_and_swap_succeeds_once_per_generation(make(clock.clone()), clock).await;
+    let clock = ManualClock::new();
+    concurrent_rotations_have_exactly_one_winner(make(clock.clone()), clock).await;
+    let clock = ManualClock::new();
+    compare_and_swap_of_a_missing_session_fails(make(clock.clone()), clock).await;
+    let clock = ManualClock::new();
+    compare_and_swap_that_extends_expiry_keeps_the_session_listed(make(clock.clone()), clock).await;
+    let clock = ManualClock::new();
+    compare_and_swap_to_another_user_moves_the_session(make(clock.clone()), clock).await;
+    let clock = ManualClock::new();
+    delete_returns_the_record_once(make(clock.clone()), clock).await;
+    let clock = ManualClock::new();
+    list_by_user_is_oldest_first_and_only_theirs(make(clock.clone()), clock).await;
+    let clock = ManualClock::new();
+    delete_by_user_deletes_all_and_only_theirs(make(clock.clone()), clock).await;
+    let clock = ManualClock::new();
+    sessions_created_after_delete_by_user_survive_it(make(clock.clone()), clock).await;
+    let clock = ManualClock::new();
+    many_sessions_per_user(make(clock.clone()), clock).await;
+    let clock = ManualClock::new();
+    a_refresh_token_retired_many_rotations_ago_revokes_the_session(make(clock.clone()), clock)
+        .await;
+    let clock = ManualClock::new();
+    parallel_refreshes_inside_the_grace_window_all_succeed(make(clock.clone()), clock).await;
+    let clock = ManualClock::new();
+    limit_evicts_the_oldest(make(clock.clone()), clock).await;
+    let clock = ManualClock::new();
+    limit_refuses_new_sessions(make(clock.clone()), clock).await;
+    let clock = ManualClock::new();
+    limit_counts_only_live_sessions(make(clock.clone()), clock).await;
+    let clock = ManualClock::new();
+    concurrent_creates_respect_the_limit(make(clock.clone()), clock).await;
+    let clock = ManualClock::new();
+    delete_by_user_keeps_the_current_session(make(clock.clone()), clock).await;
+}
+
 fn now(clock: &ManualClock) -> u64 {
     use portcullis_core::Clock;
     clock.unix_seconds()

@@ -61,6 +61,50 @@ macro_rules! session_store_conformance {
     };
 }
 
+/// Runs every case of the suite in turn, each on a fresh store from `make` (built on the clock
+/// it is given), outside any test harness: for a doc example or a `main`. The macro gives one
+/// test per case instead, which reports failures one by one.
+///
+/// # Panics
+///
+/// When the store breaks the contract: the failed assertion says which rule.
+pub async fn run_all<S: SessionStore>(make: impl Fn(ManualClock) -> S) {
+    let clock = ManualClock::new();
+    create_then_load_round_trips(make(clock.clone()), clock).await;
+    let clock = ManualClock::new();
+    unknown_keys_are_absent_not_errors(make(clock.clone()), clock).await;
+    let clock = ManualClock::new();
+    save_is_compare_and_set_on_the_version(make(clock.clone()), clock).await;
+    let clock = ManualClock::new();
+    concurrent_saves_have_exactly_one_winner(make(clock.clone()), clock).await;
+    let clock = ManualClock::new();
+    touch_moves_only_the_expiry(make(clock.clone()), clock).await;
+    let clock = ManualClock::new();
+    save_and_touch_can_extend_the_expiry(make(clock.clone()), clock).await;
+    let clock = ManualClock::new();
+    expired_sessions_are_absent_everywhere(make(clock.clone()), clock).await;
+    let clock = ManualClock::new();
+    delete_removes_the_session_everywhere(make(clock.clone()), clock).await;
+    let clock = ManualClock::new();
+    list_by_user_is_oldest_first_and_only_theirs(make(clock.clone()), clock).await;
+    let clock = ManualClock::new();
+    delete_by_handle_deletes_only_that_users_session(make(clock.clone()), clock).await;
+    let clock = ManualClock::new();
+    delete_by_user_deletes_all_but_the_kept_one(make(clock.clone()), clock).await;
+    let clock = ManualClock::new();
+    limit_evicts_the_oldest(make(clock.clone()), clock).await;
+    let clock = ManualClock::new();
+    limit_refuses_new_sessions(make(clock.clone()), clock).await;
+    let clock = ManualClock::new();
+    limit_counts_only_live_sessions(make(clock.clone()), clock).await;
+    let clock = ManualClock::new();
+    limit_ignores_anonymous_sessions(make(clock.clone()), clock).await;
+    let clock = ManualClock::new();
+    concurrent_creates_respect_the_limit(make(clock.clone()), clock).await;
+    let clock = ManualClock::new();
+    replace_user_rewrites_every_session_of_the_user_only(make(clock.clone()), clock).await;
+}
+
 /// A user id no other test (or run) uses.
 pub fn unique_user(name: &str) -> String {
     format!("conformance-{name}-{}", random_handle())
