@@ -44,7 +44,7 @@ fn handle() -> Option<&'static PrometheusHandle> {
                         LAG_BUCKETS,
                     )
                 });
-            match builder.and_then(|builder| builder.install_recorder().map_err(Into::into)) {
+            match builder.and_then(|builder| builder.install_recorder()) {
                 Ok(handle) => Some(handle),
                 Err(error) => {
                     tracing::warn!(%error, "no Prometheus recorder: /metrics answers 503");
