@@ -48,6 +48,8 @@ step "cargo fmt" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy --workspace --all-targets --all-features -- -D warnings
 step "cargo test" run_tests
 step "cargo doc" env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --quiet
+# The templates of examples/templates, built and tested outside the workspace as a user would.
+step "templates" scripts/templates.sh
 # cargo-deny (licenses, bans, sources) and every feature of every library crate on its own.
 step "guardrails" scripts/guardrails.sh
 # A real browser against the example apps (Chromium installed when missing), then every fuzz

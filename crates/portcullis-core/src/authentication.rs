@@ -140,7 +140,7 @@ impl Authentication {
             let found = match source {
                 Source::Known(identity) => Some(identity),
                 Source::Lazy { source, resolved } => resolved
-                    .get_or_init(|| source.identify())
+                    .get_or_init(|| crate::observe::timed_identify(source.identify()))
                     .await
                     .as_ref()
                     .map_err(|rejection| self.challenge(rejection.clone()))?

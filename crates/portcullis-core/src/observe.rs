@@ -11,6 +11,12 @@
 //! | [`LOGINS_TOTAL`] | `mechanism` |
 //! | [`REFRESHES_TOTAL`] | `outcome`: `rotated`, `grace`, `reuse_detected`, `invalid`, `expired` |
 //! | [`REVOCATIONS_TOTAL`] | `mechanism`, `scope`: `session`, `user`, `theft` |
+//! | [`STORE_ERRORS_TOTAL`] | `kind`: `unavailable`, `timeout`, `corrupt` |
+//! | [`JWKS_FETCH_FAILURES_TOTAL`] | `reason`: `http`, `status`, `too_large`, `invalid` |
+//! | [`REVOCATION_FEED_RECONNECTS_TOTAL`] | `outcome`: `ok`, `failed` |
+//! | [`REVOCATION_FEEDS_BEHIND`] (gauge) | |
+//! | [`REVOCATION_FEED_LAG_SECONDS`] (histogram) | |
+//! | [`AUTH_DURATION_SECONDS`] (histogram) | `mechanism`, `outcome`: `authenticated`, `anonymous`, `refused`, `unavailable` |
 
 use std::{
     sync::atomic::{AtomicU64, Ordering},
@@ -18,6 +24,15 @@ use std::{
 };
 
 use crate::{AuthRejection, Mechanism};
+
+mod operations;
+
+pub(crate) use operations::timed_identify;
+pub use operations::{
+    AUTH_DURATION_SECONDS, JWKS_FETCH_FAILURES_TOTAL, JwksFailure, REVOCATION_FEED_LAG_SECONDS,
+    REVOCATION_FEED_RECONNECTS_TOTAL, REVOCATION_FEEDS_BEHIND, STORE_ERRORS_TOTAL,
+    jwks_fetch_failure, revocation_feed_caught_up, revocation_feed_reconnect, store_error,
+};
 
 /// Requests refused, by reason.
 pub const REJECTIONS_TOTAL: &str = "portcullis_rejections_total";

@@ -36,6 +36,7 @@ impl From<StoreError> for crate::AuthRejection {
     fn from(error: StoreError) -> Self {
         // Log the cause for operators; the client learns only that it should retry.
         tracing::error!(error = %error, cause = ?error.source(), "store error: failing closed");
+        crate::observe::store_error(&error);
         crate::AuthRejection::unavailable("the authentication store is temporarily unavailable")
     }
 }

@@ -11,6 +11,7 @@
 //! - Symmetric (`oct`) keys are refused from a URL, and only the configured URL is ever fetched:
 //!   never a `jku` or `x5u` from a token (RFC 8725 §3.10).
 
+use portcullis_core::observe::JwksFailure;
 use std::{
     sync::{
         Arc, Mutex, RwLock, Weak,
@@ -238,7 +239,13 @@ impl RemoteJwks {
                 tracing::debug!(url = %self.url, next_refresh_secs = next.as_secs(), "JWKS fetched")
             }
             Err(error) => {
-                tracing::warn!(url = %self.url, %error, "JWKS fetch failed; keeping the last good key set")
+                tracing::warn!(url = %self.url, %error, "JWKS fetch failed; keeping the last good key set");
+                portcullis_core::observe::jwks_fetch_failure(match error {
+                    FetchError::Http(_) => JwksFailure::Http,
+                    FetchError::Status(_) => JwksFailure::Status,
+                    FetchError::TooLarge => JwksFailure::TooLarge,
+                    FetchError::Invalid(_) => JwksFailure::Invalid,
+                });
             }
         }
         result

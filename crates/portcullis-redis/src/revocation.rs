@@ -286,6 +286,7 @@ impl RevocationFeed for RedisRevocationFeed {
     async fn subscribe(&self, list: RevocationList) -> Result<(), StoreError> {
         self.shared.subscriptions.fetch_add(1, Ordering::AcqRel);
         self.shared.behind.fetch_add(1, Ordering::AcqRel);
+        portcullis_core::observe::revocation_feed_caught_up(false, None);
         let mut subscriber = Subscriber {
             redis: self.redis.clone(),
             clock: self.clock.clone(),
@@ -295,6 +296,7 @@ impl RevocationFeed for RedisRevocationFeed {
             heartbeat_interval: self.heartbeat_interval,
             shared: self.shared.clone(),
             caught_up: false,
+            behind_since: Some(std::time::Instant::now()),
         };
         // Spread subscribers over a cluster's nodes; any node hears every message.
         let first = usize::try_from(std::hash::BuildHasher::hash_one(
@@ -350,6 +352,8 @@ struct Subscriber {
     shared: Arc<FeedShared>,
     /// Whether this subscription counts as caught up in `shared.behind`.
     caught_up: bool,
+    /// Since when it has not been caught up, for the lag histogram.
+    behind_since: Option<std::time::Instant>,
 }
 
 impl Subscriber {
@@ -432,6 +436,10 @@ impl Subscriber {
             return;
         }
         self.caught_up = caught_up;
+        portcullis_core::observe::revocation_feed_caught_up(caught_up, self.behind_since.take());
+        if !caught_up {
+            self.behind_since = Some(std::time::Instant::now());
+        }
         if caught_up {
             self.shared.behind.fetch_sub(1, Ordering::AcqRel);
             // Once caught up, the list keeps enforcing what it holds through later outages.
@@ -508,11 +516,15 @@ impl Subscriber {
             };
             match attempt {
                 Ok(next) => {
+                    portcullis_core::observe::revocation_feed_reconnect(true);
                     connected = Some(next);
                     delay = MIN_RECONNECT_DELAY;
                     tracing::info!("revocation feed subscribed and caught up");
                 }
-                Err(error) => tracing::warn!(%error, "revocation feed cannot subscribe yet"),
+                Err(error) => {
+                    portcullis_core::observe::revocation_feed_reconnect(false);
+                    tracing::warn!(%error, "revocation feed cannot subscribe yet");
+                }
             }
         }
     }

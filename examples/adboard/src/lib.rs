@@ -10,6 +10,7 @@
 pub mod ads;
 pub mod modes;
 pub mod roles;
+mod settings;
 
 use std::{fmt, net::SocketAddr, str::FromStr};
 
@@ -69,10 +70,10 @@ pub enum SetupError {
     Setting(String),
     /// The JWT settings are wrong.
     #[error(transparent)]
-    Jwt(#[from] jwt_api::SetupError),
+    Jwt(#[from] demo_users::JwtSettingsError),
     /// The hybrid settings are wrong.
     #[error(transparent)]
-    Hybrid(#[from] hybrid_app::SetupError),
+    Hybrid(#[from] portcullis_hybrid::ConfigError),
     /// The session settings are wrong.
     #[error(transparent)]
     Session(#[from] portcullis_session::ConfigError),

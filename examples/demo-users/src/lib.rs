@@ -6,19 +6,21 @@
 //!
 //! [`JwtKeySettings`] reads the `JWT_*` variables the token-issuing examples share;
 //! [`listen_addr`], [`health_routes`] and [`shutdown_signal`] are the operations contract every
-//! app honours.
+//! app honours; [`metrics_routes`] serves `GET /metrics` for Prometheus.
 //!
 //! [`DemoUsers::login`] runs the password check inside a [`LoginGuard`](portcullis_core::LoginGuard)
 //! (see [`LoginGuardSettings`] for its `LOGIN_*` variables): the apps sign users in through it.
 
 mod jwt_keys;
 mod login_guard;
+mod metrics;
 mod ops;
 
 pub use jwt_keys::{JwtKeySettings, JwtSettingsError};
 pub use login_guard::{
     DemoAttemptCounter, DemoLoginGuard, LoginGuardSettings, LoginGuardSettingsError,
 };
+pub use metrics::metrics_routes;
 pub use ops::{DEFAULT_ADDR, health_routes, healthz, listen_addr, shutdown_signal};
 
 use std::{

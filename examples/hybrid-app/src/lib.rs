@@ -394,6 +394,7 @@ pub fn app(state: AppState) -> Router {
         .layer(layer)
         .with_state(state)
         .merge(health)
+        .merge(demo_users::metrics_routes())
 }
 
 /// Checks the password inside the login guard (429 while locked out, 503 when saturated).

@@ -8,7 +8,9 @@
 //! | route | what it does |
 //! |---|---|
 //! | `GET /` | the login form, or who is signed in, a logout button and their sessions |
-//! | `POST /login` | JSON or form credentials; form: 303 to `/`; JSON: 200 `{"user", "role"}`; wrong: 401 |
+//! | `GET /login` | the login form; `?next=/path` (a path on this site only) is where it returns |
+//! | `GET /account` | the signed-in page; anonymous visitors are redirected to `/login?next=/account` |
+//! | `POST /login` | JSON or form credentials; form: 303 to `next` or `/`; JSON: 200 `{"user", "role"}`; wrong: 401 |
 //! | `POST /logout` | ends this session (form: 303 to `/`, else 204) |
 //! | `POST /logout-all` | ends every session of the user (form: 303 to `/`, else 200 `{"revoked": n}`) |
 //! | `GET /me` | the user body, 401 when anonymous |
@@ -21,6 +23,7 @@
 //! Time-outs come from the environment, see [`Settings`] and the README.
 
 mod page;
+mod pages;
 mod preferences;
 
 use std::time::Duration;
@@ -173,7 +176,7 @@ struct AppState {
 pub fn app<S: SessionStore>(sessions: SessionLayer<S>, users: DemoUsers) -> Router {
     Router::new()
         .route("/", get(home))
-        .route("/login", post(login))
+        .route("/login", get(pages::login_page).post(login))
         .route("/logout", post(logout))
         .route("/logout-all", post(logout_all))
         .route("/me", get(me))
@@ -182,6 +185,7 @@ pub fn app<S: SessionStore>(sessions: SessionLayer<S>, users: DemoUsers) -> Rout
         .route("/sessions/{handle}", delete(revoke_session))
         .route("/preferences", post(preferences::set_theme))
         .route("/ws", get(websocket))
+        .merge(pages::protected())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(16 * 1024))
         .layer(sessions)
@@ -234,6 +238,8 @@ struct Credentials {
     password: String,
     remember: bool,
     via: Via,
+    /// Form only: where to go after signing in (checked by `pages::return_to`).
+    next: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -249,6 +255,7 @@ struct FormCredentials {
     username: String,
     password: String,
     remember: Option<String>,
+    next: Option<String>,
 }
 
 impl<S: Send + Sync> FromRequest<S> for Credentials {
@@ -281,6 +288,7 @@ impl<S: Send + Sync> FromRequest<S> for Credentials {
                     password: c.password,
                     remember: c.remember,
                     via,
+                    next: None,
                 }),
                 Err(e) if e.classify() == serde_json::error::Category::Data => Err(error(
                     StatusCode::UNPROCESSABLE_ENTITY,
@@ -301,6 +309,7 @@ impl<S: Send + Sync> FromRequest<S> for Credentials {
                         .remember
                         .is_some_and(|v| !v.is_empty() && v != "0" && v != "false"),
                     via,
+                    next: c.next,
                 }),
                 Err(e) => Err(error(
                     StatusCode::UNPROCESSABLE_ENTITY,
@@ -317,7 +326,7 @@ async fn home(
     session: Session,
 ) -> Result<Response, AuthRejection> {
     let page = match user {
-        None => page::login(None),
+        None => page::login(None, None),
         Some(CurrentUser(user)) => {
             let sessions = session.sessions().await.map_err(AuthRejection::from)?;
             page::home(&user, &sessions)
@@ -338,6 +347,7 @@ async fn login(
         password,
         remember,
         via,
+        next,
     } = credentials;
     // Inside the login guard: 429 while locked out, 503 when too many checks run (issue 18).
     let attempt = demo_users::Credentials {
@@ -347,7 +357,7 @@ async fn login(
     };
     let user = match state.users.login(attempt).await {
         Ok(user) => user,
-        Err(rejection) => return login_refused(&rejection, via),
+        Err(rejection) => return login_refused(&rejection, via, next.as_deref()),
     };
     let options = LoginOptions::default().remember_me(remember);
     if let Err(error) = session.login_with(&user.user, &user, options).await {
@@ -356,13 +366,13 @@ async fn login(
     preferences::keep_theme(&cookies);
     match via {
         Via::Json => no_store(Json(user)),
-        Via::Form => Redirect::to("/").into_response(),
+        Via::Form => Redirect::to(pages::return_to(next.as_deref())).into_response(),
     }
 }
 
 /// A refused login: the form gets the login page again, with the rejection's status (and
 /// `Retry-After`); JSON gets the rejection.
-fn login_refused(rejection: &AuthRejection, via: Via) -> Response {
+fn login_refused(rejection: &AuthRejection, via: Via, next: Option<&str>) -> Response {
     let message = match rejection.kind() {
         RejectionKind::InvalidCredentials => "Unknown user name or wrong password.",
         RejectionKind::TooManyAttempts => "Too many failed logins: wait a little, then try again.",
@@ -377,7 +387,7 @@ fn login_refused(rejection: &AuthRejection, via: Via) -> Response {
         Via::Form => {
             let mut response = rejection.clone().into_response();
             let retry_after = response.headers_mut().remove(header::RETRY_AFTER);
-            let mut page = no_store((response.status(), Html(page::login(Some(message)))));
+            let mut page = no_store((response.status(), Html(page::login(Some(message), next))));
             if let Some(retry_after) = retry_after {
                 page.headers_mut().insert(header::RETRY_AFTER, retry_after);
             }

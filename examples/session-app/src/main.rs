@@ -50,7 +50,9 @@ async fn serve<S: SessionStore + Readiness + Clone>(
         .with_login_guard(guard);
     let checks = ReadinessChecks::new().check("session store", store.clone());
     let layer = SessionLayer::new(store, settings.session_config()).map_err(|e| e.to_string())?;
-    let router = app(layer, users).merge(demo_users::health_routes(checks));
+    let router = app(layer, users)
+        .merge(demo_users::health_routes(checks))
+        .merge(demo_users::metrics_routes());
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let shutdown = demo_users::shutdown_signal();
     // The line test harnesses wait for: the server accepts connections from now on.

@@ -69,8 +69,15 @@ form.inline {{ display: inline; }}
     )
 }
 
-/// The login form, with an error message after a failed attempt.
-pub(crate) fn login(error: Option<&str>) -> String {
+/// The login form, with an error message after a failed attempt, and where to return after
+/// signing in (checked again when the form is posted: the field is the visitor's to edit).
+pub(crate) fn login(error: Option<&str>, next: Option<&str>) -> String {
+    let next = next.map_or_else(String::new, |next| {
+        format!(
+            r#"<input type="hidden" name="next" value="{}">"#,
+            escape(next)
+        )
+    });
     let error = error.map_or_else(String::new, |e| {
         format!(r#"<p class="error" role="alert">{}</p>"#, escape(e))
     });
@@ -80,6 +87,7 @@ pub(crate) fn login(error: Option<&str>) -> String {
             r#"<h1>Sign in</h1>
 {error}
 <form method="post" action="/login">
+  {next}
   <p><label>User name <input name="username" autocomplete="username" required></label></p>
   <p><label>Password <input name="password" type="password" autocomplete="current-password" required></label></p>
   <p><label><input type="checkbox" name="remember" value="1"> Remember me on this device</label></p>

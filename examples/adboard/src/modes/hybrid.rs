@@ -53,19 +53,13 @@ pub async fn router(
     state: AppState,
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<Router, SetupError> {
-    let settings = hybrid_app::Settings::from_lookup(lookup)?;
-    let (builder, issuer) = settings.sessions_builder()?;
-    let (builder, checks) = hybrid_app::with_backend_and_checks(builder, settings.redis.as_ref())?;
+    let (builder, issuer, checks) = crate::settings::hybrid_mode(lookup)?;
     let health = demo_users::health_routes(checks.check("keys", issuer.key_set()));
-    let sessions = builder
-        .build()
-        .await
-        .map_err(hybrid_app::SetupError::from)?;
+    let sessions = builder.build().await?;
     let cookies = CookieTransport::transparent();
     let layer = HybridLayer::new(&sessions)
         .realm("adboard")
-        .cookies(cookies.clone())
-        .map_err(hybrid_app::SetupError::from)?;
+        .cookies(cookies.clone())?;
     let endpoints = layer.endpoints();
     let state = HybridState {
         app: state,

@@ -146,12 +146,8 @@ pub async fn router(
     state: AppState,
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<Router, SetupError> {
-    let settings = jwt_api::Settings::from_lookup(lookup)?;
-    let issuer = settings
-        .keys
-        .token_issuer(settings.signing_key()?)
-        .ttl(settings.ttl);
-    let verifier = TokenVerifier::new(issuer.key_set(), settings.keys.validation());
+    let (issuer, validation) = crate::settings::jwt_mode(lookup)?;
+    let verifier = TokenVerifier::new(issuer.key_set(), validation);
     let health = demo_users::health_routes(
         portcullis_core::ReadinessChecks::new().check("keys", issuer.key_set()),
     );

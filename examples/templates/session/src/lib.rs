@@ -1,0 +1,58 @@
+//! A session-cookie app to copy: login, the caller in a handler, an admin-only route.
+//! Sessions live in memory; for several servers use `portcullis::redis::RedisSessionStore`
+//! (feature `redis`).
+
+mod users;
+
+use axum::{
+    Json, Router,
+    extract::State,
+    routing::{get, post},
+};
+use portcullis::session::{MemoryStore, Session, SessionConfig, SessionLayer};
+use portcullis::{AuthRejection, Authorized, ClientAddress, CurrentUser};
+
+pub use users::{Credentials, IsAdmin, User, Users};
+
+/// The app: `POST /login`, `POST /logout`, `GET /me`, `GET /admin`.
+pub fn app() -> Result<Router, portcullis::session::ConfigError> {
+    // __Host-session cookie: HttpOnly, Secure, SameSite=Lax; idle and absolute timeouts.
+    let sessions = SessionLayer::new(MemoryStore::new(), SessionConfig::default())?;
+    Ok(Router::new()
+        .route("/login", post(login))
+        .route("/logout", post(logout))
+        .route("/me", get(me))
+        .route("/admin", get(admin))
+        .with_state(Users::default())
+        .layer(sessions))
+}
+
+/// 401 for wrong credentials, 403 when posted from another site (login CSRF).
+async fn login(
+    State(users): State<Users>,
+    ClientAddress(client): ClientAddress,
+    session: Session,
+    Json(credentials): Json<Credentials>,
+) -> Result<Json<User>, AuthRejection> {
+    let user = users.login(client, credentials).await?;
+    // A new session ID on every login (OWASP Session Management Cheat Sheet, fixation).
+    session
+        .login(&user.user, &user)
+        .await
+        .map_err(AuthRejection::from)?;
+    Ok(Json(user))
+}
+
+async fn logout(session: Session) -> Result<(), AuthRejection> {
+    session.logout().await.map_err(AuthRejection::from)
+}
+
+/// 401 when anonymous.
+async fn me(CurrentUser(user): CurrentUser<User>) -> Json<User> {
+    Json(user)
+}
+
+/// 403 for non-admins.
+async fn admin(admin: Authorized<User, IsAdmin>) -> Json<User> {
+    Json(admin.into_inner())
+}
