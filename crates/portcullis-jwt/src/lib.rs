@@ -64,6 +64,7 @@
 //! ```
 
 mod algorithm;
+mod audience;
 mod cache;
 mod issue;
 mod keys;

@@ -15,8 +15,8 @@ use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::value::RawValue;
 
 use crate::{
-    Algorithm, KeySet, TokenCacheConfig, TokenCacheStats, Validation, cache::TokenCache,
-    keys::KeyMatch,
+    Algorithm, KeySet, TokenCacheConfig, TokenCacheStats, Validation, audience::AudienceHint,
+    cache::TokenCache, keys::KeyMatch,
 };
 
 /// The longest base64url header accepted (RFC 8725 §3.11: bounded work on untrusted input).
@@ -81,10 +81,16 @@ pub enum TokenError {
     /// `iss` is not a trusted issuer, or not the issuer its key is pinned to (RFC 7519 §4.1.1).
     #[error("the token was issued by an untrusted issuer")]
     WrongIssuer,
-    /// `aud` does not name this service, or names an audience while none is configured
-    /// (RFC 7519 §4.1.3).
+    /// `aud` does not name this service (RFC 7519 §4.1.3).
     #[error("the token is not meant for this audience")]
     WrongAudience,
+    /// The token carries `aud` but the [`Validation`] names no audience, so this service cannot
+    /// tell whether it is one of them and must refuse it (RFC 7519 §4.1.3). Identity providers
+    /// (Auth0, Microsoft Entra ID, Keycloak, Okta) put an `aud` in every access token: configure
+    /// this API's identifier with [`Validation::audience`]. The verifier also logs a warning
+    /// (at most once a minute) quoting the token's audiences.
+    #[error("the token has an aud claim but no audience is configured (Validation::audience)")]
+    AudienceNotConfigured,
 }
 
 impl From<TokenError> for AuthRejection {
@@ -213,6 +219,7 @@ struct VerifierInner {
     validation: Validation,
     clock: SharedClock,
     cache: Option<Arc<TokenCache>>,
+    audience_hint: Arc<AudienceHint>,
 }
 
 /// A first attempt that could not finish with the keys at hand.
@@ -231,6 +238,7 @@ impl TokenVerifier {
                 validation,
                 clock: Arc::new(SystemClock),
                 cache: Some(Arc::new(TokenCache::new(TokenCacheConfig::new()))),
+                audience_hint: Arc::default(),
             }),
         }
     }
@@ -404,6 +412,9 @@ impl TokenVerifier {
             KeyMatch::Unavailable => return Err(Retry::Unavailable),
         };
         let result = validate_claims(parsed.payload, validation, pinned_issuer, now);
+        if matches!(result, Err(TokenError::AudienceNotConfigured)) {
+            inner.audience_hint.report(parsed.payload, now);
+        }
         if let (Some(cache), Ok(verified)) = (&inner.cache, &result) {
             // Trusted as long as verification itself would accept it: until exp + leeway.
             let expires_at = verified.expires_at.saturating_add(validation.leeway_secs);
@@ -657,7 +668,7 @@ fn validate_claims(
         (None, false) => return Err(TokenError::MissingClaim("aud".into())),
         // RFC 7519 §4.1.3: a token for some audience is refused by a service that cannot
         // identify itself with it.
-        (Some(_), true) => return Err(TokenError::WrongAudience),
+        (Some(_), true) => return Err(TokenError::AudienceNotConfigured),
         (Some(aud), false) => {
             if !audience_matches(aud, &validation.audiences)? {
                 return Err(TokenError::WrongAudience);
