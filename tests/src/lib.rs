@@ -5,4 +5,5 @@ pub mod binary;
 pub mod conformance;
 pub mod http;
 pub mod redis_server;
+pub mod redis_tls;
 pub mod stall_proxy;
