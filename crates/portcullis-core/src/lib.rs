@@ -43,6 +43,8 @@
 //!     .layer(AuthenticateAsLayer::new(&User { user: "alice".into(), role: "advertiser".into() }));
 //! # }
 //! ```
+// docs.rs marks what each feature gates ("Available on crate feature ... only").
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod authentication;
 mod clock;

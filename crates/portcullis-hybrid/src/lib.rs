@@ -55,6 +55,8 @@
 //! assert!(sessions.revocations().is_revoked(pair.session_id(), 0));
 //! # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
 //! ```
+// docs.rs marks what each feature gates ("Available on crate feature ... only").
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod access;
 mod cookies;

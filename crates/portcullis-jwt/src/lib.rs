@@ -62,6 +62,8 @@
 //! let token = issuer.issue("alice", &User { user: "alice".into(), role: "advertiser".into() }).unwrap();
 //! assert!(token.expires_in == 600);
 //! ```
+// docs.rs marks what each feature gates ("Available on crate feature ... only").
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod algorithm;
 mod audience;

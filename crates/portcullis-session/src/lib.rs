@@ -37,6 +37,8 @@
 //! heap (requested sizes) and grows the resident set by 492 bytes per session, so the default
 //! cap of one million sessions needs about 500 MB. Measure your own shape with
 //! `cargo run --release -p portcullis-session --example memory_footprint [-- COUNT]`.
+// docs.rs marks what each feature gates ("Available on crate feature ... only").
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod config;
 mod layer;
