@@ -139,6 +139,19 @@ async fn wrong_trust_or_credentials_fail_closed() {
             .key_prefix(&prefix);
         assert_login_is_unavailable(config, why).await;
     }
+    // What an operator sees: an outage, without the password that was refused.
+    let refused = RedisConfig::new(redis.url_with_credentials("portcullis:wrong-password-42"))
+        .tls_root_certificates(redis.ca_pem())
+        .build()
+        .unwrap()
+        .ping()
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, StoreError::Unavailable(_)), "{refused:?}");
+    assert!(
+        !format!("{refused} {refused:?}").contains("wrong-password-42"),
+        "{refused:?}"
+    );
     // The ACL user is confined to its prefix: a store under another prefix is refused.
     let outside = RedisConfig::new(&redis.url)
         .tls_root_certificates(redis.ca_pem())
