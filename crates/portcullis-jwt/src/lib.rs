@@ -72,6 +72,8 @@ mod issue;
 mod keys;
 mod layer;
 #[cfg(feature = "jwks-url")]
+mod oidc;
+#[cfg(feature = "jwks-url")]
 mod remote;
 mod sources;
 mod validation;
