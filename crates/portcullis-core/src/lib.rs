@@ -56,6 +56,7 @@ mod identity;
 pub mod login_guard;
 pub mod observe;
 mod policy;
+mod provider_claims;
 mod readiness;
 mod rejection;
 mod render;
@@ -80,6 +81,9 @@ pub use login_guard::{
     MemoryAttemptCounter,
 };
 pub use policy::{AllOf, AnyOf, Authenticated, Not, Policy, PolicyExt};
+pub use provider_claims::{
+    ClientRole, HasPermission, HasRole, HasScope, ProviderClaims, RealmRole, RoleList,
+};
 pub use readiness::{
     AlwaysReady, DEFAULT_READINESS_TIMEOUT, NotReady, Readiness, ReadinessChecks, ReadinessReport,
 };
