@@ -4,6 +4,7 @@
 pub mod binary;
 pub mod conformance;
 pub mod http;
+pub mod oidc_provider;
 pub mod redis_server;
 pub mod redis_tls;
 pub mod stall_proxy;
