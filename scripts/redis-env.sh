@@ -1,6 +1,6 @@
-# Sourced by scripts/test.sh: makes sure the tests have a Redis (and a Redis Cluster) on
-# loopback, starting private ones when none is given. Everything started here is stopped by
-# redis_env_teardown.
+# Sourced by scripts/test.sh: makes sure the tests have a Redis (and a Redis Cluster, and a
+# TLS-only Redis with an ACL user) on loopback, starting private ones when none is given.
+# Everything started here is stopped by redis_env_teardown.
 
 REDIS_ENV_DIR=""
 REDIS_ENV_PIDS=()
@@ -13,6 +13,11 @@ ensure_redis_installed() {
   if ! command -v redis-server >/dev/null 2>&1; then
     echo "== installing redis-server"
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server) >/dev/null
+  fi
+  # scripts/redis-tls.sh generates its certificates with openssl.
+  if ! command -v openssl >/dev/null 2>&1; then
+    echo "== installing openssl"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl) >/dev/null
   fi
 }
 
@@ -47,11 +52,20 @@ redis_env_setup() {
     REDIS_CLUSTER_URLS=$(scripts/redis-cluster.sh start "$REDIS_ENV_DIR/cluster")
     export REDIS_CLUSTER_URLS
   fi
+  # rediss:// with an ACL user, as managed services run it (tests/tests/redis_tls.rs).
+  if [ -z "${REDIS_TLS_URL:-}" ] && [ -x scripts/redis-tls.sh ]; then
+    REDIS_TLS_URL=$(scripts/redis-tls.sh start "$REDIS_ENV_DIR/tls")
+    REDIS_TLS_CA_FILE="$REDIS_ENV_DIR/tls/ca.pem"
+    export REDIS_TLS_URL REDIS_TLS_CA_FILE
+  fi
 }
 
 redis_env_teardown() {
   if [ -x scripts/redis-cluster.sh ] && [ -n "$REDIS_ENV_DIR" ] && [ -d "$REDIS_ENV_DIR/cluster" ]; then
     scripts/redis-cluster.sh stop "$REDIS_ENV_DIR/cluster" || true
+  fi
+  if [ -x scripts/redis-tls.sh ] && [ -n "$REDIS_ENV_DIR" ] && [ -d "$REDIS_ENV_DIR/tls" ]; then
+    scripts/redis-tls.sh stop "$REDIS_ENV_DIR/tls" || true
   fi
   for pid in "${REDIS_ENV_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true

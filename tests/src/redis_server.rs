@@ -16,7 +16,7 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-const HOW_TO_GET_REDIS: &str = "the Redis tests need `redis-server` and `redis-cli` on the PATH \
+pub(crate) const HOW_TO_GET_REDIS: &str = "the Redis tests need `redis-server` and `redis-cli` on the PATH \
      (apt-get install redis-server), or run them through scripts/test.sh, which installs and \
      starts Redis and a Redis Cluster";
 
@@ -225,20 +225,20 @@ fn free_port() -> u16 {
         .unwrap_or_else(|error| panic!("no free loopback port: {error}"))
 }
 
-fn scratch_dir(tag: &str) -> PathBuf {
+pub(crate) fn scratch_dir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(unique_prefix(tag));
     std::fs::create_dir_all(&dir).unwrap_or_else(|error| panic!("cannot create {dir:?}: {error}"));
     dir
 }
 
-fn workspace_root() -> &'static Path {
+pub(crate) fn workspace_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap_or_else(|| Path::new("."))
 }
 
 /// Runs `cleanup` in the shell once this process has exited.
-fn watchdog(cleanup: &str) {
+pub(crate) fn watchdog(cleanup: &str) {
     let script = format!(
         "while kill -0 {} 2>/dev/null; do sleep 0.5; done; {cleanup}",
         std::process::id()

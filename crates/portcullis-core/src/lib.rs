@@ -54,6 +54,8 @@
         clippy::indexing_slicing
     )
 )]
+// docs.rs marks what each feature gates ("Available on crate feature ... only").
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod authentication;
 mod clock;
@@ -66,6 +68,7 @@ mod identity;
 pub mod login_guard;
 pub mod observe;
 mod policy;
+mod provider_claims;
 mod readiness;
 mod rejection;
 mod render;
@@ -91,6 +94,9 @@ pub use login_guard::{
     MemoryAttemptCounter,
 };
 pub use policy::{AllOf, AnyOf, Authenticated, Not, Policy, PolicyExt};
+pub use provider_claims::{
+    ClientRole, HasPermission, HasRole, HasScope, ProviderClaims, RealmRole, RoleList,
+};
 pub use readiness::{
     AlwaysReady, DEFAULT_READINESS_TIMEOUT, NotReady, Readiness, ReadinessChecks, ReadinessReport,
 };

@@ -66,6 +66,8 @@
         clippy::indexing_slicing
     )
 )]
+// docs.rs marks what each feature gates ("Available on crate feature ... only").
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod access;
 mod access_session;

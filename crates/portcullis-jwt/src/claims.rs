@@ -127,7 +127,7 @@ pub(crate) fn validate_claims(
         (None, false) => return Err(TokenError::MissingClaim("aud".into())),
         // RFC 7519 §4.1.3: a token for some audience is refused by a service that cannot
         // identify itself with it.
-        (Some(_), true) => return Err(TokenError::WrongAudience),
+        (Some(_), true) => return Err(TokenError::AudienceNotConfigured),
         (Some(aud), false) => {
             if !audience_matches(aud, &validation.audiences)? {
                 return Err(TokenError::WrongAudience);

@@ -5,7 +5,8 @@
 //!   for `CurrentUser<U>` / `Authorized<U, P>` (the application's `U` is decoded from the claims
 //!   object). No token: the request passes anonymous; a bad token: 401 `invalid_token`.
 //! - [`KeySet`]: trusted keys, each pinned to one [`Algorithm`]: HMAC secrets, PEM, JWK and JWKS
-//!   JSON or files, JWKS URLs refreshed in the background (feature `jwks-url`), token issuers.
+//!   JSON or files, JWKS URLs refreshed in the background (feature `jwks-url`), OpenID Connect
+//!   issuers found by discovery ([`KeySet::from_oidc`], same feature), token issuers.
 //! - [`Validation`]: issuer, audience, bounded leeway, `typ`, required claims, size limit.
 //! - [`TokenIssuer`] mints tokens and publishes its public keys; [`SigningKey`] holds a private
 //!   key or HMAC secret.
@@ -73,8 +74,11 @@
         clippy::indexing_slicing
     )
 )]
+// docs.rs marks what each feature gates ("Available on crate feature ... only").
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod algorithm;
+mod audience;
 mod cache;
 mod claims;
 mod compact;
@@ -83,6 +87,8 @@ mod issue;
 mod key_error;
 mod keys;
 mod layer;
+#[cfg(feature = "jwks-url")]
+mod oidc;
 #[cfg(feature = "jwks-url")]
 mod remote;
 mod signing_key;

@@ -162,6 +162,10 @@ impl JwksOptions {
         self
     }
 
+    pub(crate) fn body_limit(&self) -> usize {
+        self.max_body_bytes
+    }
+
     fn clamp_refresh(&self, period: Duration) -> Duration {
         period.clamp(self.min_refresh, self.max_refresh.max(self.min_refresh))
     }
@@ -170,7 +174,8 @@ impl JwksOptions {
 type Keys = Arc<[Arc<VerifyingKey>]>;
 
 pub(crate) struct RemoteJwks {
-    url: reqwest::Url,
+    /// The JWKS URL, or the OpenID Connect issuer whose discovery document names it.
+    url: crate::oidc::KeysLocation,
     client: reqwest::Client,
     options: JwksOptions,
     /// `None` until the first successful fetch.
@@ -183,7 +188,7 @@ pub(crate) struct RemoteJwks {
 }
 
 #[derive(Debug, thiserror::Error)]
-enum FetchError {
+pub(crate) enum FetchError {
     #[error("request failed")]
     Http(#[source] reqwest::Error),
     #[error("unexpected status {0}")]
@@ -192,6 +197,8 @@ enum FetchError {
     TooLarge,
     #[error("the JWKS document is invalid")]
     Invalid(#[source] KeyError),
+    #[error("OpenID Connect discovery failed: {0}")]
+    Discovery(#[from] crate::oidc::DiscoveryError),
 }
 
 impl RemoteJwks {
@@ -252,9 +259,10 @@ impl RemoteJwks {
     }
 
     async fn fetch_inner(&self) -> Result<Duration, FetchError> {
+        let url = self.url.jwks_url(&self.client, &self.options).await?;
         let mut response = self
             .client
-            .get(self.url.clone())
+            .get(url)
             .header(
                 reqwest::header::ACCEPT,
                 "application/jwk-set+json, application/json",
@@ -265,24 +273,11 @@ impl RemoteJwks {
         if response.status() != reqwest::StatusCode::OK {
             return Err(FetchError::Status(response.status()));
         }
-        let max = self.options.max_body_bytes;
-        if response
-            .content_length()
-            .is_some_and(|len| len > max as u64)
-        {
-            return Err(FetchError::TooLarge);
-        }
         let refresh = cache_max_age(response.headers())
             .map_or(self.options.default_refresh, |max_age| {
                 self.options.clamp_refresh(max_age)
             });
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(FetchError::Http)? {
-            if body.len() + chunk.len() > max {
-                return Err(FetchError::TooLarge);
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = read_bounded(&mut response, self.options.max_body_bytes).await?;
         let keys = parse_jwks(&body, false).map_err(FetchError::Invalid)?;
         let keys: Keys = keys.into_iter().map(Arc::new).collect::<Vec<_>>().into();
         *self
@@ -292,6 +287,28 @@ impl RemoteJwks {
         self.epoch.fetch_add(1, Ordering::Release);
         Ok(refresh)
     }
+}
+
+/// The body, refused past `max` bytes (announced or streamed): RFC 8725 §3.11 / OWASP on
+/// bounding what an outside server can make us hold.
+pub(crate) async fn read_bounded(
+    response: &mut reqwest::Response,
+    max: usize,
+) -> Result<Vec<u8>, FetchError> {
+    if response
+        .content_length()
+        .is_some_and(|len| len > max as u64)
+    {
+        return Err(FetchError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(FetchError::Http)? {
+        if body.len().saturating_add(chunk.len()) > max {
+            return Err(FetchError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// `max-age` of a `Cache-Control` header (RFC 9111 §5.2.2.1); `no-store`/`no-cache` count as 0.
@@ -350,6 +367,14 @@ impl RemoteJwks {
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
             return Err(KeyError::InvalidUrl(url.to_owned()));
         }
+        Self::from_location(crate::oidc::KeysLocation::Jwks(parsed), options)
+    }
+
+    /// A remote set fetched from `url` and refreshed in the background.
+    pub(crate) fn from_location(
+        url: crate::oidc::KeysLocation,
+        options: JwksOptions,
+    ) -> Result<KeySet, KeyError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| KeyError::NoRuntime)?;
         let client = reqwest::Client::builder()
             .timeout(options.timeout)
@@ -359,7 +384,7 @@ impl RemoteJwks {
             .map_err(KeyError::HttpClient)?;
         let retry_interval = options.retry_interval;
         let remote = Arc::new(RemoteJwks {
-            url: parsed,
+            url,
             client,
             options,
             keys: RwLock::new(None),

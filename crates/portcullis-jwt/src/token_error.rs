@@ -61,10 +61,16 @@ pub enum TokenError {
     /// `iss` is not a trusted issuer, or not the issuer its key is pinned to (RFC 7519 §4.1.1).
     #[error("the token was issued by an untrusted issuer")]
     WrongIssuer,
-    /// `aud` does not name this service, or names an audience while none is configured
-    /// (RFC 7519 §4.1.3).
+    /// `aud` does not name this service (RFC 7519 §4.1.3).
     #[error("the token is not meant for this audience")]
     WrongAudience,
+    /// The token carries `aud` but the [`Validation`](crate::Validation) names no audience, so this service cannot
+    /// tell whether it is one of them and must refuse it (RFC 7519 §4.1.3). Identity providers
+    /// (Auth0, Microsoft Entra ID, Keycloak, Okta) put an `aud` in every access token: configure
+    /// this API's identifier with [`Validation::audience`](crate::Validation::audience). The verifier also logs a warning
+    /// (at most once a minute) quoting the token's audiences.
+    #[error("the token has an aud claim but no audience is configured (Validation::audience)")]
+    AudienceNotConfigured,
 }
 
 impl From<TokenError> for AuthRejection {

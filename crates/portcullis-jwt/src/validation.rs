@@ -17,7 +17,10 @@ pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
 ///
 /// Always enforced: `exp` present and in the future, `sub` present, `nbf` and `iat` not in the
 /// future, each within the leeway; `exp`, `nbf` and `iat` must be JSON numbers. A token carrying
-/// an `aud` is refused unless an audience is configured (RFC 7519 §4.1.3). Every setter that
+/// an `aud` is refused unless an audience is configured (RFC 7519 §4.1.3), with
+/// [`TokenError::AudienceNotConfigured`](crate::TokenError::AudienceNotConfigured) and a
+/// warning in the log saying what to set: identity providers' access tokens always carry one,
+/// so configure [`Validation::audience`] for them. Every setter that
 /// names an issuer, audience, type or claim makes it required.
 ///
 /// # Examples

@@ -14,6 +14,7 @@ use portcullis_core::{SharedClock, SystemClock};
 
 use crate::{
     KeySet, TokenCacheConfig, TokenCacheStats, TokenError, Validation, VerifiedToken,
+    audience::AudienceHint,
     cache::TokenCache,
     claims::validate_claims,
     compact::{Buffers, parse},
@@ -52,6 +53,7 @@ struct VerifierInner {
     validation: Validation,
     clock: SharedClock,
     cache: Option<Arc<TokenCache>>,
+    audience_hint: Arc<AudienceHint>,
 }
 
 /// What verifying a token with the keys at hand decided ([`TokenVerifier::attempt`]).
@@ -113,6 +115,7 @@ impl TokenVerifier {
                 validation,
                 clock: Arc::new(SystemClock),
                 cache: Some(Arc::new(TokenCache::new(TokenCacheConfig::new()))),
+                audience_hint: Arc::default(),
             }),
         }
     }
@@ -270,6 +273,9 @@ impl TokenVerifier {
             KeyMatch::Unavailable => return Attempt::NeedsKeys(TokenError::KeysUnavailable),
         };
         let result = validate_claims(parsed.payload, validation, pinned_issuer, now);
+        if matches!(result, Err(TokenError::AudienceNotConfigured)) {
+            inner.audience_hint.report(parsed.payload, now);
+        }
         if let (Some(cache), Ok(verified)) = (&inner.cache, &result) {
             // Trusted as long as verification itself would accept it: until exp + leeway.
             let expires_at = verified.expires_at.saturating_add(validation.leeway_secs);

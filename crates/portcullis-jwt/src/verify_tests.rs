@@ -552,8 +552,15 @@ fn aud_without_configured_audience_and_typ_and_required_claims() {
             .verifier
             .verify_now(&plain.token(&claims()))
             .unwrap_err(),
-        TokenError::WrongAudience
+        TokenError::AudienceNotConfigured
     );
+    // The logged reason names the setting, without echoing the token.
+    let text = TokenError::AudienceNotConfigured.to_string();
+    assert!(
+        text.contains("aud claim") && text.contains("Validation::audience"),
+        "{text}"
+    );
+    assert!(!text.contains(AUD));
     assert!(
         plain
             .verifier

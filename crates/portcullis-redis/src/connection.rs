@@ -45,6 +45,21 @@ pub enum ConfigError {
     /// reconnect in the background.
     #[error("building a Redis connection needs a running Tokio runtime")]
     NoRuntime,
+    /// A `rediss://` URL without the `tls` feature of portcullis-redis (`redis-tls` of the
+    /// `portcullis` facade).
+    #[error(
+        "a rediss:// URL needs TLS support: enable the `tls` feature of portcullis-redis (`redis-tls` of portcullis)"
+    )]
+    TlsNotEnabled,
+    /// A `rediss://` URL ending in `#insecure`, which would skip certificate verification.
+    #[error("TLS to Redis without certificate verification (#insecure) is refused")]
+    InsecureTls,
+    /// The trusted root certificates are not PEM certificates (at least one).
+    #[error("the Redis TLS root certificates are not valid PEM certificates")]
+    InvalidTlsRootCertificates,
+    /// The file of trusted root certificates cannot be read.
+    #[error("cannot read the Redis TLS root certificates file")]
+    TlsRootCertificatesFile(#[source] std::io::Error),
 }
 
 #[derive(Clone)]
@@ -72,6 +87,10 @@ pub struct RedisConfig {
     key_prefix: String,
     connection_timeout: Duration,
     command_timeout: Duration,
+    /// PEM root certificates trusted for `rediss://` instead of the system's (feature `tls`).
+    pub(crate) tls_root_certificates: Option<Arc<[u8]>>,
+    /// A file to read them from when the connection is built (`REDIS_TLS_CA_FILE`).
+    pub(crate) tls_root_certificates_file: Option<std::path::PathBuf>,
 }
 
 impl fmt::Debug for RedisConfig {
@@ -87,6 +106,11 @@ impl fmt::Debug for RedisConfig {
             .field("key_prefix", &self.key_prefix)
             .field("connection_timeout", &self.connection_timeout)
             .field("command_timeout", &self.command_timeout)
+            .field(
+                "tls_root_certificates",
+                &(self.tls_root_certificates.is_some()
+                    || self.tls_root_certificates_file.is_some()),
+            )
             .finish()
     }
 }
@@ -184,7 +208,10 @@ impl RedisConfig {
         if urls.trim().is_empty() {
             return None;
         }
-        let config = Self::from_urls(&urls);
+        let mut config = Self::from_urls(&urls);
+        config.tls_root_certificates_file = lookup("REDIS_TLS_CA_FILE")
+            .filter(|path| !path.trim().is_empty())
+            .map(std::path::PathBuf::from);
         Some(match lookup("REDIS_KEY_PREFIX") {
             Some(prefix) if !prefix.is_empty() => config.key_prefix(prefix),
             _ => config,
@@ -197,6 +224,8 @@ impl RedisConfig {
             key_prefix: DEFAULT_PREFIX.to_owned(),
             connection_timeout: DEFAULT_CONNECTION_TIMEOUT,
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
+            tls_root_certificates: None,
+            tls_root_certificates_file: None,
         }
     }
 
@@ -289,10 +318,11 @@ impl RedisConfig {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(ConfigError::NoRuntime);
         }
-        let (connection, nodes) = self.open()?;
+        let config = crate::tls::resolve_root_certificates(self)?;
+        let (connection, nodes) = config.open()?;
         Ok(RedisConnection {
             shared: Arc::new(Shared {
-                config: self.clone(),
+                config,
                 current: RwLock::new(Current {
                     generation: 0,
                     connection,
@@ -309,7 +339,7 @@ impl RedisConfig {
     fn open(&self) -> Result<(Connection, Vec<Client>), ConfigError> {
         Ok(match &self.target {
             Target::Single(url) => {
-                let client = Client::open(url.as_str()).map_err(ConfigError::InvalidUrl)?;
+                let client = crate::tls::client(url, self.tls_root_certificates.as_deref())?;
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(self.connection_timeout))
                     .set_response_timeout(Some(self.command_timeout))
@@ -326,12 +356,13 @@ impl RedisConfig {
                 if urls.is_empty() {
                     return Err(ConfigError::NoClusterNodes);
                 }
+                let roots = self.tls_root_certificates.as_deref();
                 let clients = urls
                     .iter()
-                    .map(|url| Client::open(url.as_str()))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(ConfigError::InvalidUrl)?;
-                let cluster = ClusterClient::builder(urls.iter().map(String::as_str))
+                    .map(|url| crate::tls::client(url, roots))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let builder = ClusterClient::builder(urls.iter().map(String::as_str));
+                let cluster = crate::tls::cluster(builder, urls, roots)?
                     .connection_timeout(self.connection_timeout)
                     .response_timeout(self.command_timeout)
                     .retries(2)

@@ -27,7 +27,17 @@
 //! |---|---|
 //! | `session` (default) | [`RedisSessionStore`] (with an optional near-cache, [`NearCacheConfig`]) |
 //! | `hybrid` (default) | [`RedisRefreshStore`], [`RedisRevocationFeed`] |
+//! | `tls` | `rediss://` URLs (rustls with `ring`): the system's roots, or a CA given to `RedisConfig::tls_root_certificates` or in `REDIS_TLS_CA_FILE` |
 //!
+//! Credentials go in the URL: `rediss://user:password@host:6380/0` authenticates as an ACL
+//! user (Redis 6+, `AUTH user password`); `redis://:password@host` with `requirepass`. The
+//! stores touch only keys that start with the key prefix or `{` and the key prefix, so a
+//! least-privilege ACL for prefix `myapp` is
+//! `user myapp on >password ~myapp:* ~{myapp:* &* +@all -@dangerous` (without `CONFIG`,
+//! [`RedisConnection::eviction_policy`] is refused: check the policy in the console then).
+//!
+// docs.rs marks what each feature gates ("Available on crate feature ... only").
+#![cfg_attr(docsrs, feature(doc_cfg))]
 // Library code returns errors instead of panicking (issue 12): no unwrap, expect, panic or
 // unchecked indexing outside tests; a documented `# Panics` case is allowed where it stands.
 #![cfg_attr(
@@ -56,6 +66,7 @@ mod refresh;
 mod revocation;
 #[cfg(feature = "session")]
 mod session;
+mod tls;
 
 pub use attempts::RedisAttemptCounter;
 pub use connection::{ConfigError, RedisConfig, RedisConnection};

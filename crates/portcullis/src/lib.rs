@@ -15,9 +15,13 @@
 //! | `session` (default) | [`session`]: `SessionLayer`, `Session`, `MemoryStore` |
 //! | `jwt` | [`jwt`]: `BearerLayer`, key sets, `TokenIssuer` |
 //! | `hybrid` | [`hybrid`]: `HybridLayer`, refresh and revocation |
-//! | `redis` | [`redis`]: Redis stores, revocation feed and login attempt counter |
+//! | `redis` | [`redis`]: the Redis backends of the mechanisms enabled (session store with `session`; refresh store and revocation feed with `hybrid`) and the login attempt counter |
+//! | `redis-tls` | `rediss://` URLs for those backends (rustls on `ring`) |
 //! | `argon2` | `Argon2Verifier`: argon2 checks reusing a pool of hashing memory |
 //! | `testing` | `testing::AuthenticateAsLayer` |
+//!
+//! `session` + `redis` (+ `redis-tls`) compiles no JWT code, no aws-lc-rs and no HTTP client:
+//! `portcullis = { version = "0.1", default-features = false, features = ["axum", "session", "redis"] }`.
 //!
 //! The project README follows; its examples are compiled as doctests of this crate.
 //!
@@ -32,6 +36,8 @@
         clippy::indexing_slicing
     )
 )]
+// docs.rs marks what each feature gates ("Available on crate feature ... only").
+#![cfg_attr(docsrs, feature(doc_cfg))]
 // The README's snippets use every layer and the Redis stores: include it (and so compile them)
 // when all are on, as on docs.rs and in CI (`--all-features`).
 #![cfg_attr(

@@ -210,6 +210,15 @@ impl AppState {
         if let Some(url) = &settings.jwks_url {
             // The outside issuer's tokens are held to the same iss/aud (DESIGN: jwt-api).
             keys = keys.merge(KeySet::from_jwks_url(url, JwksOptions::new())?);
+            if settings.keys.audience.is_none() {
+                // Identity providers put `aud` in their access tokens; RFC 7519 §4.1.3 makes
+                // us refuse those when we cannot name our own audience. Say so at start-up.
+                tracing::warn!(
+                    "JWT_JWKS_URL is set without JWT_AUDIENCE: the outside issuer's tokens that \
+                     carry an `aud` claim will be refused; set JWT_AUDIENCE to this API's \
+                     identifier at the issuer"
+                );
+            }
         }
         let verifier = TokenVerifier::new(keys, validation);
         let redis = settings
