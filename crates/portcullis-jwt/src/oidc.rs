@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use crate::{JwksOptions, KeySet, keys::KeyError, remote::FetchError};
+use crate::{JwksOptions, KeyError, KeySet, remote::FetchError};
 
 /// Where a remote key set lives: a JWKS URL, or an issuer whose discovery document names it.
 pub(crate) enum KeysLocation {
@@ -167,7 +167,9 @@ impl KeySet {
             issuer: issuer.to_owned(),
             document,
         };
-        Ok(Self::from_location(location, options)?.for_issuer(issuer))
+        Ok(crate::remote::RemoteJwks::from_location(location, options)
+            .map(Self::from_remote)?
+            .for_issuer(issuer))
     }
 }
 

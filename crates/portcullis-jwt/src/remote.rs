@@ -251,7 +251,8 @@ impl RemoteJwks {
                     FetchError::Http(_) => JwksFailure::Http,
                     FetchError::Status(_) => JwksFailure::Status,
                     FetchError::TooLarge => JwksFailure::TooLarge,
-                    FetchError::Invalid(_) => JwksFailure::Invalid,
+                    // Discovery failed (unreachable, or a document naming another issuer).
+                    FetchError::Invalid(_) | FetchError::Discovery(_) => JwksFailure::Invalid,
                 });
             }
         }
@@ -370,11 +371,12 @@ impl RemoteJwks {
         Self::from_location(crate::oidc::KeysLocation::Jwks(parsed), options)
     }
 
-    /// A remote set fetched from `url` and refreshed in the background.
+    /// Builds the HTTP client and starts the background refresh of the keys at `url` (a JWKS
+    /// URL, or an issuer whose discovery document names it).
     pub(crate) fn from_location(
         url: crate::oidc::KeysLocation,
         options: JwksOptions,
-    ) -> Result<KeySet, KeyError> {
+    ) -> Result<Arc<Self>, KeyError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| KeyError::NoRuntime)?;
         let client = reqwest::Client::builder()
             .timeout(options.timeout)
