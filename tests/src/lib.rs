@@ -4,5 +4,6 @@
 pub mod binary;
 pub mod conformance;
 pub mod http;
+pub mod postgres_server;
 pub mod redis_server;
 pub mod stall_proxy;
