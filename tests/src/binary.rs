@@ -24,13 +24,14 @@ pub struct RunningApp {
 
 impl RunningApp {
     /// Starts `exe` with `args` and `env` (plus `RUST_LOG=warn`, no inherited
-    /// `PORTCULLIS_ADDR` or `REDIS_URL`) and waits for its `listening on http://ADDR` line.
+    /// `PORTCULLIS_ADDR`, `REDIS_URL` or `DATABASE_URL`) and waits for its `listening on http://ADDR` line.
     pub fn start(exe: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(exe);
         command
             .args(args)
             .env_remove("PORTCULLIS_ADDR")
             .env_remove("REDIS_URL")
+            .env_remove("DATABASE_URL")
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
