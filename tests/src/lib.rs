@@ -7,3 +7,4 @@ pub mod http;
 pub mod postgres_server;
 pub mod redis_server;
 pub mod stall_proxy;
+pub mod switch_proxy;

@@ -57,6 +57,15 @@ pub fn unique_schema(tag: &str) -> String {
     )
 }
 
+/// `url` synchronously, for sync tests (a throwaway runtime).
+pub fn shared_url_blocking() -> String {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(shared_url())
+}
+
 /// A connection to the test database in a fresh schema, migrated.
 pub async fn migrated(tag: &str) -> PostgresConnection {
     let database = PostgresConfig::new(shared_url().await)
@@ -76,4 +85,58 @@ pub async fn migrated(tag: &str) -> PostgresConnection {
 /// macros build stores with plain functions).
 pub fn migrated_blocking(tag: &str) -> PostgresConnection {
     tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(migrated(tag)))
+}
+
+/// `HOST:PORT` of a `postgres://` URL (port 5432 when it has none).
+///
+/// # Panics
+///
+/// When the URL has no host.
+pub fn address(url: &str) -> String {
+    let authority = authority(url);
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    assert!(!host_port.is_empty(), "no host in the database URL");
+    if host_port
+        .rsplit_once(':')
+        .is_some_and(|(_, port)| port.parse::<u16>().is_ok())
+    {
+        host_port.to_owned()
+    } else {
+        format!("{host_port}:5432")
+    }
+}
+
+/// `url` with its host and port replaced by `addr` (a proxy in front of the server).
+pub fn with_address(url: &str, addr: &str) -> String {
+    let authority = authority(url);
+    let replaced = match authority.rsplit_once('@') {
+        Some((user, _)) => format!("{user}@{addr}"),
+        None => addr.to_owned(),
+    };
+    url.replacen(authority, &replaced, 1)
+}
+
+fn authority(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    rest.split(['/', '?']).next().unwrap_or(rest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_read_and_replaced() {
+        let url = "postgres://postgres@127.0.0.1:5432/portcullis_test";
+        assert_eq!(address(url), "127.0.0.1:5432");
+        assert_eq!(address("postgres://localhost/db"), "localhost:5432");
+        assert_eq!(
+            with_address(url, "127.0.0.1:9"),
+            "postgres://postgres@127.0.0.1:9/portcullis_test"
+        );
+        assert_eq!(
+            with_address("postgres://h:1/db?sslmode=disable", "x:2"),
+            "postgres://x:2/db?sslmode=disable"
+        );
+    }
 }

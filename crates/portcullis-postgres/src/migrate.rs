@@ -36,12 +36,10 @@ impl PostgresConnection {
     /// ```
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let tables = self.tables();
+        let lock = format!("portcullis migrate {}.{}", tables.schema, tables.prefix);
         let mut transaction = self.pool().begin().await.map_err(store_error)?;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(format!(
-                "portcullis migrate {}.{}",
-                tables.schema, tables.prefix
-            ))
+            .bind(&lock)
             .execute(&mut *transaction)
             .await
             .map_err(store_error)?;
@@ -53,42 +51,47 @@ impl PostgresConnection {
                 .fetch_one(&mut *transaction)
                 .await
                 .map_err(store_error)?;
+        let create_schema = format!("CREATE SCHEMA \"{}\"", tables.schema);
+        let create_log = format!(
+            "CREATE TABLE IF NOT EXISTS {} (version integer PRIMARY KEY, name text NOT NULL, \
+             applied_at timestamptz NOT NULL DEFAULT now())",
+            tables.migrations
+        );
+        let select_log = format!("SELECT version FROM {}", tables.migrations);
+        let insert_log = format!(
+            "INSERT INTO {} (version, name) VALUES ($1, $2)",
+            tables.migrations
+        );
         if !exists {
-            sqlx::raw_sql(&format!("CREATE SCHEMA \"{}\"", tables.schema))
+            sqlx::query(&create_schema)
                 .execute(&mut *transaction)
                 .await
                 .map_err(store_error)?;
         }
-        sqlx::raw_sql(&format!(
-            "CREATE TABLE IF NOT EXISTS {} (version integer PRIMARY KEY, name text NOT NULL, \
-             applied_at timestamptz NOT NULL DEFAULT now())",
-            tables.migrations
-        ))
-        .execute(&mut *transaction)
-        .await
-        .map_err(store_error)?;
-        let applied: Vec<i32> =
-            sqlx::query_scalar(&format!("SELECT version FROM {}", tables.migrations))
-                .fetch_all(&mut *transaction)
-                .await
-                .map_err(store_error)?;
+        sqlx::query(&create_log)
+            .execute(&mut *transaction)
+            .await
+            .map_err(store_error)?;
+        let applied: Vec<i32> = sqlx::query_scalar(&select_log)
+            .fetch_all(&mut *transaction)
+            .await
+            .map_err(store_error)?;
         for migration in MIGRATIONS {
             if applied.contains(&migration.version) {
                 continue;
             }
-            sqlx::raw_sql(&self.fill(migration.sql))
+            for statement in statements(&self.fill(migration.sql)) {
+                sqlx::query(&statement)
+                    .execute(&mut *transaction)
+                    .await
+                    .map_err(store_error)?;
+            }
+            sqlx::query(&insert_log)
+                .bind(migration.version)
+                .bind(migration.name)
                 .execute(&mut *transaction)
                 .await
                 .map_err(store_error)?;
-            sqlx::query(&format!(
-                "INSERT INTO {} (version, name) VALUES ($1, $2)",
-                tables.migrations
-            ))
-            .bind(migration.version)
-            .bind(migration.name)
-            .execute(&mut *transaction)
-            .await
-            .map_err(store_error)?;
             tracing::info!(
                 version = migration.version,
                 name = migration.name,
@@ -96,6 +99,35 @@ impl PostgresConnection {
             );
         }
         transaction.commit().await.map_err(store_error)
+    }
+
+    /// Runs [`PostgresConnection::migrate`] in a background task, retrying every `retry` until
+    /// it succeeds: an application starts while its database is unreachable (its stores answer
+    /// [`StoreError`] meanwhile, and its readiness check reports the tables missing) and gets
+    /// its tables as soon as the database answers.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// let database = portcullis_postgres::PostgresConfig::new("postgres:///app").build()?;
+    /// let _migrations = database.spawn_migrations(Duration::from_secs(1));
+    /// # Ok(()) }
+    /// ```
+    pub fn spawn_migrations(&self, retry: std::time::Duration) -> tokio::task::JoinHandle<()> {
+        let database = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match database.bounded(database.migrate()).await {
+                    Ok(()) => return,
+                    Err(error) => {
+                        tracing::warn!(%error, "database migrations not applied yet; retrying");
+                        tokio::time::sleep(retry).await;
+                    }
+                }
+            }
+        })
     }
 
     /// Every migration's SQL with this connection's schema and table prefix filled in, in order,
@@ -133,4 +165,17 @@ impl PostgresConnection {
         sql.replace("__SCHEMA__", &tables.schema)
             .replace("__PREFIX__", &tables.prefix)
     }
+}
+
+/// The statements of a migration file: split at a `;` ending a line, comment-only pieces
+/// dropped (the files are ours: no `;` at a line end inside a literal).
+fn statements(sql: &str) -> Vec<String> {
+    sql.split(";\n")
+        .filter(|piece| {
+            piece
+                .lines()
+                .any(|line| !line.trim().is_empty() && !line.trim_start().starts_with("--"))
+        })
+        .map(str::to_owned)
+        .collect()
 }
