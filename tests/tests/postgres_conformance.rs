@@ -7,13 +7,21 @@
 use std::sync::Arc;
 
 use portcullis_core::ManualClock;
-use portcullis_postgres::PostgresSessionStore;
+use portcullis_postgres::{PostgresRefreshStore, PostgresSessionStore};
 use portcullis_tests::postgres_server::migrated_blocking;
 
 fn session_store(clock: ManualClock) -> PostgresSessionStore {
     PostgresSessionStore::new(migrated_blocking("session")).with_clock(Arc::new(clock))
 }
 
+fn refresh_store(clock: ManualClock) -> PostgresRefreshStore {
+    PostgresRefreshStore::new(migrated_blocking("refresh")).with_clock(Arc::new(clock))
+}
+
 mod session_store {
     portcullis_tests::session_store_conformance!(super::session_store);
+}
+
+mod refresh_store {
+    portcullis_tests::refresh_store_conformance!(super::refresh_store);
 }

@@ -6,7 +6,7 @@
 //!
 //! Redis comes from `REDIS_URL` (set by `scripts/test.sh`) or is started by the harness; every
 //! case uses a key prefix of its own and its own user ids, so nothing is ever flushed. The
-//! session store runs the same sequences against PostgreSQL too (`PORTCULLIS_TEST_DATABASE_URL`,
+//! session and refresh stores run the same sequences against PostgreSQL too (`PORTCULLIS_TEST_DATABASE_URL`,
 //! see `portcullis_tests::postgres_server`), in a schema of this process's own.
 
 use std::{
@@ -16,7 +16,7 @@ use std::{
 
 use portcullis_core::{Clock, ManualClock, SecretToken, StoreKey, UserJson, random_handle};
 use portcullis_hybrid::{MemoryRefreshStore, RefreshRecord, RefreshStore, RotatedToken};
-use portcullis_postgres::{PostgresConnection, PostgresSessionStore};
+use portcullis_postgres::{PostgresConnection, PostgresRefreshStore, PostgresSessionStore};
 use portcullis_redis::{RedisConfig, RedisConnection, RedisRefreshStore, RedisSessionStore};
 use portcullis_session::{
     CreateOutcome, LimitPolicy, MemoryStore, MemoryStoreConfig, SessionLimit, SessionRecord,
@@ -651,7 +651,12 @@ async fn apply_refresh<S: RefreshStore>(
     })
 }
 
-async fn differential_refresh(ops: Vec<RefreshOp>) -> Result<(), TestCaseError> {
+/// Runs `ops` against the memory store and the store `other` builds, comparing every result.
+async fn differential_refresh<S: RefreshStore>(
+    ops: Vec<RefreshOp>,
+    name: &str,
+    other: impl FnOnce(ManualClock) -> S,
+) -> Result<(), TestCaseError> {
     let at = ManualClock::new().unix_seconds();
     let memory_clock = ManualClock::at_unix_seconds(at);
     let redis_clock = ManualClock::at_unix_seconds(at);
@@ -660,7 +665,7 @@ async fn differential_refresh(ops: Vec<RefreshOp>) -> Result<(), TestCaseError> 
         clock: memory_clock,
     };
     let redis = RefreshSide {
-        store: RedisRefreshStore::new(redis()).with_clock(Arc::new(redis_clock.clone())),
+        store: other(redis_clock.clone()),
         clock: redis_clock,
     };
     let tag = random_handle();
@@ -679,9 +684,10 @@ async fn differential_refresh(ops: Vec<RefreshOp>) -> Result<(), TestCaseError> 
         prop_assert_eq!(
             &expected,
             &actual,
-            "step {} {:?}: memory and Redis disagree",
+            "step {} {:?}: memory and {} disagree",
             step,
-            op
+            op,
+            name
         );
         match (op, &expected) {
             (RefreshOp::Load { slot }, Ok(RefreshObserved::Record(record))) => {
@@ -709,6 +715,16 @@ proptest! {
 
     #[test]
     fn refresh_stores_agree(ops in prop::collection::vec(refresh_op(), 1..40)) {
-        runtime().block_on(differential_refresh(ops))?;
+        runtime().block_on(differential_refresh(ops, "Redis", |clock| {
+            RedisRefreshStore::new(redis()).with_clock(Arc::new(clock))
+        }))?;
+    }
+
+    #[test]
+    fn refresh_stores_agree_on_postgres(ops in prop::collection::vec(refresh_op(), 1..40)) {
+        let database = runtime().block_on(postgres());
+        runtime().block_on(differential_refresh(ops, "PostgreSQL", |clock| {
+            PostgresRefreshStore::new(database).with_clock(Arc::new(clock))
+        }))?;
     }
 }

@@ -1,6 +1,9 @@
 //! Connecting to PostgreSQL: one pool every store shares, the schema and table prefix that name
 //! the tables, and the timeout that bounds every store operation.
 
+// Some helpers serve only the session store or only the refresh store.
+#![cfg_attr(not(all(feature = "session", feature = "hybrid")), allow(dead_code))]
+
 use std::{fmt, str::FromStr, sync::Arc, time::Duration};
 
 use portcullis_core::StoreError;
@@ -272,6 +275,7 @@ pub(crate) struct Tables {
     pub(crate) schema: String,
     pub(crate) prefix: String,
     pub(crate) sessions: String,
+    pub(crate) refresh_sessions: String,
     pub(crate) migrations: String,
 }
 
@@ -282,6 +286,7 @@ impl Tables {
             schema: schema.to_owned(),
             prefix: prefix.to_owned(),
             sessions: table("sessions"),
+            refresh_sessions: table("refresh_sessions"),
             migrations: table("migrations"),
         }
     }

@@ -1,6 +1,7 @@
 //! PostgreSQL backends for portcullis on [`sqlx`]: [`PostgresSessionStore`] for the
-//! session-cookie layer, in the database most axum applications already run, so several
-//! application nodes share sessions without adding Redis.
+//! session-cookie layer and [`PostgresRefreshStore`] for the hybrid layer, in the database most
+//! axum applications already run, so several application nodes share sessions without adding
+//! Redis.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -22,16 +23,23 @@
 //! | feature | what it adds |
 //! |---|---|
 //! | `session` (default) | [`PostgresSessionStore`] |
+//! | `hybrid` (default) | [`PostgresRefreshStore`] |
 //!
 #![doc = include_str!("docs/design.md")]
 
 mod connection;
 mod migrate;
 mod readiness;
+#[cfg(feature = "hybrid")]
+mod refresh;
 #[cfg(feature = "session")]
 mod session;
+#[cfg(any(feature = "session", feature = "hybrid"))]
+mod sweep;
 
 pub use connection::{ConfigError, PostgresConfig, PostgresConnection};
+#[cfg(feature = "hybrid")]
+pub use refresh::PostgresRefreshStore;
 #[cfg(feature = "session")]
 pub use session::PostgresSessionStore;
 pub use sqlx;

@@ -15,11 +15,18 @@ struct Migration {
     sql: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "sessions",
-    sql: include_str!("../migrations/0001_sessions.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "sessions",
+        sql: include_str!("../migrations/0001_sessions.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "refresh sessions",
+        sql: include_str!("../migrations/0002_refresh_sessions.sql"),
+    },
+];
 
 impl PostgresConnection {
     /// Creates the schema and tables, or upgrades them: applies, in one transaction, every

@@ -51,6 +51,13 @@ impl Readiness for crate::PostgresSessionStore {
     }
 }
 
+#[cfg(feature = "hybrid")]
+impl Readiness for crate::PostgresRefreshStore {
+    async fn check(&self) -> Result<(), NotReady> {
+        self.connection().check().await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

@@ -14,12 +14,10 @@ use portcullis_session::{
 };
 use sqlx::{Row, postgres::PgRow};
 
-use crate::connection::{PostgresConnection, from_sql, store_error, to_sql};
-
-/// Rows deleted per statement by the sweep: short transactions, no long lock on the table.
-const SWEEP_BATCH: i64 = 1_000;
-/// Batches per sweep at most, so one sweep is bounded too; the next one goes on.
-const SWEEP_MAX_BATCHES: usize = 100;
+use crate::{
+    connection::{PostgresConnection, from_sql, store_error, to_sql},
+    sweep,
+};
 
 /// A [`SessionStore`] on PostgreSQL. Clones share the pool.
 ///
@@ -130,10 +128,7 @@ impl Statements {
                  FROM unnest($1::bytea[], $2::text[]) AS new(store_key, record) \
                  WHERE {table}.store_key = new.store_key"
             ),
-            sweep: format!(
-                "DELETE FROM {table} WHERE store_key IN (SELECT store_key FROM {table} \
-                 WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
-            ),
+            sweep: sweep::statement(table, "store_key"),
         }
     }
 }
@@ -184,27 +179,7 @@ impl PostgresSessionStore {
     /// Deletes expired rows, in batches of 1,000 (at most 100 batches); returns how many.
     /// Reads already treat them as absent; this frees the space.
     pub async fn sweep_expired(&self) -> Result<u64, StoreError> {
-        let now = self.now();
-        let mut freed = 0;
-        for _ in 0..SWEEP_MAX_BATCHES {
-            let deleted = self
-                .database
-                .bounded(async {
-                    sqlx::query(&self.sql.sweep)
-                        .bind(now)
-                        .bind(SWEEP_BATCH)
-                        .execute(self.database.pool())
-                        .await
-                        .map_err(store_error)
-                })
-                .await?
-                .rows_affected();
-            freed += deleted;
-            if deleted < SWEEP_BATCH.unsigned_abs() {
-                break;
-            }
-        }
-        Ok(freed)
+        sweep::sweep(&self.database, &self.sql.sweep, self.now()).await
     }
 
     /// Runs [`PostgresSessionStore::sweep_expired`] every `period` in a background task
