@@ -276,6 +276,7 @@ pub(crate) struct Tables {
     pub(crate) prefix: String,
     pub(crate) sessions: String,
     pub(crate) refresh_sessions: String,
+    pub(crate) revocations: String,
     pub(crate) migrations: String,
 }
 
@@ -287,6 +288,7 @@ impl Tables {
             prefix: prefix.to_owned(),
             sessions: table("sessions"),
             refresh_sessions: table("refresh_sessions"),
+            revocations: table("revocations"),
             migrations: table("migrations"),
         }
     }
@@ -333,6 +335,11 @@ impl PostgresConnection {
     /// The pool, to run queries of the application's own.
     pub fn pool(&self) -> &PgPool {
         &self.shared.pool
+    }
+
+    /// The schema holding portcullis' tables.
+    pub fn schema(&self) -> &str {
+        &self.shared.tables.schema
     }
 
     /// The timeout bounding each store operation.

@@ -1,5 +1,6 @@
 //! PostgreSQL backends for portcullis on [`sqlx`]: [`PostgresSessionStore`] for the
-//! session-cookie layer and [`PostgresRefreshStore`] for the hybrid layer, in the database most
+//! session-cookie layer and [`PostgresRefreshStore`] and [`PostgresRevocationFeed`] (`LISTEN`/`NOTIFY` with a catch-up table)
+//! for the hybrid layer, in the database most
 //! axum applications already run, so several application nodes share sessions without adding
 //! Redis.
 //!
@@ -23,7 +24,7 @@
 //! | feature | what it adds |
 //! |---|---|
 //! | `session` (default) | [`PostgresSessionStore`] |
-//! | `hybrid` (default) | [`PostgresRefreshStore`] |
+//! | `hybrid` (default) | [`PostgresRefreshStore`], [`PostgresRevocationFeed`] |
 //!
 #![doc = include_str!("docs/design.md")]
 
@@ -32,6 +33,8 @@ mod migrate;
 mod readiness;
 #[cfg(feature = "hybrid")]
 mod refresh;
+#[cfg(feature = "hybrid")]
+mod revocation;
 #[cfg(feature = "session")]
 mod session;
 #[cfg(any(feature = "session", feature = "hybrid"))]
@@ -40,6 +43,8 @@ mod sweep;
 pub use connection::{ConfigError, PostgresConfig, PostgresConnection};
 #[cfg(feature = "hybrid")]
 pub use refresh::PostgresRefreshStore;
+#[cfg(feature = "hybrid")]
+pub use revocation::PostgresRevocationFeed;
 #[cfg(feature = "session")]
 pub use session::PostgresSessionStore;
 pub use sqlx;

@@ -26,6 +26,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "refresh sessions",
         sql: include_str!("../migrations/0002_refresh_sessions.sql"),
     },
+    Migration {
+        version: 3,
+        name: "revocations",
+        sql: include_str!("../migrations/0003_revocations.sql"),
+    },
 ];
 
 impl PostgresConnection {

@@ -58,6 +58,21 @@ impl Readiness for crate::PostgresRefreshStore {
     }
 }
 
+/// Ready when every subscription of the feed is listening and caught up
+/// ([`PostgresRevocationFeed::is_caught_up`](crate::PostgresRevocationFeed::is_caught_up)).
+#[cfg(feature = "hybrid")]
+impl Readiness for crate::PostgresRevocationFeed {
+    async fn check(&self) -> Result<(), NotReady> {
+        if self.is_caught_up() {
+            Ok(())
+        } else {
+            Err(NotReady::new(
+                "revocation feed not subscribed or catching up",
+            ))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
