@@ -3,6 +3,9 @@
 #
 # - Installs redis-server from Debian's packages when it is missing.
 # - Uses REDIS_URL when given; otherwise starts a private redis-server on a free loopback port.
+# - Uses DATABASE_URL's server when given, else starts a private PostgreSQL on a free loopback
+#   port (installing the server package when missing); creates a throwaway database for the run
+#   (scripts/postgres-env.sh).
 # - Starts a local Redis Cluster for the cluster tests (scripts/redis-cluster.sh) unless
 #   REDIS_CLUSTER_URLS is given.
 # - Runs fmt, clippy, the tests, the docs, the supply-chain and feature guardrails, a real
@@ -39,9 +42,12 @@ run_tests() {
 # shellcheck source=scripts/redis-env.sh
 source scripts/redis-env.sh
 redis_env_setup
-trap redis_env_teardown EXIT
+# shellcheck source=scripts/postgres-env.sh
+source scripts/postgres-env.sh
+trap 'postgres_env_teardown; redis_env_teardown' EXIT
+postgres_env_setup
 
-echo "== redis: ${REDIS_URL} ; cluster: ${REDIS_CLUSTER_URLS:-none}"
+echo "== redis: ${REDIS_URL} ; cluster: ${REDIS_CLUSTER_URLS:-none} ; postgres database: ${PG_ENV_DATABASE}"
 
 step "fetch crates" fetch_crates
 step "cargo fmt" cargo fmt --all -- --check

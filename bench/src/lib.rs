@@ -226,7 +226,12 @@ fn bearer_header(token: &str) -> (HeaderName, HeaderValue) {
 }
 
 /// The cookie a `/login` answer set, as a `Cookie` request header.
-async fn login_cookie(router: &Router) -> Result<(HeaderName, HeaderValue), BuildError> {
+/// Signs alice in through `POST /login` on `router`; the session cookie to send.
+///
+/// # Errors
+///
+/// When the login does not answer 200 with a cookie.
+pub async fn login_cookie(router: &Router) -> Result<(HeaderName, HeaderValue), BuildError> {
     let response = router
         .clone()
         .oneshot(Request::post("/login").body(Body::empty()).expect("valid"))
@@ -298,7 +303,8 @@ pub fn tower_sessions_memory_router(store: tower_sessions::MemoryStore) -> Route
     tower_sessions_app(store)
 }
 
-fn tower_sessions_app<S>(store: S) -> Router
+/// The tower-sessions stack (`/me`, `/public`, `/login`) over any of its stores.
+pub fn tower_sessions_app<S>(store: S) -> Router
 where
     S: tower_sessions::SessionStore + Clone,
 {

@@ -24,13 +24,14 @@ pub struct RunningApp {
 
 impl RunningApp {
     /// Starts `exe` with `args` and `env` (plus `RUST_LOG=warn`, no inherited
-    /// `PORTCULLIS_ADDR` or `REDIS_URL`) and waits for its `listening on http://ADDR` line.
+    /// `PORTCULLIS_ADDR`, `REDIS_URL` or `DATABASE_URL`) and waits for its `listening on http://ADDR` line.
     pub fn start(exe: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(exe);
         command
             .args(args)
             .env_remove("PORTCULLIS_ADDR")
             .env_remove("REDIS_URL")
+            .env_remove("DATABASE_URL")
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -256,6 +257,37 @@ pub fn check_readiness_follows_redis(exe: &str, args: &[&str], env: &[(&str, &st
     assert_eq!(back.status, 200, "{exe} after Redis came back: {back:?}");
     let status = app.terminate(Duration::from_secs(5));
     assert!(status.success(), "{exe} exited with {status} after SIGTERM");
+}
+
+/// `METHOD path` to `addr` over HTTP/1.1 with `Connection: close`, the given headers and body
+/// (a `Content-Length` is added).
+pub fn send(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    write!(stream, "{head}\r\n{body}").expect("request sent");
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).expect("response read");
+    parse(&raw)
+}
+
+/// The `name=value` of the first `Set-Cookie` for cookie `name`, if any.
+pub fn set_cookie(reply: &Reply, name: &str) -> Option<String> {
+    reply
+        .headers
+        .iter()
+        .filter(|(header, _)| header == "set-cookie")
+        .filter_map(|(_, value)| value.split(';').next())
+        .find(|pair| pair.split_once('=').is_some_and(|(n, _)| n == name))
+        .map(str::to_owned)
 }
 
 #[cfg(test)]

@@ -4,9 +4,11 @@
 pub mod binary;
 pub mod conformance;
 pub mod http;
+pub mod postgres_server;
 pub mod oidc_provider;
 pub mod redis_server;
 pub mod redis_tls;
 pub mod stall_proxy;
+pub mod switch_proxy;
 
 pub use portcullis_testkit::{refresh_store_conformance, session_store_conformance};

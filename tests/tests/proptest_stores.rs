@@ -5,7 +5,9 @@
 //! `RefreshStore` (create, load, compare-and-swap rotation, delete, listing, logout-all).
 //!
 //! Redis comes from `REDIS_URL` (set by `scripts/test.sh`) or is started by the harness; every
-//! case uses a key prefix of its own and its own user ids, so nothing is ever flushed.
+//! case uses a key prefix of its own and its own user ids, so nothing is ever flushed. The
+//! session and refresh stores run the same sequences against PostgreSQL too (`PORTCULLIS_TEST_DATABASE_URL`,
+//! see `portcullis_tests::postgres_server`), in a schema of this process's own.
 
 use std::{
     sync::{Arc, OnceLock},
@@ -14,6 +16,7 @@ use std::{
 
 use portcullis_core::{Clock, ManualClock, SecretToken, StoreKey, UserJson, random_handle};
 use portcullis_hybrid::{MemoryRefreshStore, RefreshRecord, RefreshStore, RotatedToken};
+use portcullis_postgres::{PostgresConnection, PostgresRefreshStore, PostgresSessionStore};
 use portcullis_redis::{RedisConfig, RedisConnection, RedisRefreshStore, RedisSessionStore};
 use portcullis_session::{
     CreateOutcome, LimitPolicy, MemoryStore, MemoryStoreConfig, SessionLimit, SessionRecord,
@@ -44,6 +47,16 @@ fn redis() -> RedisConnection {
         .key_prefix(unique_prefix("proptest"))
         .build()
         .unwrap()
+}
+
+/// One schema for every PostgreSQL case of this process: each case uses users and keys of its
+/// own, as with Redis prefixes.
+async fn postgres() -> PostgresConnection {
+    static DATABASE: tokio::sync::OnceCell<PostgresConnection> = tokio::sync::OnceCell::const_new();
+    DATABASE
+        .get_or_init(|| portcullis_tests::postgres_server::migrated("proptest"))
+        .await
+        .clone()
 }
 
 fn config() -> ProptestConfig {
@@ -331,7 +344,13 @@ async fn apply_session<S: SessionStore>(
     })
 }
 
-async fn differential_sessions(ops: Vec<SessionOp>) -> Result<(), TestCaseError> {
+/// Runs `ops` against the memory store and the store `other` builds (judging expiry by the
+/// clock it is handed), comparing every observable result.
+async fn differential_sessions<S: SessionStore>(
+    ops: Vec<SessionOp>,
+    name: &str,
+    other: impl FnOnce(ManualClock) -> S,
+) -> Result<(), TestCaseError> {
     let start = ManualClock::new();
     let at = start.unix_seconds();
     let memory_clock = ManualClock::at_unix_seconds(at);
@@ -343,7 +362,7 @@ async fn differential_sessions(ops: Vec<SessionOp>) -> Result<(), TestCaseError>
         clock: memory_clock,
     };
     let redis = SessionSide {
-        store: RedisSessionStore::new(redis()).with_clock(Arc::new(redis_clock.clone())),
+        store: other(redis_clock.clone()),
         clock: redis_clock,
     };
     let mut case = SessionCase::new();
@@ -387,9 +406,10 @@ async fn differential_sessions(ops: Vec<SessionOp>) -> Result<(), TestCaseError>
         prop_assert_eq!(
             &expected,
             &actual,
-            "step {} {:?}: memory and Redis disagree",
+            "step {} {:?}: memory and {} disagree",
             step,
-            op
+            op,
+            name
         );
         // A save that lost its compare-and-set is retried on the record as it is now, as the
         // layer does (`SessionConfig::save_retries`). The Redis index counts on that retry: the
@@ -419,9 +439,10 @@ async fn differential_sessions(ops: Vec<SessionOp>) -> Result<(), TestCaseError>
             prop_assert_eq!(
                 &expected,
                 &actual,
-                "step {} {:?} (the retry of a lost save): memory and Redis disagree",
+                "step {} {:?} (the retry of a lost save): memory and {} disagree",
                 step,
-                op
+                op,
+                name
             );
         }
         // Saves build on what the store last showed, as the layer does.
@@ -449,7 +470,17 @@ proptest! {
 
     #[test]
     fn session_stores_agree(ops in prop::collection::vec(session_op(), 1..40)) {
-        runtime().block_on(differential_sessions(ops))?;
+        runtime().block_on(differential_sessions(ops, "Redis", |clock| {
+            RedisSessionStore::new(redis()).with_clock(Arc::new(clock))
+        }))?;
+    }
+
+    #[test]
+    fn session_stores_agree_on_postgres(ops in prop::collection::vec(session_op(), 1..40)) {
+        let database = runtime().block_on(postgres());
+        runtime().block_on(differential_sessions(ops, "PostgreSQL", |clock| {
+            PostgresSessionStore::new(database).with_clock(Arc::new(clock))
+        }))?;
     }
 }
 
@@ -620,7 +651,12 @@ async fn apply_refresh<S: RefreshStore>(
     })
 }
 
-async fn differential_refresh(ops: Vec<RefreshOp>) -> Result<(), TestCaseError> {
+/// Runs `ops` against the memory store and the store `other` builds, comparing every result.
+async fn differential_refresh<S: RefreshStore>(
+    ops: Vec<RefreshOp>,
+    name: &str,
+    other: impl FnOnce(ManualClock) -> S,
+) -> Result<(), TestCaseError> {
     let at = ManualClock::new().unix_seconds();
     let memory_clock = ManualClock::at_unix_seconds(at);
     let redis_clock = ManualClock::at_unix_seconds(at);
@@ -629,7 +665,7 @@ async fn differential_refresh(ops: Vec<RefreshOp>) -> Result<(), TestCaseError> 
         clock: memory_clock,
     };
     let redis = RefreshSide {
-        store: RedisRefreshStore::new(redis()).with_clock(Arc::new(redis_clock.clone())),
+        store: other(redis_clock.clone()),
         clock: redis_clock,
     };
     let tag = random_handle();
@@ -648,9 +684,10 @@ async fn differential_refresh(ops: Vec<RefreshOp>) -> Result<(), TestCaseError> 
         prop_assert_eq!(
             &expected,
             &actual,
-            "step {} {:?}: memory and Redis disagree",
+            "step {} {:?}: memory and {} disagree",
             step,
-            op
+            op,
+            name
         );
         match (op, &expected) {
             (RefreshOp::Load { slot }, Ok(RefreshObserved::Record(record))) => {
@@ -678,6 +715,16 @@ proptest! {
 
     #[test]
     fn refresh_stores_agree(ops in prop::collection::vec(refresh_op(), 1..40)) {
-        runtime().block_on(differential_refresh(ops))?;
+        runtime().block_on(differential_refresh(ops, "Redis", |clock| {
+            RedisRefreshStore::new(redis()).with_clock(Arc::new(clock))
+        }))?;
+    }
+
+    #[test]
+    fn refresh_stores_agree_on_postgres(ops in prop::collection::vec(refresh_op(), 1..40)) {
+        let database = runtime().block_on(postgres());
+        runtime().block_on(differential_refresh(ops, "PostgreSQL", |clock| {
+            PostgresRefreshStore::new(database).with_clock(Arc::new(clock))
+        }))?;
     }
 }

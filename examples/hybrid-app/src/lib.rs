@@ -21,7 +21,11 @@ use portcullis_hybrid::{
     HybridSessionsBuilder, InProcessFeed, LimitPolicy, MemoryRefreshStore, SessionLimit,
 };
 use portcullis_jwt::{SigningKey, TokenIssuer};
+use portcullis_postgres::PostgresConfig;
 use portcullis_redis::{RedisConfig, RedisRefreshStore, RedisRevocationFeed};
+
+mod postgres;
+pub use postgres::with_postgres;
 
 /// Default issuer, the same for every instance so that instances sharing a key accept each
 /// other's tokens.
@@ -50,6 +54,9 @@ pub struct Settings {
     /// `REDIS_URL` (and `REDIS_KEY_PREFIX`): sessions and revocations in Redis; in memory
     /// when unset.
     pub redis: Option<RedisConfig>,
+    /// `DATABASE_URL` (and `DATABASE_SCHEMA`, `DATABASE_TABLE_PREFIX`): sessions and
+    /// revocations in PostgreSQL, which wins over `REDIS_URL`.
+    pub database: Option<PostgresConfig>,
     /// The `LOGIN_*` settings of the login guard (failed logins counted in Redis too when
     /// `REDIS_URL` is set).
     pub login_guard: LoginGuardSettings,
@@ -79,6 +86,9 @@ pub enum SetupError {
     /// `REDIS_URL` (or `REDIS_KEY_PREFIX`) is not a usable Redis configuration.
     #[error("invalid REDIS_URL or REDIS_KEY_PREFIX")]
     Redis(#[from] portcullis_redis::ConfigError),
+    /// `DATABASE_URL` (or `DATABASE_SCHEMA`, `DATABASE_TABLE_PREFIX`) is not usable.
+    #[error("invalid DATABASE_URL, DATABASE_SCHEMA or DATABASE_TABLE_PREFIX")]
+    Database(#[from] portcullis_postgres::ConfigError),
     /// A `LOGIN_*` variable could not be used.
     #[error(transparent)]
     LoginGuard(#[from] LoginGuardSettingsError),
@@ -191,6 +201,7 @@ impl Settings {
             grace: secs("REFRESH_GRACE_SECS", 5)?,
             transparent_refresh,
             redis: RedisConfig::from_lookup(&lookup),
+            database: PostgresConfig::from_lookup(&lookup),
             login_guard: LoginGuardSettings::from_lookup(&lookup)?,
             limit,
         })
@@ -360,7 +371,10 @@ impl AppState {
             let user = directory.find(&user_id);
             async move { Ok(user.and_then(|user| serde_json::to_value(user).ok())) }
         });
-        let (builder, backend) = with_backend_and_checks(builder, settings.redis.as_ref())?;
+        let (builder, backend) = match &settings.database {
+            Some(database) => with_postgres(builder, database)?,
+            None => with_backend_and_checks(builder, settings.redis.as_ref())?,
+        };
         let sessions = builder.build().await?;
         let mut state = Self::new(sessions, issuer, users, settings.cookies())?;
         state.readiness = backend.check("keys", state.issuer.key_set());

@@ -2,13 +2,15 @@
 //!
 //! Flags and environment: `--addr ADDR` or `PORTCULLIS_ADDR` (default `127.0.0.1:3000`), and the
 //! session settings of the README (`SESSION_IDLE_SECS`, `SESSION_ABSOLUTE_SECS`,
-//! `SESSION_MAX_PER_USER`, `SESSION_LIMIT_POLICY`). Sessions live in Redis when `REDIS_URL` is
-//! set (`REDIS_KEY_PREFIX` optional), in memory otherwise.
+//! `SESSION_MAX_PER_USER`, `SESSION_LIMIT_POLICY`). Sessions live in PostgreSQL when
+//! `DATABASE_URL` is set (`DATABASE_SCHEMA`, `DATABASE_TABLE_PREFIX` optional), else in Redis when
+//! `REDIS_URL` is set (`REDIS_KEY_PREFIX` optional), in memory otherwise.
 
 use std::{io::Write as _, process::ExitCode, time::Duration};
 
 use demo_users::LoginGuardSettings;
 use portcullis_core::{Readiness, ReadinessChecks};
+use portcullis_postgres::{PostgresConfig, PostgresSessionStore};
 use portcullis_redis::{RedisConfig, RedisConnection, RedisSessionStore};
 use portcullis_session::{MemoryStore, SessionLayer, SessionStore};
 use session_app::{DemoUsers, Settings, app};
@@ -76,6 +78,16 @@ async fn run() -> Result<(), String> {
     let listener = TcpListener::bind(&addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    if let Some(config) = PostgresConfig::from_env() {
+        let database = config.build().map_err(|e| format!("DATABASE_URL: {e}"))?;
+        // Start anyway while the database is down: the tables are made when it answers, session
+        // routes and /readyz answer 503 meanwhile.
+        let _migrations = database.spawn_migrations(Duration::from_secs(1));
+        tracing::info!("sessions in PostgreSQL (DATABASE_URL)");
+        let store = PostgresSessionStore::new(database);
+        let _sweeper = store.spawn_sweeper(Duration::from_secs(60));
+        return serve(listener, store, &settings, None).await;
+    }
     if let Some(config) = RedisConfig::from_env() {
         let redis = config.build().map_err(|e| format!("REDIS_URL: {e}"))?;
         if let Err(error) = redis.ping().await {

@@ -24,6 +24,7 @@ fn start(env: &[(&str, &str)]) -> (Running, String) {
     command
         .args(["--addr", "127.0.0.1:0"])
         .env_remove("REDIS_URL")
+        .env_remove("DATABASE_URL")
         .env_remove("PORTCULLIS_ADDR")
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
