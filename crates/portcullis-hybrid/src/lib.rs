@@ -78,9 +78,9 @@ pub use layer::{AccessSession, Hybrid, HybridLayer, ResponseFuture};
 #[cfg(feature = "axum")]
 pub use login::HybridLogin;
 pub use login::LoginTransport;
-pub use memory::{InProcessFeed, MemoryRefreshStore};
+pub use memory::MemoryRefreshStore;
 pub use refresh_token::{MAX_REFRESH_TOKEN_LEN, RefreshToken};
-pub use revocation::{Revocation, RevocationFeed, RevocationList, UserRevocation};
+pub use revocation::{InProcessFeed, Revocation, RevocationFeed, RevocationList, UserRevocation};
 pub use sessions::{
     ConfigError, HybridError, HybridSessions, HybridSessionsBuilder, ReloadUser, SessionInfo,
     TokenPair,

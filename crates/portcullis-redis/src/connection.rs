@@ -656,7 +656,6 @@ mod tests {
         assert_send_sync::<crate::RedisSessionStore>();
         #[cfg(feature = "hybrid")]
         assert_send_sync::<crate::RedisRefreshStore>();
-        #[cfg(feature = "hybrid")]
         assert_send_sync::<crate::RedisRevocationFeed>();
     }
 

@@ -37,7 +37,6 @@ mod index;
 mod readiness;
 #[cfg(feature = "hybrid")]
 mod refresh;
-#[cfg(feature = "hybrid")]
 mod revocation;
 #[cfg(feature = "session")]
 mod session;
@@ -46,7 +45,6 @@ pub use attempts::RedisAttemptCounter;
 pub use connection::{ConfigError, RedisConfig, RedisConnection};
 #[cfg(feature = "hybrid")]
 pub use refresh::RedisRefreshStore;
-#[cfg(feature = "hybrid")]
 pub use revocation::RedisRevocationFeed;
 #[cfg(feature = "session")]
 pub use session::RedisSessionStore;
