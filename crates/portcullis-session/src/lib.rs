@@ -40,12 +40,16 @@
 
 mod config;
 mod layer;
+mod loader;
+#[cfg(all(test, feature = "axum"))]
+mod loader_tests;
 mod memory;
 mod session;
 mod store;
 
 pub use config::{ConfigError, SameSite, SessionConfig};
 pub use layer::{ResponseFuture, SessionLayer, SessionService};
+pub use loader::{DEFAULT_CAPACITY, DEFAULT_MAX_AGE, LoadUser, UserLoader, UserLoaderBuilder};
 pub use memory::{MemoryStore, MemoryStoreConfig};
 pub use session::{LoginOptions, Session, SessionError, SessionInfo};
 pub use store::{
