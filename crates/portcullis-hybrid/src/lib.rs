@@ -71,6 +71,7 @@ mod sessions;
 mod store;
 #[cfg(test)]
 mod tests;
+mod user_changed;
 
 pub use cookies::{CookieTransport, MAX_COOKIE_BYTES, SameSite};
 pub use endpoints::{Endpoint, EndpointFuture, EndpointResponse, HybridEndpoints};

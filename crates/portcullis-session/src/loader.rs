@@ -17,7 +17,7 @@ use std::{
 
 use portcullis_core::{
     SharedClock, StoreError, SystemClock, UserJson,
-    revocation::{InProcessFeed, RevocationFeed, RevocationList, UserRevocation},
+    revocation::{RevocationFeed, RevocationList, UserRevocation},
 };
 use serde::Serialize;
 
@@ -103,7 +103,8 @@ struct Cached {
 
 struct Inner {
     load: Box<dyn DynLoadUser>,
-    feed: Box<dyn DynPublish>,
+    /// `None`: changes are heard on this node only.
+    feed: Option<Box<dyn DynPublish>>,
     changes: RevocationList,
     cache: RwLock<HashMap<String, Cached>>,
     capacity: usize,
@@ -280,7 +281,10 @@ impl UserLoader {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(user_id);
-        self.inner.feed.publish_user(&revocation).await
+        match &self.inner.feed {
+            Some(feed) => feed.publish_user(&revocation).await,
+            None => Ok(()),
+        }
     }
 
     /// How many users this node holds in its cache.
@@ -382,20 +386,38 @@ impl UserLoaderBuilder {
     ///
     /// When the feed refuses the subscription (a Redis feed does not: it marks the list as
     /// not caught up and keeps trying, and the loader bypasses its cache meanwhile).
-    pub async fn build(self) -> Result<UserLoader, StoreError> {
+    pub async fn build(mut self) -> Result<UserLoader, StoreError> {
         let changes = RevocationList::new();
-        let feed: Box<dyn DynPublish> = match self.feed {
+        let feed = match self.feed.take() {
             Some((publish, subscribe)) => {
                 subscribe(changes.clone()).await?;
-                publish
+                Some(publish)
             }
-            None => {
-                let feed = InProcessFeed::new().with_clock(self.clock.clone());
-                feed.subscribe(changes.clone()).await?;
-                Box::new(feed)
-            }
+            None => None,
         };
-        Ok(UserLoader {
+        Ok(self.finish(changes, feed))
+    }
+
+    /// The loader of a single node, with no feed (changes announced on this node only): no
+    /// subscription, so it needs no `async`. A feed set with [`UserLoaderBuilder::feed`] is
+    /// ignored.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use portcullis_core::StoreError;
+    /// use portcullis_session::UserLoader;
+    ///
+    /// let loader = UserLoader::builder(|_: String| async { Ok::<Option<String>, StoreError>(None) })
+    ///     .build_local();
+    /// # let _ = loader;
+    /// ```
+    pub fn build_local(self) -> UserLoader {
+        self.finish(RevocationList::new(), None)
+    }
+
+    fn finish(self, changes: RevocationList, feed: Option<Box<dyn DynPublish>>) -> UserLoader {
+        UserLoader {
             inner: Arc::new(Inner {
                 load: self.load,
                 feed,
@@ -405,7 +427,7 @@ impl UserLoaderBuilder {
                 max_age: self.max_age,
                 clock: self.clock,
             }),
-        })
+        }
     }
 }
 
@@ -424,6 +446,8 @@ pub(crate) async fn current_user(
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use portcullis_core::revocation::InProcessFeed;
 
     use serde_json::{Value, json};
 
