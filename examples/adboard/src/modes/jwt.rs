@@ -253,7 +253,7 @@ async fn change_role(
     Path(name): Path<String>,
     input: Result<Json<RoleInput>, JsonRejection>,
 ) -> Result<Json<User>, RoleError> {
-    let user = roles::set_role(&state.app.users, &name, input)?;
+    let user = roles::set_role(&state.app.users, &name, input).await?;
     state.denylist.user_changed(user.id());
     Ok(Json(user))
 }
