@@ -70,6 +70,7 @@ mod keys;
 mod layer;
 #[cfg(feature = "jwks-url")]
 mod remote;
+mod revocation;
 mod sources;
 mod validation;
 mod verify;
@@ -81,6 +82,7 @@ pub use keys::{KeyError, KeySet, SigningKey};
 pub use layer::{Bearer, BearerLayer, DEFAULT_REALM, ResponseFuture};
 #[cfg(feature = "jwks-url")]
 pub use remote::JwksOptions;
+pub use revocation::{issued_at_ms_claim, token_revocation};
 pub use sources::{TokenOrigin, TokenSources};
 pub use validation::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, MAX_LEEWAY, Validation};
 pub use verify::{TokenError, TokenVerifier, VerifiedToken};
