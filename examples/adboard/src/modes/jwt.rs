@@ -137,10 +137,14 @@ pub async fn router(
     let (feed, checks) = match RedisConfig::from_lookup(&lookup) {
         Some(redis) => {
             let feed = RedisRevocationFeed::new(redis.build()?);
-            let checks = portcullis_core::ReadinessChecks::new().check("revocation feed", feed.clone());
+            let checks =
+                portcullis_core::ReadinessChecks::new().check("revocation feed", feed.clone());
             (Feed::Redis(feed), checks)
         }
-        None => (Feed::Memory(InProcessFeed::new()), portcullis_core::ReadinessChecks::new()),
+        None => (
+            Feed::Memory(InProcessFeed::new()),
+            portcullis_core::ReadinessChecks::new(),
+        ),
     };
     let revoked = RevocationList::new();
     // A Redis feed does not fail here: it marks the list as behind (503) and keeps trying.
@@ -166,7 +170,10 @@ pub async fn router(
         .route("/account", delete(delete_account))
         .route("/users/{name}/role", put(change_role))
         .merge(ads::routes())
-        .layer(middleware::from_fn_with_state(state.clone(), serve_current_user))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            serve_current_user,
+        ))
         .with_state(state)
         .layer(BearerLayer::new(verifier).realm(REALM).revocations(revoked))
         .merge(health))
@@ -256,10 +263,12 @@ async fn change_role(
         session_id: changed_key(user.id()),
         until: state.token_deadline(),
     };
+    state.revoked.insert(&mark);
     state
-        .revoked
-        .insert(&mark);
-    state.feed.publish(&mark).await.map_err(AuthRejection::from)?;
+        .feed
+        .publish(&mark)
+        .await
+        .map_err(AuthRejection::from)?;
     Ok(Json(user))
 }
 
