@@ -114,7 +114,8 @@ async fn report_propagation(mode: Mode) {
     let immediate = trials.iter().filter(|(_, first)| *first).count();
     let mut samples: Vec<f64> = trials.iter().map(|(ms, _)| *ms).collect();
     samples.sort_by(f64::total_cmp);
-    println!(
+    // On stderr (the lint keeps stdout clean): shown with `-- --nocapture`.
+    eprintln!(
         "{mode}: role change on A seen by B: {immediate}/{} on the very next request; \
          PUT on A sent to the new role served by B: p50 {:.2} ms, p99 {:.2} ms",
         samples.len(),

@@ -82,6 +82,9 @@ pub trait RevocationFeed: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+/// Per user: (not before, Unix ms; until, Unix s; change number).
+type UserEntry = (u64, u64, u64);
+
 /// The revoked session ids a node knows of, each until its access tokens could have expired,
 /// and the per-user [`UserRevocation`]s. Clones share the same list.
 #[derive(Debug, Clone, Default)]
@@ -89,8 +92,7 @@ pub struct RevocationList {
     revoked: Arc<RwLock<HashMap<String, u64>>>,
     /// Set while the feed has not yet delivered every revocation in force.
     behind: Arc<AtomicBool>,
-    /// User id to (not before, Unix ms; until, Unix s; change number).
-    users: Arc<RwLock<HashMap<String, (u64, u64, u64)>>>,
+    users: Arc<RwLock<HashMap<String, UserEntry>>>,
     /// How many per-user entries were ever recorded: each gets the next number, so a cache
     /// can tell whether a user changed after it read them without comparing clocks of nodes.
     changes: Arc<AtomicU64>,
