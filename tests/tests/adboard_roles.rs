@@ -155,7 +155,7 @@ async fn next_request_sees_the_new_role(mode: Mode, instances: usize, redis: boo
         // Hybrid across instances: the change mark reaches the other node by Redis pub/sub
         // (milliseconds); allow it a bounded moment.
         let mut seen = role_of(&alice).await;
-        if mode == Mode::Hybrid && instances > 1 {
+        if mode != Mode::Session && instances > 1 {
             for _ in 0..40 {
                 if seen == role {
                     break;
@@ -203,4 +203,9 @@ async fn hybrid_mode_role_change_across_two_instances_sharing_redis() {
 #[tokio::test]
 async fn jwt_mode_role_change_on_one_instance() {
     next_request_sees_the_new_role(Mode::Jwt, 1, false).await;
+}
+
+#[tokio::test]
+async fn jwt_mode_role_change_across_two_instances_sharing_redis() {
+    next_request_sees_the_new_role(Mode::Jwt, 2, true).await;
 }

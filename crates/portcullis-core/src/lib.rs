@@ -73,6 +73,7 @@ mod readiness;
 mod rejection;
 mod render;
 mod require;
+pub mod revocation;
 mod secret;
 mod session_limit;
 mod store_error;

@@ -5,6 +5,7 @@
 use std::{
     sync::Arc,
     task::{Context, Poll},
+    time::SystemTime,
 };
 
 use http::Request;
@@ -49,6 +50,41 @@ impl AuthenticateAsLayer {
         }
     }
 
+    /// The user proved who they are at `at` (as a login or a password confirmation records
+    /// it), so handlers behind `RecentlyAuthenticated<U, MAX_AGE_SECS>` can be tested both
+    /// ways: a recent instant admits, an old one gets 401 asking to re-authenticate. Without
+    /// it, the test user has no authentication time and such handlers refuse. No effect on
+    /// [`AuthenticateAsLayer::anonymous`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use axum::{Router, routing::post};
+    /// use portcullis_core::{RecentlyAuthenticated, testing::AuthenticateAsLayer};
+    ///
+    /// #[derive(Clone, serde::Serialize, serde::Deserialize)]
+    /// struct User { user: String }
+    ///
+    /// async fn change_password(RecentlyAuthenticated(user): RecentlyAuthenticated<User, 300>) {}
+    ///
+    /// let alice = User { user: "alice".into() };
+    /// let just_now: Router = Router::new()
+    ///     .route("/password", post(change_password))
+    ///     .layer(AuthenticateAsLayer::new(&alice).authenticated_at(SystemTime::now()));
+    /// let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    /// let stale: Router = Router::new()
+    ///     .route("/password", post(change_password))
+    ///     .layer(AuthenticateAsLayer::new(&alice).authenticated_at(an_hour_ago));
+    /// ```
+    #[must_use]
+    pub fn authenticated_at(mut self, at: SystemTime) -> Self {
+        self.identity = self
+            .identity
+            .map(|identity| Arc::new(Identity::clone(&identity).with_authenticated_at(at)));
+        self
+    }
+
     /// Requests come from an anonymous caller (extractors answer 401, not 500).
     pub fn anonymous() -> Self {
         Self { identity: None }
@@ -91,5 +127,66 @@ where
             authentication.add_identity(Identity::clone(identity));
         }
         self.inner.call(request)
+    }
+}
+
+#[cfg(all(test, feature = "axum"))]
+mod tests {
+    use std::time::Duration;
+
+    use axum::{Router, body::Body, routing::post};
+    use http::StatusCode;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::RecentlyAuthenticated;
+
+    #[derive(Clone, serde::Serialize, serde::Deserialize)]
+    struct User {
+        user: String,
+    }
+
+    async fn status(layer: AuthenticateAsLayer) -> StatusCode {
+        let app: Router = Router::new()
+            .route(
+                "/password",
+                post(
+                    |RecentlyAuthenticated(user): RecentlyAuthenticated<User, 300>| async move {
+                        user.user
+                    },
+                ),
+            )
+            .layer(layer);
+        let request = Request::post("/password").body(Body::empty()).unwrap();
+        app.oneshot(request).await.unwrap().status()
+    }
+
+    #[tokio::test]
+    async fn the_authentication_time_decides_recently_authenticated() {
+        let alice = User {
+            user: "alice".into(),
+        };
+        let now = SystemTime::now();
+        for (layer, expected) in [
+            (
+                AuthenticateAsLayer::new(&alice).authenticated_at(now),
+                StatusCode::OK,
+            ),
+            (
+                AuthenticateAsLayer::new(&alice).authenticated_at(now - Duration::from_secs(299)),
+                StatusCode::OK,
+            ),
+            (
+                AuthenticateAsLayer::new(&alice).authenticated_at(now - Duration::from_secs(3600)),
+                StatusCode::UNAUTHORIZED,
+            ),
+            (AuthenticateAsLayer::new(&alice), StatusCode::UNAUTHORIZED),
+            (
+                AuthenticateAsLayer::anonymous().authenticated_at(now),
+                StatusCode::UNAUTHORIZED,
+            ),
+        ] {
+            assert_eq!(status(layer).await, expected);
+        }
     }
 }

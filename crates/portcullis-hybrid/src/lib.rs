@@ -95,6 +95,7 @@ mod store;
 #[cfg(test)]
 mod tests;
 mod token_pair;
+mod user_changed;
 
 pub use access_session::AccessSession;
 pub use builder::HybridSessionsBuilder;
@@ -106,11 +107,11 @@ pub use layer::{Hybrid, HybridLayer, ResponseFuture};
 #[cfg(feature = "axum")]
 pub use login::HybridLogin;
 pub use login::LoginTransport;
-pub use memory::{InProcessFeed, MemoryRefreshStore};
+pub use memory::MemoryRefreshStore;
 pub use refresh_token::{MAX_REFRESH_TOKEN_LEN, RefreshToken};
 pub use reload_user::ReloadUser;
 pub use response::EndpointResponse;
-pub use revocation::{Revocation, RevocationFeed, RevocationList, UserRevocation};
+pub use revocation::{InProcessFeed, Revocation, RevocationFeed, RevocationList, UserRevocation};
 pub use sessions::HybridSessions;
 pub use store::{
     CreateOutcome, LimitPolicy, RefreshRecord, RefreshStore, RotatedToken, SealedSecret,

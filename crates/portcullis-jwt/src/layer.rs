@@ -15,6 +15,8 @@ use portcullis_core::{
 use tower_layer::Layer;
 use tower_service::Service;
 
+use portcullis_core::revocation::RevocationList;
+
 use crate::{Attempt, TokenOrigin, TokenSources, TokenVerifier, VerifiedToken};
 
 /// The realm of the `WWW-Authenticate` challenge unless configured.
@@ -27,9 +29,19 @@ struct Config {
     sources: TokenSources,
     cross_site: Option<CrossSiteCheck>,
     detailed_errors: bool,
+    /// Revoked tokens, sessions and users, fed by the application's revocation feed.
+    revocations: Option<RevocationList>,
 }
 
 impl Config {
+    /// The revocation check (no store read: an in-memory list).
+    fn admit(&self, verified: &crate::VerifiedToken) -> Result<(), AuthRejection> {
+        match &self.revocations {
+            Some(list) => crate::revocation::admit(list, verified, self.verifier.unix_now()),
+            None => Ok(()),
+        }
+    }
+
     /// The bearer challenge (RFC 6750 §3) and the configured level of detail.
     fn challenge(&self, rejection: AuthRejection) -> AuthRejection {
         rejection
@@ -89,6 +101,7 @@ impl BearerLayer {
                 sources: TokenSources::default(),
                 cross_site: Some(CrossSiteCheck::new()),
                 detailed_errors: false,
+                revocations: None,
             }),
         }
     }
@@ -113,6 +126,33 @@ impl BearerLayer {
     pub fn realm(self, realm: impl Into<Arc<str>>) -> Self {
         let realm = realm.into();
         self.update(|config| config.realm = realm)
+    }
+
+    /// Refuses tokens listed in `list`: by `jti` ([`token_revocation`](crate::token_revocation)),
+    /// by session (`sid`), or every token of a user issued before an instant (a
+    /// `UserRevocation`), with no store read per request. Subscribe `list` to the application's
+    /// revocation feed (Redis for several instances) so a logout or a password change holds on
+    /// every node; while the feed is not caught up, tokens get 503 (fail closed). See the
+    /// module docs of `portcullis_core::revocation` and the precision note on `iat`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// use portcullis_core::revocation::{InProcessFeed, RevocationFeed, RevocationList};
+    /// # use portcullis_jwt::{BearerLayer, KeySet, TokenVerifier, Validation};
+    ///
+    /// let feed = InProcessFeed::new(); // RedisRevocationFeed across instances
+    /// let revoked = RevocationList::new();
+    /// feed.subscribe(revoked.clone()).await?;
+    /// let layer = BearerLayer::new(TokenVerifier::new(KeySet::new(), Validation::new()))
+    ///     .revocations(revoked);
+    /// // At logout: feed.publish(&portcullis_jwt::token_revocation(jti, exp)).await?
+    /// # Ok::<(), portcullis_core::StoreError>(()) }).unwrap();
+    /// ```
+    #[must_use]
+    pub fn revocations(self, list: RevocationList) -> Self {
+        self.update(|config| config.revocations = Some(list))
     }
 
     /// Where tokens are read from (default: the `Authorization` header only).
@@ -290,7 +330,12 @@ where
             }
             Ok(None) => None,
             Ok(Some((token, _))) => match config.verifier.attempt(token) {
-                Attempt::Done(Ok(verified)) => Some(verified),
+                Attempt::Done(Ok(verified)) => {
+                    if let Err(rejection) = config.admit(&verified) {
+                        return ResponseFuture::rejected(config.challenge(rejection));
+                    }
+                    Some(verified)
+                }
                 Attempt::Done(Err(error)) => {
                     tracing::debug!(%error, "bearer token refused");
                     return ResponseFuture::rejected(config.challenge(AuthRejection::from(error)));
@@ -304,6 +349,9 @@ where
                     return ResponseFuture::waiting(async move {
                         match config.verifier.verify_after_refetch(&token).await {
                             Ok(verified) => {
+                                if let Err(rejection) = config.admit(&verified) {
+                                    return Ok(config.challenge(rejection).to_response());
+                                }
                                 config.record(request.extensions_mut(), Some(verified));
                                 let mut response = inner.call(request).await?;
                                 EdgeFinish::identified(true).apply(response.headers_mut());

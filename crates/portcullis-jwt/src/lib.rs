@@ -92,6 +92,7 @@ mod oidc;
 #[cfg(feature = "jwks-url")]
 mod remote;
 mod signing_key;
+mod revocation;
 mod sources;
 mod token_error;
 mod validation;
@@ -108,6 +109,7 @@ pub use layer::{Bearer, BearerLayer, DEFAULT_REALM, ResponseFuture};
 #[cfg(feature = "jwks-url")]
 pub use remote::JwksOptions;
 pub use signing_key::SigningKey;
+pub use revocation::{issued_at_ms_claim, token_revocation};
 pub use sources::{TokenOrigin, TokenSources};
 pub use token_error::TokenError;
 pub use validation::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, MAX_LEEWAY, Validation};

@@ -107,6 +107,11 @@ impl Attempt {
 }
 
 impl TokenVerifier {
+    /// The verifier's clock, in Unix seconds (the revocation check judges deadlines by it).
+    pub(crate) fn unix_now(&self) -> u64 {
+        self.inner.clock.unix_seconds()
+    }
+
     /// A verifier trusting `keys` under `validation`, on the system clock.
     pub fn new(keys: KeySet, validation: Validation) -> Self {
         Self {

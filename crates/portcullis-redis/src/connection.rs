@@ -515,8 +515,26 @@ impl RedisConnection {
         }
     }
 
-    /// Sends one command.
-    pub(crate) async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
+    /// Sends one command on the shared connection, with the same timeouts and reconnection
+    /// as the stores: for application data kept beside them (the example apps keep their
+    /// user table's changes here, so every instance sees a role change). Keys should start
+    /// with [`RedisConnection::key_prefix`]; in a Cluster a command must touch one slot.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] or [`StoreError::Timeout`] when Redis does not answer,
+    /// [`StoreError::Corrupt`] when the reply is not a `T`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run(redis: portcullis_redis::RedisConnection) -> Result<(), portcullis_core::StoreError> {
+    /// let key = format!("{}users:alice", redis.key_prefix());
+    /// let user: Option<String> = redis.query(redis::cmd("GET").arg(&key)).await?;
+    /// # let _ = user;
+    /// # Ok(()) }
+    /// ```
+    pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
         let (generation, mut connection) = self.current();
         let result = cmd.query_async(&mut connection).await;
         self.settle(generation, result)
@@ -687,7 +705,6 @@ mod tests {
         assert_send_sync::<crate::RedisSessionStore>();
         #[cfg(feature = "hybrid")]
         assert_send_sync::<crate::RedisRefreshStore>();
-        #[cfg(feature = "hybrid")]
         assert_send_sync::<crate::RedisRevocationFeed>();
     }
 

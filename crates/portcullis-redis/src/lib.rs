@@ -62,7 +62,6 @@ mod near_cache;
 mod readiness;
 #[cfg(feature = "hybrid")]
 mod refresh;
-#[cfg(feature = "hybrid")]
 mod revocation;
 #[cfg(feature = "session")]
 mod session;
@@ -74,7 +73,6 @@ pub use connection::{ConfigError, RedisConfig, RedisConnection};
 pub use near_cache::{NearCacheConfig, NearCacheStats};
 #[cfg(feature = "hybrid")]
 pub use refresh::RedisRefreshStore;
-#[cfg(feature = "hybrid")]
 pub use revocation::RedisRevocationFeed;
 #[cfg(feature = "session")]
 pub use session::RedisSessionStore;

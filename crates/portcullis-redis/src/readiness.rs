@@ -48,7 +48,6 @@ impl Readiness for crate::RedisRefreshStore {
 /// Ready when the feed has subscribed and is listening and caught up
 /// ([`RedisRevocationFeed::is_caught_up`](crate::RedisRevocationFeed::is_caught_up)): while it
 /// reconnects after an outage, this node may not know of every revocation yet.
-#[cfg(feature = "hybrid")]
 impl Readiness for crate::RedisRevocationFeed {
     async fn check(&self) -> Result<(), NotReady> {
         if self.is_caught_up() {
@@ -84,7 +83,6 @@ mod tests {
         );
     }
 
-    #[cfg(feature = "hybrid")]
     #[tokio::test]
     async fn a_feed_that_never_subscribed_is_not_ready() {
         let redis = RedisConfig::new("redis://127.0.0.1:1").build().unwrap();

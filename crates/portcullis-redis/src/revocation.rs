@@ -24,8 +24,8 @@ use std::{
 };
 
 use futures_util::StreamExt;
+use portcullis_core::revocation::{Revocation, RevocationFeed, RevocationList, UserRevocation};
 use portcullis_core::{SharedClock, StoreError, SystemClock};
-use portcullis_hybrid::{Revocation, RevocationFeed, RevocationList, UserRevocation};
 use redis::{
     Script,
     aio::{PubSubSink, PubSubStream},
@@ -73,7 +73,7 @@ return 1",
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// use portcullis_hybrid::{Revocation, RevocationFeed, RevocationList};
+/// use portcullis_core::revocation::{Revocation, RevocationFeed, RevocationList};
 /// use portcullis_redis::{RedisConfig, RedisRevocationFeed};
 ///
 /// let redis = RedisConfig::new("redis://127.0.0.1:6379").build()?;

@@ -460,6 +460,21 @@ impl Session {
         Ok(deleted)
     }
 
+    /// Announces that `user_id` changed (role, password, account deleted): every node drops
+    /// its cached copy of the user, so their next request reloads them through the layer's
+    /// [`UserLoader`](crate::UserLoader). Without a loader the layer serves the login snapshot
+    /// and there is nothing to drop (use [`Session::replace_user`]).
+    ///
+    /// # Errors
+    ///
+    /// When the revocation feed could not publish (this node has dropped its copy anyway).
+    pub async fn user_changed(&self, user_id: &str) -> Result<(), SessionError> {
+        if let Some(loader) = &self.state.shared.loader {
+            loader.user_changed(user_id).await?;
+        }
+        Ok(())
+    }
+
     /// Replaces the user of every live session of `user_id` (any user, not only this
     /// request's) with `user`, and returns how many sessions changed. For a role change: the
     /// user's very next request, on any node sharing the store, sees the new roles, since

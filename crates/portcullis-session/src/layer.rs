@@ -22,7 +22,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::{
-    MemoryStore, Session,
+    MemoryStore, Session, UserLoader,
     config::{ConfigError, SessionConfig},
     session::{RequestState, SetCookie, Shared},
     store::SessionStore,
@@ -106,9 +106,40 @@ impl<S: SessionStore> SessionLayer<S> {
                 attributes,
                 clear_cookie,
                 touch_secs,
+                loader: None,
             }),
             store,
         })
+    }
+
+    /// Reads the signed-in user through `loader` (the application's user table, cached per
+    /// node and refreshed on every node when [`UserLoader::user_changed`] announces a change)
+    /// instead of the snapshot taken at login. A user the loader no longer finds ends every
+    /// session of theirs: the request is anonymous (401 where a user is required).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use portcullis_core::StoreError;
+    /// use portcullis_session::{MemoryStore, SessionConfig, SessionLayer, UserLoader};
+    ///
+    /// let loader = UserLoader::builder(|user_id: String| async move {
+    ///     Ok::<_, StoreError>(Some(serde_json::json!({"user": user_id, "role": "advertiser"})))
+    /// })
+    /// .build()
+    /// .await?;
+    /// let layer = SessionLayer::new(MemoryStore::new(), SessionConfig::default())
+    ///     .unwrap()
+    ///     .user_loader(loader);
+    /// # Ok::<(), StoreError>(()) }).unwrap();
+    /// ```
+    #[must_use]
+    pub fn user_loader(mut self, loader: UserLoader) -> Self {
+        let mut shared = Shared::clone(&self.shared);
+        shared.loader = Some(loader);
+        self.shared = Arc::new(shared);
+        self
     }
 
     /// The store, for maintenance outside requests (sweeping, metrics).

@@ -57,6 +57,9 @@ mod error;
 mod handle;
 mod layer;
 mod login_options;
+mod loader;
+#[cfg(all(test, feature = "axum"))]
+mod loader_tests;
 mod memory;
 mod session;
 mod session_info;
@@ -67,6 +70,7 @@ pub use error::SessionError;
 pub use handle::Session;
 pub use layer::{ResponseFuture, SessionLayer, SessionService};
 pub use login_options::LoginOptions;
+pub use loader::{DEFAULT_CAPACITY, DEFAULT_MAX_AGE, LoadUser, UserLoader, UserLoaderBuilder};
 pub use memory::{MemoryStore, MemoryStoreConfig};
 pub use session_info::SessionInfo;
 pub use store::{

@@ -30,12 +30,15 @@ use crate::{
 const MAX_USER_AGENT: usize = 256;
 
 /// What a layer shares with every request: the store and the validated settings.
+#[derive(Clone)]
 pub(crate) struct Shared {
     pub(crate) store: Arc<dyn ErasedStore>,
     pub(crate) config: SessionConfig,
     pub(crate) attributes: CookieAttributes,
     pub(crate) clear_cookie: HeaderValue,
     pub(crate) touch_secs: u64,
+    /// Reads the user from the application instead of the login snapshot.
+    pub(crate) loader: Option<crate::UserLoader>,
 }
 
 impl Shared {
@@ -442,10 +445,30 @@ impl IdentitySource for RequestState {
             let Some(live) = &current.live else {
                 return Ok(None);
             };
-            let (Some(_), Some(user)) = (&live.record.user_id, &live.record.user) else {
+            let (Some(user_id), Some(snapshot)) = (&live.record.user_id, &live.record.user) else {
                 return Ok(None);
             };
-            let mut identity = Identity::from_user_json(user.clone(), Mechanism::Session)
+            let user = match &state.shared.loader {
+                None => snapshot.clone(),
+                Some(loader) => match crate::loader::current_user(loader, user_id).await? {
+                    Some(user) => user,
+                    None => {
+                        // The account is gone or disabled: every session of it ends.
+                        let user_id = user_id.clone();
+                        state
+                            .store()
+                            .delete_by_user(&user_id, None)
+                            .await
+                            .map_err(|error| AuthRejection::from(SessionError::from(error)))?;
+                        ended(&mut current);
+                        return Ok(None);
+                    }
+                },
+            };
+            let Some(live) = &current.live else {
+                return Ok(None);
+            };
+            let mut identity = Identity::from_user_json(user, Mechanism::Session)
                 .with_session_handle(live.record.handle.as_str());
             if let Some(at) = live.record.authenticated_at {
                 identity = identity.with_authenticated_at_unix(at);

@@ -119,17 +119,21 @@ pub async fn app(
     let redis = portcullis_redis::RedisConfig::from_lookup(&lookup)
         .map(|config| config.build())
         .transpose()?;
+    // Role changes and deleted accounts are shared through Redis too, so every instance's
+    // user loader reads the same table (a real application has one user database).
+    let shared_table = redis.clone();
     let guard = LoginGuardSettings::from_lookup(&lookup)?.guard(redis);
     let users = tokio::task::spawn_blocking(DemoUsers::new)
         .await
         .unwrap_or_else(|_| DemoUsers::new())
-        .with_login_guard(guard);
+        .with_login_guard(guard)
+        .with_shared_table(shared_table);
     let state = AppState {
         board: AdBoard::default(),
         users,
     };
     match mode {
-        Mode::Session => modes::session::router(state, lookup),
+        Mode::Session => modes::session::router(state, lookup).await,
         Mode::Jwt => modes::jwt::router(state, lookup).await,
         Mode::Hybrid => modes::hybrid::router(state, lookup).await,
     }
@@ -186,7 +190,20 @@ pub(crate) async fn check_password(
     username: &str,
     password: String,
 ) -> Result<User, AuthRejection> {
-    users.login(Credentials::new(username, password)).await
+    signed_in_as_now(
+        users,
+        users.login(Credentials::new(username, password)).await?,
+    )
+    .await
+}
+
+/// The user as every instance has them now (a role changed or the account deleted on another
+/// instance): the password check reads this instance's table only.
+async fn signed_in_as_now(users: &DemoUsers, user: User) -> Result<User, AuthRejection> {
+    users
+        .current(user.id())
+        .await?
+        .ok_or_else(|| AuthRejection::invalid_credentials("wrong username or password"))
 }
 
 /// Signs in inside the login guard: 429 while locked out, 503 when too many checks run.
@@ -194,7 +211,7 @@ pub(crate) async fn sign_in(
     users: &DemoUsers,
     credentials: Credentials,
 ) -> Result<User, AuthRejection> {
-    users.login(credentials).await
+    signed_in_as_now(users, users.login(credentials).await?).await
 }
 
 /// Sets a new password off the async runtime, refusing empty or oversized ones.

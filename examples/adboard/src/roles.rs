@@ -61,12 +61,18 @@ impl From<AuthRejection> for RoleError {
 /// # Errors
 ///
 /// [`RoleError::Invalid`] for a bad body, [`RoleError::NotFound`] for an unknown user.
-pub fn set_role(
+///
+/// [`RoleError::Auth`] (503) when the shared user table does not answer.
+pub async fn set_role(
     users: &DemoUsers,
     name: &str,
     input: Result<Json<RoleInput>, JsonRejection>,
 ) -> Result<User, RoleError> {
     let Json(RoleInput { role }) =
         input.map_err(|rejection| RoleError::Invalid(rejection.status(), rejection.body_text()))?;
-    users.set_role(name, role).ok_or(RoleError::NotFound)
+    users
+        .change_role(name, role)
+        .await
+        .map_err(AuthRejection::from)?
+        .ok_or(RoleError::NotFound)
 }

@@ -15,6 +15,7 @@ mod jwt_keys;
 mod login_guard;
 mod metrics;
 mod ops;
+mod shared;
 
 pub use jwt_keys::{JwtKeySettings, JwtSettingsError};
 pub use login_guard::{
@@ -182,6 +183,8 @@ pub struct DemoUsers {
     guard: DemoLoginGuard,
     // One 19 MiB argon2 buffer per check the guard lets run at once, reused (issue 18).
     verifier: Argon2Verifier,
+    // Changes shared by every instance (`REDIS_URL`), see `shared.rs`.
+    shared: Option<portcullis_redis::RedisConnection>,
 }
 
 impl fmt::Debug for DemoUsers {
@@ -229,6 +232,7 @@ impl DemoUsers {
             decoy_hash: hash("decoy password that matches nothing").into(),
             verifier: Argon2Verifier::new(guard.concurrency_limit()),
             guard,
+            shared: None,
         }
     }
 

@@ -368,8 +368,11 @@ impl AppState {
         // next refresh, at most one access-token lifetime later.
         let directory = users.clone();
         let builder = builder.reload_user(move |user_id: String, _stored: serde_json::Value| {
-            let user = directory.find(&user_id);
-            async move { Ok(user.and_then(|user| serde_json::to_value(user).ok())) }
+            let directory = directory.clone();
+            async move {
+                let user = directory.current(&user_id).await?;
+                Ok(user.and_then(|user| serde_json::to_value(user).ok()))
+            }
         });
         let (builder, backend) = match &settings.database {
             Some(database) => with_postgres(builder, database)?,

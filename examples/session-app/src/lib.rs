@@ -173,7 +173,18 @@ struct AppState {
 
 /// The whole app over any session store: the in-memory one in `main`, another in tests or
 /// production (`SessionLayer::new(store, settings.session_config())`).
+///
+/// The signed-in user is read from `users` through a [`UserLoader`](portcullis_session::UserLoader)
+/// (cached on this instance), not from the snapshot taken at login: a user removed from the
+/// table loses every session at their next request.
 pub fn app<S: SessionStore>(sessions: SessionLayer<S>, users: DemoUsers) -> Router {
+    let table = users.clone();
+    let loader = portcullis_session::UserLoader::builder(move |user_id: String| {
+        let table = table.clone();
+        async move { table.current(&user_id).await }
+    })
+    .build_local();
+    let sessions = sessions.user_loader(loader);
     Router::new()
         .route("/", get(home))
         .route("/login", get(pages::login_page).post(login))

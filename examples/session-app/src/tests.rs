@@ -341,3 +341,25 @@ fn settings_come_from_the_environment() {
         assert!(error.to_string().contains(bad[0].0), "{error}");
     }
 }
+
+#[tokio::test]
+async fn a_user_removed_from_the_table_loses_their_session() {
+    // A table of its own: removing alice must not disturb the other tests.
+    let users = tokio::task::spawn_blocking(DemoUsers::new).await.unwrap();
+    let settings = Settings::default();
+    let layer = SessionLayer::new(MemoryStore::new(), settings.session_config()).unwrap();
+    let app = app(layer, users.clone());
+    let login = login_json(&app, "alice", "alice-password-1").await;
+    let cookie = login.cookie().unwrap();
+    users.remove("alice");
+    // The user comes from the table (through the loader), not from the login snapshot.
+    let me = send(&app, get("/me", Some(&cookie))).await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED);
+    let cleared = me
+        .headers
+        .get(header::SET_COOKIE)
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+}

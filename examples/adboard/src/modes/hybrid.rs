@@ -101,7 +101,7 @@ async fn change_role(
     Path(name): Path<String>,
     input: Result<Json<RoleInput>, JsonRejection>,
 ) -> Result<Json<User>, RoleError> {
-    let user = roles::set_role(&state.app.users, &name, input)?;
+    let user = roles::set_role(&state.app.users, &name, input).await?;
     state
         .sessions
         .update_user(user.id(), &user)
@@ -135,6 +135,8 @@ async fn change_password(
             state.sessions.revoke(&other.session_id).await?;
         }
     }
+    // Announced like a role change: older access tokens refresh on their next request.
+    state.sessions.user_changed(user.id()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -142,8 +144,9 @@ async fn delete_account(
     RecentlyAuthenticated(user): RecentlyAuthenticated<User, REAUTH_MAX_AGE_SECS>,
     State(state): State<HybridState>,
 ) -> Result<Response, AuthRejection> {
-    state.app.users.remove(user.id());
+    state.app.users.delete(user.id()).await?;
     state.sessions.revoke_all(user.id()).await?;
+    state.sessions.user_changed(user.id()).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
     state.cookies.clear_cookies(response.headers_mut());
     Ok(response)

@@ -1,20 +1,18 @@
 //! JWT mode: `POST /login` answers with a bearer token (the `/token` body of jwt-api), and
 //! requests carry it in `Authorization: Bearer`.
 //!
-//! Bearer tokens cannot be recalled from clients, so logout and password changes are honoured
-//! by this node's [`Denylist`]: a logged-out token's `jti` is refused until it expires, and a
-//! password change refuses every token of the user issued before it. This is the honest limit
-//! of stateless tokens: other nodes do not learn of it (the hybrid mode exists for that).
+//! Bearer tokens cannot be recalled from clients, so logout and password changes are
+//! published on a revocation feed that every instance's [`BearerLayer`] reads into memory
+//! (Redis pub/sub with `REDIS_URL`, this process only otherwise): a logged-out token is
+//! refused by its `jti`, and a password change refuses every token of the user issued before
+//! it, with no store read per request. Tokens carry an `iat_ms` claim, so the token handed
+//! out by the password change (and a login right after it) is not caught by it.
 //!
-//! A role change (`PUT /users/{name}/role`) marks the user on this node: their tokens issued up
-//! to then carry a stale role, so for those this node serves the user as the directory has
-//! them now instead of as the token says.
+//! A role change (`PUT /users/{name}/role`) marks the user on the feed too: their tokens
+//! carry a stale role, so while the mark lasts (one token lifetime) every instance serves
+//! the user as the shared user table has them now instead of as the token says.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, PoisonError, RwLock},
-    time::{SystemTime, UNIX_EPOCH},
-};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::{
     Json, Router,
@@ -27,9 +25,13 @@ use axum::{
 use demo_users::{Credentials, IsAdmin, User};
 use portcullis_core::{
     AuthRejection, Authentication, Authorized, CrossSiteCheck, CurrentUser, Identity, Mechanism,
-    RecentlyAuthenticated,
+    RecentlyAuthenticated, StoreError,
+    revocation::{InProcessFeed, Revocation, RevocationFeed, RevocationList, UserRevocation},
 };
-use portcullis_jwt::{BearerLayer, IssuedToken, TokenIssuer, TokenVerifier};
+use portcullis_jwt::{
+    BearerLayer, IssuedToken, TokenIssuer, TokenVerifier, issued_at_ms_claim, token_revocation,
+};
+use portcullis_redis::{RedisConfig, RedisRevocationFeed};
 use serde::Deserialize;
 
 use crate::{
@@ -40,95 +42,75 @@ use crate::{
 
 const REALM: &str = "adboard";
 
-/// Tokens this node refuses before they expire.
-#[derive(Debug, Clone, Default)]
-pub struct Denylist {
-    inner: Arc<RwLock<DenylistInner>>,
+/// Where revocations go: Redis for every instance, or this process.
+#[derive(Clone)]
+enum Feed {
+    Memory(InProcessFeed),
+    Redis(RedisRevocationFeed),
 }
 
-#[derive(Debug, Default)]
-struct DenylistInner {
-    /// `jti` → `exp` of logged-out tokens.
-    tokens: HashMap<String, u64>,
-    /// user → tokens issued up to this second are refused, except the one named (the token
-    /// handed out by the password change itself: `iat` has whole seconds only).
-    superseded: HashMap<String, (u64, Option<String>)>,
-    /// user → the last second their role changed: older tokens carry a stale user.
-    changed: HashMap<String, u64>,
+impl Feed {
+    async fn publish(&self, revocation: &Revocation) -> Result<(), StoreError> {
+        match self {
+            Self::Memory(feed) => feed.publish(revocation).await,
+            Self::Redis(feed) => feed.publish(revocation).await,
+        }
+    }
+
+    async fn publish_user(&self, revocation: &UserRevocation) -> Result<(), StoreError> {
+        match self {
+            Self::Memory(feed) => feed.publish_user(revocation).await,
+            Self::Redis(feed) => feed.publish_user(revocation).await,
+        }
+    }
+
+    async fn subscribe(&self, list: RevocationList) -> Result<(), StoreError> {
+        match self {
+            Self::Memory(feed) => feed.subscribe(list).await,
+            Self::Redis(feed) => feed.subscribe(list).await,
+        }
+    }
 }
 
-/// The claims the denylist looks at.
+/// The claims the handlers look at.
 #[derive(Debug, Deserialize)]
 struct TokenFacts {
     sub: String,
     jti: Option<String>,
-    iat: Option<u64>,
     exp: u64,
 }
 
-fn unix_now() -> u64 {
+fn unix_now() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .unwrap_or_default()
 }
 
-impl Denylist {
-    fn refuses(&self, token: &TokenFacts) -> bool {
-        let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
-        let logged_out = token
-            .jti
-            .as_ref()
-            .is_some_and(|jti| inner.tokens.contains_key(jti));
-        let superseded = inner
-            .superseded
-            .get(&token.sub)
-            .is_some_and(|(until, except)| {
-                token.iat.is_none_or(|iat| iat <= *until) && except.as_ref() != token.jti.as_ref()
-            });
-        logged_out || superseded
-    }
+fn unix_now_ms() -> u64 {
+    u64::try_from(unix_now().as_millis()).unwrap_or(u64::MAX)
+}
 
-    fn log_out(&self, token: &TokenFacts) {
-        let now = unix_now();
-        let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
-        // Expired tokens are refused by the layer anyway: forget them.
-        inner.tokens.retain(|_, exp| *exp >= now);
-        if let Some(jti) = &token.jti {
-            inner.tokens.insert(jti.clone(), token.exp);
-        }
-    }
-
-    fn user_changed(&self, user: &str) {
-        self.inner
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .changed
-            .insert(user.to_owned(), unix_now());
-    }
-
-    /// Whether the token predates a change of its user.
-    fn is_stale(&self, token: &TokenFacts) -> bool {
-        let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
-        inner
-            .changed
-            .get(&token.sub)
-            .is_some_and(|changed| token.iat.is_none_or(|iat| iat <= *changed))
-    }
-
-    fn refuse_user_tokens_through(&self, user: &str, second: u64, except: Option<String>) {
-        self.inner
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .superseded
-            .insert(user.to_owned(), (second, except));
-    }
+/// The feed entry marking that `user`'s tokens carry a stale user (a role change).
+fn changed_key(user: &str) -> String {
+    format!("user-changed:{user}")
 }
 
 #[derive(Clone)]
 struct JwtState {
     app: AppState,
     issuer: TokenIssuer,
-    denylist: Denylist,
+    feed: Feed,
+    revoked: RevocationList,
+}
+
+impl JwtState {
+    /// Until when an entry about tokens issued now must be kept: when they expire.
+    fn token_deadline(&self) -> u64 {
+        unix_now()
+            .as_secs()
+            .saturating_add(self.issuer.default_ttl().as_secs())
+            .saturating_add(60)
+    }
 }
 
 impl axum::extract::FromRef<JwtState> for crate::AdBoard {
@@ -146,15 +128,31 @@ pub async fn router(
     state: AppState,
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<Router, SetupError> {
-    let (issuer, validation) = crate::settings::jwt_mode(lookup)?;
+    let (issuer, validation) = crate::settings::jwt_mode(&lookup)?;
     let verifier = TokenVerifier::new(issuer.key_set(), validation);
-    let health = demo_users::health_routes(
-        portcullis_core::ReadinessChecks::new().check("keys", issuer.key_set()),
-    );
+    let (feed, checks) = match RedisConfig::from_lookup(&lookup) {
+        Some(redis) => {
+            let feed = RedisRevocationFeed::new(redis.build()?);
+            let checks =
+                portcullis_core::ReadinessChecks::new().check("revocation feed", feed.clone());
+            (Feed::Redis(feed), checks)
+        }
+        None => (
+            Feed::Memory(InProcessFeed::new()),
+            portcullis_core::ReadinessChecks::new(),
+        ),
+    };
+    let revoked = RevocationList::new();
+    // A Redis feed does not fail here: it marks the list as behind (503) and keeps trying.
+    feed.subscribe(revoked.clone())
+        .await
+        .map_err(|error| SetupError::Setting(format!("revocation feed: {error}")))?;
+    let health = demo_users::health_routes(checks.check("keys", issuer.key_set()));
     let state = JwtState {
         app: state,
         issuer,
-        denylist: Denylist::default(),
+        feed,
+        revoked: revoked.clone(),
     };
     Ok(Router::new()
         .route(
@@ -168,9 +166,12 @@ pub async fn router(
         .route("/account", delete(delete_account))
         .route("/users/{name}/role", put(change_role))
         .merge(ads::routes())
-        .layer(middleware::from_fn_with_state(state.clone(), refuse_denied))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            serve_current_user,
+        ))
         .with_state(state)
-        .layer(BearerLayer::new(verifier).realm(REALM))
+        .layer(BearerLayer::new(verifier).realm(REALM).revocations(revoked))
         .merge(health))
 }
 
@@ -184,28 +185,26 @@ async fn refuse_cross_site_login(request: Request, next: Next) -> Response {
     }
 }
 
-/// Runs inside the bearer layer: refuses tokens this node has revoked, and serves tokens that
-/// predate a role change with the user as the directory has them now.
-async fn refuse_denied(
+/// Runs inside the bearer layer (which has refused revoked tokens): serves a token of a user
+/// whose role changed with the user as the shared table has them now.
+async fn serve_current_user(
     State(state): State<JwtState>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    let facts = token_facts(request.extensions()).await;
-    if facts
-        .as_ref()
-        .is_some_and(|facts| state.denylist.refuses(facts))
-    {
-        return AuthRejection::invalid_credentials("the token has been revoked")
-            .with_bearer_challenge(REALM)
-            .into_response();
-    }
-    if let Some(facts) = facts.filter(|facts| state.denylist.is_stale(facts)) {
-        let Some(identity) = current_identity(&state, &facts.sub, request.extensions()).await
-        else {
-            return AuthRejection::invalid_credentials("the token's user no longer exists")
-                .with_bearer_challenge(REALM)
-                .into_response();
+    let now = unix_now().as_secs();
+    let facts = token_facts(request.extensions())
+        .await
+        .filter(|facts| state.revoked.is_revoked(&changed_key(&facts.sub), now));
+    if let Some(facts) = facts {
+        let identity = match current_identity(&state, &facts.sub, request.extensions()).await {
+            Ok(Some(identity)) => identity,
+            Ok(None) => {
+                return AuthRejection::invalid_credentials("the token's user no longer exists")
+                    .with_bearer_challenge(REALM)
+                    .into_response();
+            }
+            Err(rejection) => return rejection.with_bearer_challenge(REALM).into_response(),
         };
         let mut authentication = Authentication::default();
         authentication
@@ -216,41 +215,56 @@ async fn refuse_denied(
     next.run(request).await
 }
 
-/// The token's claims with the user's fields as the directory has them now; `None` when the
-/// user is gone.
+/// The token's claims with the user's fields as the shared table has them now; `None` when
+/// the user is gone.
 async fn current_identity(
     state: &JwtState,
     user_id: &str,
     extensions: &axum::http::Extensions,
-) -> Option<Identity> {
-    let user = serde_json::to_value(state.app.users.find(user_id)?).ok()?;
+) -> Result<Option<Identity>, AuthRejection> {
+    let Some(user) = state.app.users.current(user_id).await? else {
+        return Ok(None);
+    };
+    let refused = || AuthRejection::invalid_credentials("the token's claims are malformed");
+    let user = serde_json::to_value(user).map_err(|_| refused())?;
     let token = extensions
-        .get::<Authentication>()?
+        .get::<Authentication>()
+        .ok_or_else(refused)?
         .identity()
-        .await
-        .ok()??;
-    let mut claims: serde_json::Map<String, serde_json::Value> = token.user().ok()?;
+        .await?
+        .ok_or_else(refused)?;
+    let mut claims: serde_json::Map<String, serde_json::Value> =
+        token.user().map_err(|_| refused())?;
     if let serde_json::Value::Object(fields) = user {
         claims.extend(fields);
     }
-    let mut identity = Identity::from_user(&claims, Mechanism::Bearer).ok()?;
+    let mut identity = Identity::from_user(&claims, Mechanism::Bearer).map_err(|_| refused())?;
     if let Some(at) = token.authenticated_at() {
         identity = identity.with_authenticated_at(at);
     }
-    Some(identity)
+    Ok(Some(identity))
 }
 
-/// `PUT /users/{name}/role`: the user's tokens issued until now carry the old role, so this
-/// node serves them with the new one. Tokens are not shared state: other nodes keep the old
-/// role until the tokens expire (use the hybrid mode to reach every node).
+/// `PUT /users/{name}/role`: the user's tokens issued until now carry the old role, so every
+/// instance serves them with the new one (a mark on the revocation feed, kept one token
+/// lifetime).
 async fn change_role(
     _: Authorized<User, IsAdmin>,
     State(state): State<JwtState>,
     Path(name): Path<String>,
     input: Result<Json<RoleInput>, JsonRejection>,
 ) -> Result<Json<User>, RoleError> {
-    let user = roles::set_role(&state.app.users, &name, input)?;
-    state.denylist.user_changed(user.id());
+    let user = roles::set_role(&state.app.users, &name, input).await?;
+    let mark = Revocation {
+        session_id: changed_key(user.id()),
+        until: state.token_deadline(),
+    };
+    state.revoked.insert(&mark);
+    state
+        .feed
+        .publish(&mark)
+        .await
+        .map_err(AuthRejection::from)?;
     Ok(Json(user))
 }
 
@@ -261,7 +275,18 @@ async fn token_facts(extensions: &axum::http::Extensions) -> Option<TokenFacts> 
 }
 
 fn issue(state: &JwtState, user: &User) -> Result<IssuedToken, AuthRejection> {
-    state.issuer.issue(user.id(), user).map_err(|error| {
+    let failed = |error: &dyn std::fmt::Display| {
+        tracing::error!(%error, "could not sign a token");
+        AuthRejection::unavailable("could not issue a token")
+    };
+    // `iat_ms`: a password change dated in milliseconds refuses only the tokens before it.
+    let mut claims = serde_json::to_value(user).map_err(|error| failed(&error))?;
+    if let (serde_json::Value::Object(claims), serde_json::Value::Object(at)) =
+        (&mut claims, issued_at_ms_claim(unix_now_ms()))
+    {
+        claims.extend(at);
+    }
+    state.issuer.issue(user.id(), &claims).map_err(|error| {
         tracing::error!(%error, "could not sign a token");
         AuthRejection::unavailable("could not issue a token")
     })
@@ -296,7 +321,12 @@ async fn logout(
     let facts = token_facts(request.extensions())
         .await
         .ok_or_else(|| AuthRejection::missing_credentials().with_bearer_challenge(REALM))?;
-    state.denylist.log_out(&facts);
+    if let Some(jti) = &facts.jti {
+        state
+            .feed
+            .publish(&token_revocation(jti, facts.exp))
+            .await?;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -316,49 +346,33 @@ async fn change_password(
     Json(body): Json<PasswordBody>,
 ) -> Result<Response, AuthRejection> {
     set_password(&state.app.users, &user, body.password).await?;
-    // Every earlier token dies, this one included; the caller gets a new one.
-    let token = issue(&state, &user)?;
+    // Every earlier token dies on every instance, this one included (OWASP Session Management
+    // Cheat Sheet: a password change ends the other sessions); the caller gets a new one,
+    // minted after the instant, so it is not caught.
     state
-        .denylist
-        .refuse_user_tokens_through(user.id(), unix_now(), Some(token.jti.clone()));
+        .feed
+        .publish_user(&UserRevocation {
+            user_id: user.id().to_owned(),
+            not_before_ms: unix_now_ms(),
+            until: state.token_deadline(),
+        })
+        .await?;
+    let token = issue(&state, &user)?;
     Ok(token_body(&token))
 }
 
 async fn delete_account(
     RecentlyAuthenticated(user): RecentlyAuthenticated<User, REAUTH_MAX_AGE_SECS>,
     State(state): State<JwtState>,
-) -> StatusCode {
-    state.app.users.remove(user.id());
+) -> Result<StatusCode, AuthRejection> {
+    state.app.users.delete(user.id()).await?;
     state
-        .denylist
-        .refuse_user_tokens_through(user.id(), u64::MAX, None);
-    StatusCode::NO_CONTENT
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn facts(sub: &str, jti: &str, iat: u64) -> TokenFacts {
-        TokenFacts {
-            sub: sub.into(),
-            jti: Some(jti.into()),
-            iat: Some(iat),
-            exp: u64::MAX,
-        }
-    }
-
-    #[test]
-    fn denylist_refuses_logged_out_and_superseded_tokens() {
-        let list = Denylist::default();
-        assert!(!list.refuses(&facts("alice", "a", 10)));
-        list.log_out(&facts("alice", "a", 10));
-        assert!(list.refuses(&facts("alice", "a", 10)));
-        assert!(!list.refuses(&facts("alice", "b", 10)));
-        list.refuse_user_tokens_through("alice", 20, Some("new".into()));
-        assert!(list.refuses(&facts("alice", "c", 20)));
-        assert!(!list.refuses(&facts("alice", "new", 20)));
-        assert!(!list.refuses(&facts("alice", "c", 21)));
-        assert!(!list.refuses(&facts("bob", "d", 1)));
-    }
+        .feed
+        .publish_user(&UserRevocation {
+            user_id: user.id().to_owned(),
+            not_before_ms: u64::MAX,
+            until: state.token_deadline(),
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -1,5 +1,8 @@
 //! Session mode: `POST /login` sets a session cookie; logout, re-authentication and revocation
-//! go through the [`Session`] handle.
+//! go through the [`Session`] handle. The signed-in user is read through a [`UserLoader`] from
+//! the user table (cached per instance); a role change, password change or deleted account is
+//! announced on the revocation feed (Redis pub/sub with `REDIS_URL`), so every instance serves
+//! the user's very next request as the table has them now.
 
 use std::time::Duration;
 
@@ -13,8 +16,10 @@ use demo_users::{Credentials, DemoUsers, IsAdmin, User};
 use portcullis_core::{
     AuthRejection, Authorized, CurrentUser, Readiness, ReadinessChecks, RecentlyAuthenticated,
 };
-use portcullis_redis::{RedisConfig, RedisSessionStore};
-use portcullis_session::{MemoryStore, Session, SessionConfig, SessionLayer, SessionStore};
+use portcullis_redis::{RedisConfig, RedisRevocationFeed, RedisSessionStore};
+use portcullis_session::{
+    MemoryStore, Session, SessionConfig, SessionLayer, SessionStore, UserLoader,
+};
 
 use crate::{
     AppState, PasswordBody, REAUTH_MAX_AGE_SECS, SetupError, ads, check_password, me,
@@ -28,7 +33,7 @@ use crate::{
 /// # Errors
 ///
 /// When a timeout is not a number of seconds or the session settings are inconsistent.
-pub fn router(
+pub async fn router(
     state: AppState,
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<Router, SetupError> {
@@ -48,24 +53,38 @@ pub fn router(
     if let Some(absolute) = secs("SESSION_ABSOLUTE_SECS")? {
         config = config.absolute_timeout(absolute);
     }
+    let table = state.users.clone();
+    let loader = UserLoader::builder(move |user_id: String| {
+        let table = table.clone();
+        async move { table.current(&user_id).await }
+    });
     if let Some(redis) = RedisConfig::from_lookup(&lookup) {
-        let store = RedisSessionStore::new(redis.build()?);
-        return with_layer(state, store, config);
+        let redis = redis.build()?;
+        let feed = RedisRevocationFeed::new(redis.clone());
+        let loader = loader
+            .feed(feed.clone())
+            .build()
+            .await
+            .map_err(|error| SetupError::Setting(format!("revocation feed: {error}")))?;
+        let checks = ReadinessChecks::new().check("revocation feed", feed);
+        return with_layer(state, RedisSessionStore::new(redis), config, loader, checks);
     }
     let store = MemoryStore::new();
     // Frees expired sessions until the store (owned by the router) is dropped.
     store.spawn_sweeper(Duration::from_secs(30));
-    with_layer(state, store, config)
+    let checks = ReadinessChecks::new();
+    with_layer(state, store, config, loader.build_local(), checks)
 }
 
 fn with_layer<S: SessionStore + Readiness + Clone>(
     state: AppState,
     store: S,
     config: SessionConfig,
+    loader: UserLoader,
+    checks: ReadinessChecks,
 ) -> Result<Router, SetupError> {
-    let health =
-        demo_users::health_routes(ReadinessChecks::new().check("session store", store.clone()));
-    let layer = SessionLayer::new(store, config)?;
+    let health = demo_users::health_routes(checks.check("session store", store.clone()));
+    let layer = SessionLayer::new(store, config)?.user_loader(loader);
     Ok(Router::new()
         .route("/login", post(login))
         .route("/logout", post(logout))
@@ -90,8 +109,8 @@ async fn login(
     Ok(Json(user))
 }
 
-/// `PUT /users/{name}/role`: the new role is written into every session of the user, so
-/// their next request on any instance sharing the store runs with it.
+/// `PUT /users/{name}/role`: the table changes, and the change is announced so every
+/// instance drops its cached copy of the user: their next request anywhere has the new role.
 async fn change_role(
     _: Authorized<User, IsAdmin>,
     session: Session,
@@ -99,9 +118,9 @@ async fn change_role(
     Path(name): Path<String>,
     input: Result<Json<RoleInput>, JsonRejection>,
 ) -> Result<Json<User>, RoleError> {
-    let user = roles::set_role(&users, &name, input)?;
+    let user = roles::set_role(&users, &name, input).await?;
     session
-        .replace_user(user.id(), &user)
+        .user_changed(user.id())
         .await
         .map_err(AuthRejection::from)?;
     Ok(Json(user))
@@ -133,6 +152,7 @@ async fn change_password(
     set_password(&users, &user, body.password).await?;
     // OWASP Session Management Cheat Sheet: a password change ends every other session.
     session.revoke_others().await?;
+    session.user_changed(user.id()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -141,8 +161,10 @@ async fn delete_account(
     session: Session,
     State(users): State<DemoUsers>,
 ) -> Result<StatusCode, AuthRejection> {
-    users.remove(user.id());
+    users.delete(user.id()).await?;
     session.revoke_all().await?;
     session.logout().await?;
+    // Every instance forgets the user: a session it still knew of is refused (401).
+    session.user_changed(user.id()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
