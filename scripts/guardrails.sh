@@ -29,14 +29,14 @@ cargo deny --log-level error check licenses bans sources
 # --no-dev-deps edits the manifests while it runs and restores them when it ends.
 cargo hack check --quiet --each-feature --no-dev-deps \
   -p portcullis-core -p portcullis-session -p portcullis-jwt -p portcullis-hybrid \
-  -p portcullis-redis -p portcullis-testkit -p portcullis
+  -p portcullis-redis -p portcullis-postgres -p portcullis-testkit -p portcullis
 
 msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
 if rustup run "$msrv" cargo --version >/dev/null 2>&1; then
   echo "== MSRV $msrv"
   cargo +"$msrv" check --quiet \
     -p portcullis-core -p portcullis-session -p portcullis-jwt -p portcullis-hybrid \
-    -p portcullis-redis -p portcullis-testkit -p portcullis
+    -p portcullis-redis -p portcullis-postgres -p portcullis-testkit -p portcullis
 else
   echo "== MSRV $msrv: toolchain not installed, NOT checked (rustup toolchain install $msrv)"
 fi

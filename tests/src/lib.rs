@@ -4,8 +4,8 @@
 pub mod binary;
 pub mod conformance;
 pub mod http;
-pub mod postgres_server;
 pub mod oidc_provider;
+pub mod postgres_server;
 pub mod redis_server;
 pub mod redis_tls;
 pub mod stall_proxy;

@@ -91,8 +91,8 @@ mod layer;
 mod oidc;
 #[cfg(feature = "jwks-url")]
 mod remote;
-mod signing_key;
 mod revocation;
+mod signing_key;
 mod sources;
 mod token_error;
 mod validation;
@@ -108,8 +108,8 @@ pub use keys::KeySet;
 pub use layer::{Bearer, BearerLayer, DEFAULT_REALM, ResponseFuture};
 #[cfg(feature = "jwks-url")]
 pub use remote::JwksOptions;
-pub use signing_key::SigningKey;
 pub use revocation::{issued_at_ms_claim, token_revocation};
+pub use signing_key::SigningKey;
 pub use sources::{TokenOrigin, TokenSources};
 pub use token_error::TokenError;
 pub use validation::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, MAX_LEEWAY, Validation};

@@ -26,6 +26,19 @@
 //! | `session` (default) | [`PostgresSessionStore`] |
 //! | `hybrid` (default) | [`PostgresRefreshStore`], [`PostgresRevocationFeed`] |
 //!
+// docs.rs marks what each feature gates ("Available on crate feature ... only").
+#![cfg_attr(docsrs, feature(doc_cfg))]
+// Library code returns errors instead of panicking: no unwrap, expect, panic or unchecked
+// indexing outside tests.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 #![doc = include_str!("docs/design.md")]
 
 mod connection;

@@ -56,10 +56,10 @@ mod erased;
 mod error;
 mod handle;
 mod layer;
-mod login_options;
 mod loader;
 #[cfg(all(test, feature = "axum"))]
 mod loader_tests;
+mod login_options;
 mod memory;
 mod session;
 mod session_info;
@@ -69,8 +69,8 @@ pub use config::{ConfigError, SameSite, SessionConfig};
 pub use error::SessionError;
 pub use handle::Session;
 pub use layer::{ResponseFuture, SessionLayer, SessionService};
-pub use login_options::LoginOptions;
 pub use loader::{DEFAULT_CAPACITY, DEFAULT_MAX_AGE, LoadUser, UserLoader, UserLoaderBuilder};
+pub use login_options::LoginOptions;
 pub use memory::{MemoryStore, MemoryStoreConfig};
 pub use session_info::SessionInfo;
 pub use store::{

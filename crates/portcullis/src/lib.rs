@@ -16,6 +16,7 @@
 //! | `jwt` | [`jwt`]: `BearerLayer`, key sets, `TokenIssuer` |
 //! | `hybrid` | [`hybrid`]: `HybridLayer`, refresh and revocation |
 //! | `redis` | [`redis`]: the Redis backends of the mechanisms enabled (session store with `session`; refresh store and revocation feed with `hybrid`) and the login attempt counter |
+//! | `postgres` | [`postgres`]: the PostgreSQL (sqlx) backends of the mechanisms enabled (session store with `session`; refresh store and revocation feed with `hybrid`) |
 //! | `redis-tls` | `rediss://` URLs for those backends (rustls on `ring`) |
 //! | `argon2` | `Argon2Verifier`: argon2 checks reusing a pool of hashing memory |
 //! | `testing` | `testing::AuthenticateAsLayer` |
@@ -38,7 +39,7 @@
 )]
 // docs.rs marks what each feature gates ("Available on crate feature ... only").
 #![cfg_attr(docsrs, feature(doc_cfg))]
-// The README's snippets use every layer and the Redis stores: include it (and so compile them)
+// The README's snippets use every layer and the Redis and PostgreSQL stores: include it (and so compile them)
 // when all are on, as on docs.rs and in CI (`--all-features`).
 #![cfg_attr(
     all(
@@ -46,6 +47,7 @@
         feature = "jwt",
         feature = "hybrid",
         feature = "redis",
+        feature = "postgres",
         feature = "axum"
     ),
     doc = include_str!("../../../README.md")
@@ -69,3 +71,7 @@ pub use portcullis_hybrid as hybrid;
 #[cfg(feature = "redis")]
 #[doc(inline)]
 pub use portcullis_redis as redis;
+
+#[cfg(feature = "postgres")]
+#[doc(inline)]
+pub use portcullis_postgres as postgres;
