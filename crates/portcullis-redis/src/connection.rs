@@ -139,6 +139,38 @@ impl RedisConnection {
         &self.shared.nodes
     }
 
+    /// A pub/sub connection subscribed to `channel` on one of the nodes, trying each in turn
+    /// from `first`, each attempt bounded by the connection and command timeouts; returns the
+    /// node that answered (the revocation feed and the near-cache invalidations both listen
+    /// this way).
+    pub(crate) async fn subscribe(
+        &self,
+        channel: &str,
+        first: usize,
+    ) -> Result<(redis::aio::PubSub, usize), StoreError> {
+        let nodes = self.nodes();
+        let mut last_error = StoreError::Timeout;
+        for attempt in 0..nodes.len() {
+            let node = first.wrapping_add(attempt) % nodes.len();
+            let Some(client) = nodes.get(node) else {
+                continue;
+            };
+            let subscribed =
+                tokio::time::timeout(self.connection_timeout() + self.command_timeout(), async {
+                    let mut pubsub = client.get_async_pubsub().await?;
+                    pubsub.subscribe(channel).await?;
+                    Ok::<_, RedisError>(pubsub)
+                })
+                .await;
+            match subscribed {
+                Ok(Ok(pubsub)) => return Ok((pubsub, node)),
+                Ok(Err(error)) => last_error = store_error(error),
+                Err(_) => last_error = StoreError::Timeout,
+            }
+        }
+        Err(last_error)
+    }
+
     /// A handle with connections of its own, for a caller that must not wait on this one's:
     /// a connection that silently stops answering is never reopened by the client (a response
     /// time-out is not a disconnection), so a reader that saw one time out starts afresh.

@@ -15,10 +15,7 @@ use futures_util::StreamExt;
 use portcullis_core::{StoreError, StoreKey};
 use redis::aio::{PubSubSink, PubSubStream};
 
-use crate::{
-    connection::{RedisConnection, store_error},
-    near_cache::NearCache,
-};
+use crate::{connection::RedisConnection, near_cache::NearCache};
 
 const MIN_RECONNECT_DELAY: Duration = Duration::from_millis(50);
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(2);
@@ -92,32 +89,9 @@ impl Subscription {
     }
 
     async fn connect(&self, first: usize) -> Result<(PubSubSink, PubSubStream, usize), StoreError> {
-        let nodes = self.redis.nodes();
-        let mut last_error = StoreError::Timeout;
-        for attempt in 0..nodes.len() {
-            let node = first.wrapping_add(attempt) % nodes.len();
-            let Some(client) = nodes.get(node) else {
-                continue;
-            };
-            let subscribed = tokio::time::timeout(
-                self.redis.connection_timeout() + self.redis.command_timeout(),
-                async {
-                    let mut pubsub = client.get_async_pubsub().await?;
-                    pubsub.subscribe(&self.channel).await?;
-                    Ok::<_, redis::RedisError>(pubsub)
-                },
-            )
-            .await;
-            match subscribed {
-                Ok(Ok(pubsub)) => {
-                    let (sink, stream) = pubsub.split();
-                    return Ok((sink, stream, node));
-                }
-                Ok(Err(error)) => last_error = store_error(error),
-                Err(_) => last_error = StoreError::Timeout,
-            }
-        }
-        Err(last_error)
+        let (pubsub, node) = self.redis.subscribe(&self.channel, first).await?;
+        let (sink, stream) = pubsub.split();
+        Ok((sink, stream, node))
     }
 
     /// Applies invalidations until the subscription is lost (`true`) or the cache is gone

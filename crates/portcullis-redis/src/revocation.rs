@@ -32,7 +32,7 @@ use redis::{
 };
 use tokio::sync::watch;
 
-use crate::connection::{RedisConnection, store_error};
+use crate::connection::RedisConnection;
 
 const DEFAULT_RESYNC_INTERVAL: Duration = Duration::from_secs(30);
 const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
@@ -359,29 +359,7 @@ struct Subscriber {
 impl Subscriber {
     /// Subscribes on one of the nodes, starting with `first` and trying each in turn.
     async fn connect(&self, first: usize) -> Result<(redis::aio::PubSub, usize), StoreError> {
-        let nodes = self.redis.nodes();
-        let mut last_error = StoreError::Timeout;
-        for attempt in 0..nodes.len() {
-            let node = first.wrapping_add(attempt) % nodes.len();
-            let Some(client) = nodes.get(node) else {
-                continue;
-            };
-            let subscribed = tokio::time::timeout(
-                self.redis.connection_timeout() + self.redis.command_timeout(),
-                async {
-                    let mut pubsub = client.get_async_pubsub().await?;
-                    pubsub.subscribe(&self.key).await?;
-                    Ok::<_, redis::RedisError>(pubsub)
-                },
-            )
-            .await;
-            match subscribed {
-                Ok(Ok(pubsub)) => return Ok((pubsub, node)),
-                Ok(Err(error)) => last_error = store_error(error),
-                Err(_) => last_error = StoreError::Timeout,
-            }
-        }
-        Err(last_error)
+        self.redis.subscribe(&self.key, first).await
     }
 
     /// Subscribes on fresh connections, then reads every revocation in force: whatever was
