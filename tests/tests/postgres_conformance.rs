@@ -209,3 +209,108 @@ mod refresh_store_bound {
         assert_eq!(evicted, 12, "every eviction is reported, once");
     }
 }
+
+/// PostgreSQL text cannot hold U+0000: a NUL in an id is bad input, answered without asking
+/// the database (absent for lookups, a precise `Corrupt` error for writes), never an outage.
+mod nul_in_text {
+    use std::{error::Error as _, sync::Arc};
+
+    use portcullis_core::{ManualClock, StoreError};
+    use portcullis_hybrid::RefreshStore;
+    use portcullis_postgres::{PostgresRefreshStore, PostgresSessionStore};
+    use portcullis_session::SessionStore;
+    use portcullis_tests::{
+        conformance::{refresh_store, session_store},
+        postgres_server::migrated,
+    };
+
+    fn assert_precise(error: &StoreError, field: &str) {
+        assert!(matches!(error, StoreError::Corrupt(_)), "{error:?}");
+        let cause = error.source().map(ToString::to_string).unwrap_or_default();
+        assert!(
+            cause.contains(field) && cause.contains("NUL"),
+            "a precise cause: {cause}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn refresh_store() {
+        let clock = ManualClock::new();
+        let store = PostgresRefreshStore::new(migrated("nul_refresh").await)
+            .with_clock(Arc::new(clock.clone()));
+        let user = session_store::unique_user("nul");
+        let good = refresh_store::record(&clock, &format!("{user}-sid"), &user, 0, 600);
+        store.create(&good, None).await.unwrap();
+
+        let error = store
+            .create(
+                &refresh_store::record(&clock, "sid", "alice\0admin", 0, 600),
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert_precise(&error, "user id");
+        let error = store
+            .create(
+                &refresh_store::record(&clock, "sid\0x", &user, 0, 600),
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert_precise(&error, "session id");
+
+        assert_eq!(store.load("sid\0x").await.unwrap(), None);
+        assert_eq!(store.delete("sid\0x").await.unwrap(), None);
+        assert!(store.list_by_user("alice\0").await.unwrap().is_empty());
+        assert!(store.delete_by_user("\0", None).await.unwrap().is_empty());
+        let mut moved = good.clone();
+        moved.session_id = "sid\0x".to_owned();
+        assert!(!store.compare_and_swap(&moved, 0).await.unwrap());
+        let mut renamed = good.clone();
+        renamed.user_id = format!("{user}\0");
+        renamed.generation = 1;
+        let error = store.compare_and_swap(&renamed, 0).await.unwrap_err();
+        assert_precise(&error, "user id");
+        // The good session is untouched by all of the above.
+        assert_eq!(
+            store.load(&good.session_id).await.unwrap(),
+            Some(good.clone())
+        );
+        // A `keep` no session can have keeps nothing: all the user's sessions go.
+        let gone = store.delete_by_user(&user, Some("sid\0x")).await.unwrap();
+        assert_eq!(gone, [good]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn session_store() {
+        let clock = ManualClock::new();
+        let store = PostgresSessionStore::new(migrated("nul_session").await)
+            .with_clock(Arc::new(clock.clone()));
+        let user = session_store::unique_user("nul");
+        let key = session_store::new_key();
+        let good = session_store::record(&clock, Some(&user), 0, 600);
+        store.create(&key, &good, None).await.unwrap();
+
+        let bad_user = session_store::record(&clock, Some("alice\0admin"), 0, 600);
+        let error = store
+            .create(&session_store::new_key(), &bad_user, None)
+            .await
+            .unwrap_err();
+        assert_precise(&error, "user id");
+        let error = store.save(&key, &bad_user, 0).await.unwrap_err();
+        assert_precise(&error, "user id");
+        let mut bad_handle = good.clone();
+        bad_handle.handle = "h\0".to_owned();
+        let error = store.save(&key, &bad_handle, 0).await.unwrap_err();
+        assert_precise(&error, "handle");
+
+        assert!(store.list_by_user("alice\0").await.unwrap().is_empty());
+        assert!(!store.delete_by_handle(&user, "h\0").await.unwrap());
+        assert!(!store.delete_by_handle("\0", &good.handle).await.unwrap());
+        assert_eq!(store.delete_by_user("alice\0", None).await.unwrap(), 0);
+        let user_json = good.user.clone().unwrap();
+        assert_eq!(store.replace_user("\0", &user_json).await.unwrap(), 0);
+        // The good session is untouched by all of the above.
+        assert_eq!(store.load(&key).await.unwrap(), Some(good));
+    }
+}

@@ -14,7 +14,7 @@ use portcullis_hybrid::{CreateOutcome, LimitPolicy, RefreshRecord, RefreshStore,
 use sqlx::{Row, postgres::PgRow};
 
 use crate::{
-    connection::{PostgresConnection, store_error, to_sql},
+    connection::{PostgresConnection, storable, store_error, to_sql, unstorable},
     sweep,
 };
 
@@ -251,6 +251,18 @@ impl PostgresRefreshStore {
     }
 }
 
+/// A record's bound text, checked before a write (see [`storable`]). The record itself is
+/// JSON, whose encoder escapes U+0000 as `\u0000`, so only the columns need the check.
+fn check_storable(record: &RefreshRecord) -> Result<(), StoreError> {
+    if !storable(&record.session_id) {
+        return Err(unstorable("session id"));
+    }
+    if !storable(&record.user_id) {
+        return Err(unstorable("user id"));
+    }
+    Ok(())
+}
+
 fn decode(row: &PgRow) -> Result<RefreshRecord, StoreError> {
     let json: &str = row.try_get(0).map_err(store_error)?;
     serde_json::from_str(json).map_err(StoreError::corrupt)
@@ -274,6 +286,7 @@ impl RefreshStore for PostgresRefreshStore {
         record: &RefreshRecord,
         limit: Option<SessionLimit>,
     ) -> Result<CreateOutcome, StoreError> {
+        check_storable(record)?;
         // Always under the per-user lock: with no limit configured, the store's own per-user
         // bound still holds.
         self.database
@@ -282,6 +295,10 @@ impl RefreshStore for PostgresRefreshStore {
     }
 
     async fn load(&self, session_id: &str) -> Result<Option<RefreshRecord>, StoreError> {
+        // No row can hold such an id (see `storable`).
+        if !storable(session_id) {
+            return Ok(None);
+        }
         let now = self.now();
         self.database
             .bounded(async {
@@ -301,6 +318,11 @@ impl RefreshStore for PostgresRefreshStore {
         record: &RefreshRecord,
         expected_generation: u64,
     ) -> Result<bool, StoreError> {
+        // No stored session has such an id: nothing to swap, as for any missing session.
+        if !storable(&record.session_id) {
+            return Ok(false);
+        }
+        check_storable(record)?;
         let now = self.now();
         let json = serde_json::to_string(record).map_err(StoreError::corrupt)?;
         self.database
@@ -326,6 +348,9 @@ impl RefreshStore for PostgresRefreshStore {
     }
 
     async fn delete(&self, session_id: &str) -> Result<Option<RefreshRecord>, StoreError> {
+        if !storable(session_id) {
+            return Ok(None);
+        }
         let now = self.now();
         self.database
             .bounded(async {
@@ -340,6 +365,9 @@ impl RefreshStore for PostgresRefreshStore {
     }
 
     async fn list_by_user(&self, user_id: &str) -> Result<Vec<RefreshRecord>, StoreError> {
+        if !storable(user_id) {
+            return Ok(Vec::new());
+        }
         let now = self.now();
         self.database
             .bounded(async {
@@ -359,6 +387,11 @@ impl RefreshStore for PostgresRefreshStore {
         user_id: &str,
         keep: Option<&str>,
     ) -> Result<Vec<RefreshRecord>, StoreError> {
+        if !storable(user_id) {
+            return Ok(Vec::new());
+        }
+        // A `keep` no row can hold keeps nothing, exactly as an unknown id would.
+        let keep = keep.filter(|keep| storable(keep));
         let now = self.now();
         self.database
             .bounded(async {
