@@ -50,6 +50,7 @@
         feature = "hybrid",
         feature = "redis",
         feature = "postgres",
+        feature = "argon2",
         feature = "axum"
     ),
     doc = include_str!("../../../README.md")
