@@ -115,3 +115,34 @@ async fn cross_site_login_is_refused() {
         .expect("a valid request");
     assert_eq!(send(&app, request).await.status(), StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn forms_log_in_and_malformed_logins_get_400() {
+    let app = session_template::app().expect("a valid configuration");
+    let post = |content_type: &str, body: String| {
+        Request::post("/login")
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(body))
+            .expect("a valid request")
+    };
+    let form = "application/x-www-form-urlencoded";
+    let ok = post(form, "username=alice&password=alice-password-1".into());
+    assert_eq!(send(&app, ok).await.status(), StatusCode::OK);
+    for (content_type, body) in [
+        (
+            "text/plain",
+            "username=alice&password=alice-password-1".into(),
+        ),
+        (form, "username=alice&username=admin&password=x".into()),
+        (form, "username=alice".into()),
+        (
+            form,
+            format!("username=alice&password={}", "p".repeat(2000)),
+        ),
+        ("application/json", "{\"username\":".into()),
+    ] {
+        let refused = send(&app, post(content_type, body)).await;
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "{content_type}");
+        assert!(refused.headers().get(header::SET_COOKIE).is_none());
+    }
+}
