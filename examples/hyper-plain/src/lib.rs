@@ -26,9 +26,6 @@ pub type Body = Full<Bytes>;
 /// A service made only of tower layers and a function.
 pub type AppService = BoxCloneSyncService<Request<Incoming>, Response<Body>, Infallible>;
 
-/// Largest login body read, so a client cannot make the server buffer without bound.
-const MAX_BODY_BYTES: usize = 16 * 1024;
-
 /// The whole service.
 ///
 /// # Errors
@@ -90,17 +87,16 @@ async fn login(users: &DemoUsers, request: Request<Incoming>) -> Response<Body> 
     let result = async {
         let session = session(&request)?;
         let ClientAddress(client) = ClientAddress::from_extensions(request.extensions());
-        let body = Limited::new(request.into_body(), MAX_BODY_BYTES)
+        let (parts, body) = request.into_parts();
+        let body = Limited::new(body, Credentials::MAX_BODY_LEN)
             .collect()
             .await
             .map_err(|_| {
-                AuthRejection::invalid_request("the body is unreadable or larger than 16 KiB")
+                AuthRejection::invalid_request("the body is unreadable or larger than 4 KiB")
             })?
             .to_bytes();
-        let mut credentials: Credentials = serde_json::from_slice(&body).map_err(|error| {
-            AuthRejection::invalid_request(format!("invalid login JSON: {error}"))
-        })?;
-        credentials.client = client;
+        // The library's parser: JSON or form, bounded, 400 with the reason.
+        let credentials = Credentials::parse(&parts.headers, &body)?.with_client(client);
         // Inside the login guard: 429 while locked out, 503 when too many checks run.
         let user = users.login(credentials).await?;
         session.login(user.id(), &user).await?;

@@ -4,18 +4,17 @@
 
 use std::{fmt, net::IpAddr};
 
+use http::{HeaderMap, header};
 use serde::Deserialize;
 
 use super::LoginAttempt;
+use crate::AuthRejection;
 
 /// Longest username accepted (bytes).
 pub(super) const MAX_USERNAME_LEN: usize = 256;
 /// Longest password accepted (bytes): room for any passphrase, and a bound on what a login
 /// makes the server hash (OWASP Password Storage Cheat Sheet, "Maximum password lengths").
 pub(super) const MAX_PASSWORD_LEN: usize = 1024;
-/// Largest login body read; anything longer is refused before it is parsed.
-#[cfg(feature = "axum")]
-const MAX_BODY_LEN: usize = 4096;
 
 /// A username and password, as posted to a login route, and the client address they came
 /// from (for the per-client back-off of the [`LoginGuard`](super::LoginGuard)).
@@ -117,65 +116,100 @@ impl fmt::Debug for Credentials {
     }
 }
 
+/// The body's format, from `Content-Type` without parameters (RFC 9110 §8.3.1:
+/// case-insensitive), `application/*+json` counted as JSON.
+enum Format {
+    Json,
+    Form,
+}
+
+fn format(headers: &HeaderMap) -> Option<Format> {
+    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    let essence = value.split(';').next()?.trim().to_ascii_lowercase();
+    if essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    {
+        Some(Format::Json)
+    } else if essence == "application/x-www-form-urlencoded" {
+        Some(Format::Form)
+    } else {
+        None
+    }
+}
+
+impl Credentials {
+    /// Largest login body accepted (bytes): read at most this much, refuse anything longer.
+    pub const MAX_BODY_LEN: usize = 4096;
+
+    /// Parses a login body sent with `headers`, for servers without axum (with axum, extract
+    /// `Credentials` instead): the same rules and answers as the extractor. The client
+    /// address is not set; read the body with a limit of [`Credentials::MAX_BODY_LEN`].
+    ///
+    /// # Errors
+    ///
+    /// 400 `invalid_request` saying what is wrong (see [`Credentials`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http::{HeaderMap, HeaderValue, header};
+    /// use portcullis_core::Credentials;
+    ///
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    /// let credentials = Credentials::parse(&headers, br#"{"username":"alice","password":"pw"}"#)?;
+    /// assert_eq!(credentials.username, "alice");
+    /// assert!(Credentials::parse(&HeaderMap::new(), b"username=alice").is_err());
+    /// # Ok::<(), portcullis_core::AuthRejection>(())
+    /// ```
+    pub fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Self, AuthRejection> {
+        let Some(format) = format(headers) else {
+            return Err(AuthRejection::invalid_request(
+                "send the credentials as application/json or application/x-www-form-urlencoded",
+            ));
+        };
+        if body.len() > Self::MAX_BODY_LEN {
+            return Err(AuthRejection::invalid_request(
+                "the login body is longer than 4096 bytes",
+            ));
+        }
+        let parsed = match format {
+            Format::Json => serde_json::from_slice::<Self>(body)
+                .map_err(|error| format!("the login JSON does not hold credentials: {error}")),
+            Format::Form => serde_urlencoded::from_bytes::<Self>(body)
+                .map_err(|error| format!("the login form does not hold credentials: {error}")),
+        };
+        let credentials = parsed.map_err(AuthRejection::invalid_request)?;
+        credentials
+            .check_lengths()
+            .map_err(AuthRejection::invalid_request)?;
+        Ok(credentials)
+    }
+}
+
 #[cfg(feature = "axum")]
-mod extract {
-    use axum::extract::{FromRequest, Request};
-    use http::header;
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Credentials {
+    type Rejection = AuthRejection;
 
-    use super::{Credentials, MAX_BODY_LEN};
-    use crate::{AuthRejection, ClientAddress};
-
-    enum Format {
-        Json,
-        Form,
-    }
-
-    /// The media type of the body, from `Content-Type` without parameters (RFC 9110 §8.3.1:
-    /// case-insensitive), `application/*+json` counted as JSON.
-    fn format(headers: &http::HeaderMap) -> Option<Format> {
-        let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
-        let essence = value.split(';').next()?.trim().to_ascii_lowercase();
-        if essence == "application/json"
-            || (essence.starts_with("application/") && essence.ends_with("+json"))
-        {
-            Some(Format::Json)
-        } else if essence == "application/x-www-form-urlencoded" {
-            Some(Format::Form)
-        } else {
-            None
+    async fn from_request(
+        request: axum::extract::Request,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let super::ClientAddress(client) =
+            super::ClientAddress::from_extensions(request.extensions());
+        let (parts, body) = request.into_parts();
+        // Refuse a wrong content type before reading the body.
+        if format(&parts.headers).is_none() {
+            return Self::parse(&parts.headers, &[]);
         }
-    }
-
-    impl<S: Send + Sync> FromRequest<S> for Credentials {
-        type Rejection = AuthRejection;
-
-        async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
-            let Some(format) = format(request.headers()) else {
-                return Err(AuthRejection::invalid_request(
-                    "send the credentials as application/json or \
-                     application/x-www-form-urlencoded",
-                ));
-            };
-            let ClientAddress(client) = ClientAddress::from_extensions(request.extensions());
-            let body = axum::body::to_bytes(request.into_body(), MAX_BODY_LEN)
-                .await
-                .map_err(|_| {
-                    AuthRejection::invalid_request(
-                        "the login body is longer than 4096 bytes, or could not be read",
-                    )
-                })?;
-            let parsed = match format {
-                Format::Json => serde_json::from_slice::<Credentials>(&body)
-                    .map_err(|error| format!("the login JSON does not hold credentials: {error}")),
-                Format::Form => serde_urlencoded::from_bytes::<Credentials>(&body)
-                    .map_err(|error| format!("the login form does not hold credentials: {error}")),
-            };
-            let credentials = parsed.map_err(AuthRejection::invalid_request)?;
-            credentials
-                .check_lengths()
-                .map_err(AuthRejection::invalid_request)?;
-            Ok(credentials.with_client(client))
-        }
+        let body = axum::body::to_bytes(body, Self::MAX_BODY_LEN)
+            .await
+            .map_err(|_| {
+                AuthRejection::invalid_request(
+                    "the login body is longer than 4096 bytes, or could not be read",
+                )
+            })?;
+        Ok(Self::parse(&parts.headers, &body)?.with_client(client))
     }
 }
 
