@@ -8,7 +8,9 @@
 //! `DELETE /account`.
 
 pub mod ads;
+mod jwt_keys;
 pub mod modes;
+mod ops;
 pub mod roles;
 mod settings;
 
@@ -20,6 +22,8 @@ use portcullis_core::{AuthRejection, CurrentUser};
 use serde::Deserialize;
 
 pub use ads::{Ad, AdBoard, CanEdit};
+pub use jwt_keys::JwtSettingsError;
+pub use ops::shutdown_signal;
 
 /// How long a password confirmation admits sensitive actions (OWASP Authentication Cheat
 /// Sheet, "Require re-authentication for sensitive features").
@@ -70,7 +74,7 @@ pub enum SetupError {
     Setting(String),
     /// The JWT settings are wrong.
     #[error(transparent)]
-    Jwt(#[from] demo_users::JwtSettingsError),
+    Jwt(#[from] JwtSettingsError),
     /// The hybrid settings are wrong.
     #[error(transparent)]
     Hybrid(#[from] portcullis_hybrid::ConfigError),

@@ -54,7 +54,7 @@ pub async fn router(
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<Router, SetupError> {
     let (builder, issuer, checks) = crate::settings::hybrid_mode(lookup)?;
-    let health = demo_users::health_routes(checks.check("keys", issuer.key_set()));
+    let health = crate::ops::health_routes(checks.check("keys", issuer.key_set()));
     let sessions = builder.build().await?;
     let cookies = CookieTransport::transparent();
     let layer = HybridLayer::new(&sessions)

@@ -147,7 +147,7 @@ pub async fn router(
     feed.subscribe(revoked.clone())
         .await
         .map_err(|error| SetupError::Setting(format!("revocation feed: {error}")))?;
-    let health = demo_users::health_routes(checks.check("keys", issuer.key_set()));
+    let health = crate::ops::health_routes(checks.check("keys", issuer.key_set()));
     let state = JwtState {
         app: state,
         issuer,

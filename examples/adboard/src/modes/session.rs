@@ -83,7 +83,7 @@ fn with_layer<S: SessionStore + Readiness + Clone>(
     loader: UserLoader,
     checks: ReadinessChecks,
 ) -> Result<Router, SetupError> {
-    let health = demo_users::health_routes(checks.check("session store", store.clone()));
+    let health = crate::ops::health_routes(checks.check("session store", store.clone()));
     let layer = SessionLayer::new(store, config)?.user_loader(loader);
     Ok(Router::new()
         .route("/login", post(login))
