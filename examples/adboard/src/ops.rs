@@ -9,7 +9,9 @@ use portcullis_core::ReadinessChecks;
 /// `GET /healthz` (200 while the process serves) and `GET /readyz` (`checks`: 200 when every
 /// dependency is ready, else 503 with a JSON reason and `Retry-After`). Merged outside the
 /// authentication layers: probes carry no credentials and must not touch a session store.
-pub(crate) fn health_routes<S: Clone + Send + Sync + 'static>(checks: ReadinessChecks) -> Router<S> {
+pub(crate) fn health_routes<S: Clone + Send + Sync + 'static>(
+    checks: ReadinessChecks,
+) -> Router<S> {
     Router::new()
         .route("/healthz", get(healthz))
         .route_service("/readyz", checks)

@@ -9,16 +9,17 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{delete, get, post, put},
 };
-use demo_users::{Credentials, IsAdmin, User};
 use portcullis_core::{AuthRejection, Authorized, CurrentUser, RecentlyAuthenticated};
 use portcullis_hybrid::{
     AccessSession, CookieTransport, HybridEndpoints, HybridLayer, HybridLogin, HybridSessions,
 };
 
 use crate::{
-    AppState, PasswordBody, REAUTH_MAX_AGE_SECS, SetupError, ads, check_password, me,
+    AppState, IsAdmin, PasswordBody, REAUTH_MAX_AGE_SECS, SetupError, User, ads, check_password,
+    me,
+    password::Credentials,
     roles::{self, RoleError, RoleInput},
-    set_password, sign_in,
+    set_password,
 };
 
 #[derive(Clone)]
@@ -88,7 +89,7 @@ async fn login(
     State(state): State<HybridState>,
     credentials: Credentials,
 ) -> Result<Response, AuthRejection> {
-    let user = sign_in(&state.app.users, credentials).await?;
+    let user = state.app.users.sign_in(credentials).await?;
     login.cookies(user.id(), &user).await
 }
 

@@ -22,7 +22,6 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{delete, get, post, put},
 };
-use demo_users::{Credentials, IsAdmin, User};
 use portcullis_core::{
     AuthRejection, Authentication, Authorized, CrossSiteCheck, CurrentUser, Identity, Mechanism,
     RecentlyAuthenticated, StoreError,
@@ -35,9 +34,11 @@ use portcullis_redis::{RedisConfig, RedisRevocationFeed};
 use serde::Deserialize;
 
 use crate::{
-    AppState, PasswordBody, REAUTH_MAX_AGE_SECS, SetupError, ads, check_password, me,
+    AppState, IsAdmin, PasswordBody, REAUTH_MAX_AGE_SECS, SetupError, User, ads, check_password,
+    me,
+    password::Credentials,
     roles::{self, RoleError, RoleInput},
-    set_password, sign_in,
+    set_password,
 };
 
 const REALM: &str = "adboard";
@@ -310,7 +311,7 @@ async fn login(
     State(state): State<JwtState>,
     credentials: Credentials,
 ) -> Result<Response, AuthRejection> {
-    let user = sign_in(&state.app.users, credentials).await?;
+    let user = state.app.users.sign_in(credentials).await?;
     Ok(token_body(&issue(&state, &user)?))
 }
 
