@@ -29,5 +29,5 @@ for name in "${templates[@]}"; do
 portcullis = { path = "$checkout/crates/portcullis" }
 TOML
   echo "== template $name ($(cat "$src"/src/*.rs | wc -l) lines of Rust in src/)"
-  (cd "$dest" && cargo clippy --quiet --all-targets -- -D warnings && cargo test --quiet)
+  (cd "$dest" && cargo fmt --check && cargo clippy --quiet --all-targets -- -D warnings && cargo test --quiet)
 done

@@ -42,3 +42,275 @@ mod refresh_store {
 mod revocation_feed {
     portcullis_tests::revocation_feed_conformance!(super::feed_nodes);
 }
+
+/// What only the PostgreSQL refresh store promises beyond the shared suite: the per-user bound
+/// that holds without a configured limit (as `MemoryRefreshStore`'s default of 100).
+mod refresh_store_bound {
+    use std::sync::Arc;
+
+    use futures_util::future::join_all;
+    use portcullis_core::ManualClock;
+    use portcullis_hybrid::{CreateOutcome, LimitPolicy, RefreshStore, SessionLimit};
+    use portcullis_postgres::PostgresRefreshStore;
+    use portcullis_tests::{
+        conformance::{refresh_store::record, session_store::unique_user},
+        postgres_server::migrated,
+    };
+
+    async fn store(tag: &str, clock: &ManualClock) -> PostgresRefreshStore {
+        PostgresRefreshStore::new(migrated(tag).await).with_clock(Arc::new(clock.clone()))
+    }
+
+    fn ids(records: &[portcullis_hybrid::RefreshRecord]) -> Vec<String> {
+        records.iter().map(|r| r.session_id.clone()).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn without_a_configured_limit_a_user_keeps_at_most_100_sessions_oldest_evicted() {
+        let clock = ManualClock::new();
+        let store = store("bound_default", &clock).await;
+        let user = unique_user("bound");
+        for i in 0..100_u64 {
+            let created = store
+                .create(
+                    &record(&clock, &format!("sid-{i:03}"), &user, 500 - i, 600),
+                    None,
+                )
+                .await
+                .unwrap();
+            assert_eq!(created, CreateOutcome::Created { evicted: vec![] });
+        }
+        // The 101st login ends the oldest session, and only that one.
+        let created = store
+            .create(&record(&clock, "sid-100", &user, 0, 600), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            created,
+            CreateOutcome::Created {
+                evicted: vec!["sid-000".to_owned()]
+            }
+        );
+        let listed = ids(&store.list_by_user(&user).await.unwrap());
+        assert_eq!(listed.len(), 100);
+        assert_eq!(listed.first().map(String::as_str), Some("sid-001"));
+        assert_eq!(listed.last().map(String::as_str), Some("sid-100"));
+        assert_eq!(store.load("sid-000").await.unwrap(), None);
+        // Another user is not affected.
+        let other = unique_user("bound-other");
+        let created = store
+            .create(&record(&clock, "sid-other", &other, 0, 600), None)
+            .await
+            .unwrap();
+        assert_eq!(created, CreateOutcome::Created { evicted: vec![] });
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_bound_is_configurable_and_only_live_sessions_count() {
+        let clock = ManualClock::new();
+        let store = store("bound_config", &clock).await.max_sessions_per_user(3);
+        let user = unique_user("bound");
+        // An expired session does not count against the bound.
+        store
+            .create(&record(&clock, "sid-expired", &user, 1_000, 0), None)
+            .await
+            .unwrap();
+        let mut evicted = Vec::new();
+        for i in 0..5_u64 {
+            match store
+                .create(
+                    &record(&clock, &format!("sid-{i}"), &user, 100 - i, 600),
+                    None,
+                )
+                .await
+                .unwrap()
+            {
+                CreateOutcome::Created { evicted: gone } => evicted.extend(gone),
+                CreateOutcome::LimitReached => panic!("no limit was configured"),
+            }
+        }
+        assert_eq!(evicted, ["sid-0", "sid-1"]);
+        assert_eq!(
+            ids(&store.list_by_user(&user).await.unwrap()),
+            ["sid-2", "sid-3", "sid-4"]
+        );
+        // Re-creating an existing id replaces it and evicts nothing.
+        let created = store
+            .create(&record(&clock, "sid-4", &user, 0, 600), None)
+            .await
+            .unwrap();
+        assert_eq!(created, CreateOutcome::Created { evicted: vec![] });
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_configured_limit_applies_below_the_bound_and_is_capped_by_it() {
+        let clock = ManualClock::new();
+        let store = store("bound_limit", &clock).await.max_sessions_per_user(3);
+        let refuse = |max| {
+            Some(SessionLimit {
+                max,
+                policy: LimitPolicy::RefuseNew,
+            })
+        };
+        // Below the bound, the application's limit refuses as configured.
+        let user = unique_user("below");
+        for i in 0..2_u64 {
+            let sid = format!("below-{i}");
+            store
+                .create(&record(&clock, &sid, &user, 10 - i, 600), refuse(2))
+                .await
+                .unwrap();
+        }
+        let refused = store
+            .create(&record(&clock, "below-2", &user, 0, 600), refuse(2))
+            .await
+            .unwrap();
+        assert_eq!(refused, CreateOutcome::LimitReached);
+        // Above the bound, the bound evicts the oldest (as the memory store does).
+        let user = unique_user("above");
+        for i in 0..3_u64 {
+            let sid = format!("above-{i}");
+            store
+                .create(&record(&clock, &sid, &user, 10 - i, 600), refuse(10))
+                .await
+                .unwrap();
+        }
+        let created = store
+            .create(&record(&clock, "above-3", &user, 0, 600), refuse(10))
+            .await
+            .unwrap();
+        assert_eq!(
+            created,
+            CreateOutcome::Created {
+                evicted: vec!["above-0".to_owned()]
+            }
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_logins_without_a_limit_respect_the_bound() {
+        let clock = ManualClock::new();
+        let store = Arc::new(store("bound_race", &clock).await.max_sessions_per_user(4));
+        let user = unique_user("race");
+        let results = join_all((0..16_u64).map(|i| {
+            let store = Arc::clone(&store);
+            let record = record(&clock, &format!("race-{i:02}"), &user, 100 - i, 600);
+            tokio::spawn(async move { store.create(&record, None).await })
+        }))
+        .await;
+        let mut evicted = 0;
+        for result in results {
+            match result.unwrap().unwrap() {
+                CreateOutcome::Created { evicted: gone } => evicted += gone.len(),
+                CreateOutcome::LimitReached => panic!("no limit was configured"),
+            }
+        }
+        assert_eq!(store.list_by_user(&user).await.unwrap().len(), 4);
+        assert_eq!(evicted, 12, "every eviction is reported, once");
+    }
+}
+
+/// PostgreSQL text cannot hold U+0000: a NUL in an id is bad input, answered without asking
+/// the database (absent for lookups, a precise `Corrupt` error for writes), never an outage.
+mod nul_in_text {
+    use std::{error::Error as _, sync::Arc};
+
+    use portcullis_core::{ManualClock, StoreError};
+    use portcullis_hybrid::RefreshStore;
+    use portcullis_postgres::{PostgresRefreshStore, PostgresSessionStore};
+    use portcullis_session::SessionStore;
+    use portcullis_tests::{
+        conformance::{refresh_store, session_store},
+        postgres_server::migrated,
+    };
+
+    fn assert_precise(error: &StoreError, field: &str) {
+        assert!(matches!(error, StoreError::Corrupt(_)), "{error:?}");
+        let cause = error.source().map(ToString::to_string).unwrap_or_default();
+        assert!(
+            cause.contains(field) && cause.contains("NUL"),
+            "a precise cause: {cause}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn refresh_store() {
+        let clock = ManualClock::new();
+        let store = PostgresRefreshStore::new(migrated("nul_refresh").await)
+            .with_clock(Arc::new(clock.clone()));
+        let user = session_store::unique_user("nul");
+        let good = refresh_store::record(&clock, &format!("{user}-sid"), &user, 0, 600);
+        store.create(&good, None).await.unwrap();
+
+        let error = store
+            .create(
+                &refresh_store::record(&clock, "sid", "alice\0admin", 0, 600),
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert_precise(&error, "user id");
+        let error = store
+            .create(
+                &refresh_store::record(&clock, "sid\0x", &user, 0, 600),
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert_precise(&error, "session id");
+
+        assert_eq!(store.load("sid\0x").await.unwrap(), None);
+        assert_eq!(store.delete("sid\0x").await.unwrap(), None);
+        assert!(store.list_by_user("alice\0").await.unwrap().is_empty());
+        assert!(store.delete_by_user("\0", None).await.unwrap().is_empty());
+        let mut moved = good.clone();
+        moved.session_id = "sid\0x".to_owned();
+        assert!(!store.compare_and_swap(&moved, 0).await.unwrap());
+        let mut renamed = good.clone();
+        renamed.user_id = format!("{user}\0");
+        renamed.generation = 1;
+        let error = store.compare_and_swap(&renamed, 0).await.unwrap_err();
+        assert_precise(&error, "user id");
+        // The good session is untouched by all of the above.
+        assert_eq!(
+            store.load(&good.session_id).await.unwrap(),
+            Some(good.clone())
+        );
+        // A `keep` no session can have keeps nothing: all the user's sessions go.
+        let gone = store.delete_by_user(&user, Some("sid\0x")).await.unwrap();
+        assert_eq!(gone, [good]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn session_store() {
+        let clock = ManualClock::new();
+        let store = PostgresSessionStore::new(migrated("nul_session").await)
+            .with_clock(Arc::new(clock.clone()));
+        let user = session_store::unique_user("nul");
+        let key = session_store::new_key();
+        let good = session_store::record(&clock, Some(&user), 0, 600);
+        store.create(&key, &good, None).await.unwrap();
+
+        let bad_user = session_store::record(&clock, Some("alice\0admin"), 0, 600);
+        let error = store
+            .create(&session_store::new_key(), &bad_user, None)
+            .await
+            .unwrap_err();
+        assert_precise(&error, "user id");
+        let error = store.save(&key, &bad_user, 0).await.unwrap_err();
+        assert_precise(&error, "user id");
+        let mut bad_handle = good.clone();
+        bad_handle.handle = "h\0".to_owned();
+        let error = store.save(&key, &bad_handle, 0).await.unwrap_err();
+        assert_precise(&error, "handle");
+
+        assert!(store.list_by_user("alice\0").await.unwrap().is_empty());
+        assert!(!store.delete_by_handle(&user, "h\0").await.unwrap());
+        assert!(!store.delete_by_handle("\0", &good.handle).await.unwrap());
+        assert_eq!(store.delete_by_user("alice\0", None).await.unwrap(), 0);
+        let user_json = good.user.clone().unwrap();
+        assert_eq!(store.replace_user("\0", &user_json).await.unwrap(), 0);
+        // The good session is untouched by all of the above.
+        assert_eq!(store.load(&key).await.unwrap(), Some(good));
+    }
+}

@@ -2,11 +2,14 @@
 //! a database that goes away (every operation fails with `StoreError` in bounded time, the
 //! layer answers 503 with `Retry-After`, and the same store recovers when it is back), a
 //! database that stalls (bounded by the command timeout), and what a read-only authenticated
-//! request costs (one query, no write, counted by PostgreSQL's own table statistics).
+//! request costs (one query, no write, counted by PostgreSQL's own table statistics); and a
+//! database whose migrations have not run yet (the background sweeps stay quiet about the
+//! missing table, while a real failure still warns).
 
 use std::{
+    io,
     net::SocketAddr,
-    sync::Arc,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -22,7 +25,10 @@ use portcullis::{
     session::{Session, SessionConfig, SessionLayer, SessionStore},
 };
 use portcullis_core::ManualClock;
-use portcullis_postgres::{PostgresConfig, PostgresConnection, PostgresSessionStore, sqlx};
+use portcullis_hybrid::RefreshStore;
+use portcullis_postgres::{
+    PostgresConfig, PostgresConnection, PostgresRefreshStore, PostgresSessionStore, sqlx,
+};
 use portcullis_tests::{
     conformance::session_store::{new_key, record, unique_user},
     postgres_server::{address, shared_url, unique_schema, with_address},
@@ -266,4 +272,92 @@ async fn settle(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Log lines written by a test's subscriber.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Runs `scenario` on a current-thread runtime (so the sweeper task logs to this thread's
+/// subscriber) under a DEBUG-level subscriber; returns what it logged.
+fn logs_of<F: Future<Output = ()>>(scenario: impl FnOnce() -> F) -> String {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(subscriber, || runtime.block_on(scenario()));
+    drop(runtime);
+    String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned()
+}
+
+/// Lets a sweeper with a 10 ms period run a few times.
+async fn run_sweeper(store: &PostgresSessionStore) {
+    let sweeper = store.spawn_sweeper(Duration::from_millis(10));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sweeper.abort();
+}
+
+#[test]
+fn sweeps_before_the_migrations_ran_are_quiet_and_real_failures_still_warn() {
+    // A fresh schema, never migrated: the tables do not exist (SQLSTATE 42P01).
+    let logs = logs_of(|| async {
+        let database = PostgresConfig::new(shared_url().await)
+            .schema(unique_schema("unmigrated"))
+            .build()
+            .unwrap();
+        let sessions = PostgresSessionStore::new(database.clone());
+        assert_eq!(sessions.sweep_expired().await.unwrap(), 0);
+        let refresh = PostgresRefreshStore::new(database.clone());
+        assert_eq!(RefreshStore::purge_expired(&refresh).await.unwrap(), 0);
+        run_sweeper(&sessions).await;
+        // Only the sweep treats the missing table as empty: requests still fail closed.
+        let error = sessions.load(&new_key()).await.unwrap_err();
+        assert!(is_outage(&error), "{error:?}");
+        assert!(refresh.load("sid").await.is_err());
+        database.pool().close().await;
+    });
+    assert!(
+        !logs.contains("WARN"),
+        "no warning for a missing table:\n{logs}"
+    );
+    assert!(
+        logs.contains("DEBUG") && logs.contains("does not exist yet"),
+        "the skipped sweep is logged at debug level:\n{logs}"
+    );
+
+    // An unreachable database is a real failure: still a warning.
+    let logs = logs_of(|| async {
+        let database = PostgresConfig::new("postgres://postgres@127.0.0.1:1/x")
+            .connection_timeout(Duration::from_millis(100))
+            .command_timeout(Duration::from_millis(100))
+            .build()
+            .unwrap();
+        let sessions = PostgresSessionStore::new(database);
+        assert!(is_outage(&sessions.sweep_expired().await.unwrap_err()));
+        run_sweeper(&sessions).await;
+    });
+    assert!(
+        logs.contains("WARN") && logs.contains("session sweep failed"),
+        "{logs}"
+    );
 }

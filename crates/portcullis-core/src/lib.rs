@@ -89,9 +89,9 @@ pub use edge_future::{EdgeFinish, EdgeFuture, FinishHook};
 pub use extract::{Authorized, CurrentUser, RecentlyAuthenticated};
 pub use identity::{Identity, Mechanism};
 #[cfg(feature = "argon2")]
-pub use login_guard::Argon2Verifier;
+pub use login_guard::{Argon2Verifier, PasswordCheck};
 pub use login_guard::{
-    AttemptCounter, AttemptKey, Backoff, ClientAddress, LoginAttempt, LoginGuard,
+    AttemptCounter, AttemptKey, Backoff, ClientAddress, Credentials, LoginAttempt, LoginGuard,
     MemoryAttemptCounter,
 };
 pub use policy::{AllOf, AnyOf, Authenticated, Not, Policy, PolicyExt};

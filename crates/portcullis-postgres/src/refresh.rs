@@ -3,8 +3,9 @@
 //! One row per hybrid session in `<prefix>refresh_sessions`, keyed by the public session id and
 //! holding only hashes of refresh secrets. A rotation is one conditional `UPDATE` on the
 //! generation (the compare-and-swap the rotation rules of the refresh service build on); a
-//! limited login is one short transaction under a per-user advisory lock, so a limit is exact
-//! however many nodes log one user in at once.
+//! login is one short transaction under a per-user advisory lock, so a limit (the
+//! application's, or the store's own per-user bound) is exact however many nodes log one user
+//! in at once.
 
 use std::sync::Arc;
 
@@ -13,15 +14,29 @@ use portcullis_hybrid::{CreateOutcome, LimitPolicy, RefreshRecord, RefreshStore,
 use sqlx::{Row, postgres::PgRow};
 
 use crate::{
-    connection::{PostgresConnection, store_error, to_sql},
+    connection::{PostgresConnection, storable, store_error, to_sql, unstorable},
     sweep,
 };
+
+/// Default [`PostgresRefreshStore::max_sessions_per_user`]: the same bound, with the same
+/// eviction (oldest first), as `portcullis_hybrid::MemoryRefreshStore`'s default (its constant
+/// is private, so the value is mirrored here; keep the two equal).
+const DEFAULT_MAX_SESSIONS_PER_USER: usize = 100;
 
 /// A [`RefreshStore`] on PostgreSQL. Clones share the pool.
 ///
 /// Expired rows are absent to every read and deleted by
 /// [`RefreshStore::purge_expired`], which the hybrid layer's `HybridSessions` runs every minute,
 /// in batches of 1,000.
+///
+/// One user holds at most [`max_sessions_per_user`](PostgresRefreshStore::max_sessions_per_user)
+/// live sessions (default 100, as the in-memory store), even when the application configures
+/// no [`SessionLimit`]: a client that logs in forever cannot grow one user's rows without bound
+/// (OWASP ASVS 5.0 V2.4 / 11.1.x, bounded resources). Past it, a new login ends the user's
+/// oldest session (returned in [`CreateOutcome::Created`]'s `evicted`, so its access tokens are
+/// revoked). Every login therefore counts the user's sessions in one short transaction under a
+/// per-user advisory lock, the same one a configured limit uses; a configured limit below the
+/// bound applies as configured, one above it is capped by it.
 ///
 /// # Examples
 ///
@@ -41,6 +56,7 @@ pub struct PostgresRefreshStore {
     database: PostgresConnection,
     clock: SharedClock,
     sql: Arc<Statements>,
+    max_per_user: usize,
 }
 
 #[derive(Debug)]
@@ -102,6 +118,7 @@ impl PostgresRefreshStore {
             database,
             clock: Arc::new(SystemClock),
             sql,
+            max_per_user: DEFAULT_MAX_SESSIONS_PER_USER,
         }
     }
 
@@ -132,6 +149,29 @@ impl PostgresRefreshStore {
         self
     }
 
+    /// The most live sessions one user holds (default 100, as
+    /// `portcullis_hybrid::MemoryRefreshStore`; at least 1): a new login past it ends the
+    /// user's oldest session, whether or not the application configured a [`SessionLimit`].
+    /// A configured limit below it applies as configured.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use portcullis_postgres::{PostgresConfig, PostgresRefreshStore};
+    ///
+    /// let database = PostgresConfig::new("postgres://127.0.0.1/app").build().unwrap();
+    /// let store = PostgresRefreshStore::new(database).max_sessions_per_user(20);
+    /// # let _ = store;
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn max_sessions_per_user(mut self, max: usize) -> Self {
+        self.max_per_user = max.max(1);
+        self
+    }
+
     fn now(&self) -> i64 {
         to_sql(self.clock.unix_seconds())
     }
@@ -157,11 +197,14 @@ impl PostgresRefreshStore {
 
     /// Lock the user, count, evict or refuse, insert: one transaction. The advisory lock
     /// serializes logins of one user on every node (RFC 9700 §4.14 leaves the session policy
-    /// to the server; the limit it sets must hold under concurrency).
-    async fn create_limited(
+    /// to the server; the limit it sets must hold under concurrency). `limit` is the
+    /// application's; the store's own per-user bound applies on top of it, as in
+    /// `MemoryRefreshStore::create` (refuse only by the application's limit, else evict the
+    /// oldest past the smaller of the two).
+    async fn create_bounded(
         &self,
         record: &RefreshRecord,
-        limit: SessionLimit,
+        limit: Option<SessionLimit>,
     ) -> Result<CreateOutcome, StoreError> {
         let lock = format!(
             "{}:{}",
@@ -174,20 +217,27 @@ impl PostgresRefreshStore {
             .execute(&mut *transaction)
             .await
             .map_err(store_error)?;
-        let live: Vec<String> = sqlx::query_scalar(&self.sql.live_of_user)
+        let mut live: Vec<String> = sqlx::query_scalar(&self.sql.live_of_user)
             .bind(&record.user_id)
             .bind(self.now())
             .fetch_all(&mut *transaction)
             .await
             .map_err(store_error)?;
-        let max = usize::try_from(limit.max).unwrap_or(usize::MAX);
-        let excess = (live.len() + 1).saturating_sub(max);
-        let mut evicted = Vec::new();
-        if excess > 0 {
-            if limit.policy == LimitPolicy::RefuseNew {
+        // Re-creating an existing id replaces it (upsert): it does not count against itself.
+        live.retain(|id| *id != record.session_id);
+        let mut max = self.max_per_user;
+        if let Some(limit) = limit {
+            let wanted = usize::try_from(limit.max.max(1)).unwrap_or(usize::MAX);
+            if live.len() >= wanted && limit.policy == LimitPolicy::RefuseNew {
                 transaction.rollback().await.map_err(store_error)?;
                 return Ok(CreateOutcome::LimitReached);
             }
+            max = max.min(wanted);
+        }
+        // `live` is oldest first (`created_at, session_id`), as the memory store sorts it.
+        let excess = (live.len() + 1).saturating_sub(max);
+        let mut evicted = Vec::new();
+        if excess > 0 {
             evicted = live.into_iter().take(excess).collect();
             sqlx::query(&self.sql.delete_ids)
                 .bind(&evicted)
@@ -199,6 +249,18 @@ impl PostgresRefreshStore {
         transaction.commit().await.map_err(store_error)?;
         Ok(CreateOutcome::Created { evicted })
     }
+}
+
+/// A record's bound text, checked before a write (see [`storable`]). The record itself is
+/// JSON, whose encoder escapes U+0000 as `\u0000`, so only the columns need the check.
+fn check_storable(record: &RefreshRecord) -> Result<(), StoreError> {
+    if !storable(&record.session_id) {
+        return Err(unstorable("session id"));
+    }
+    if !storable(&record.user_id) {
+        return Err(unstorable("user id"));
+    }
+    Ok(())
 }
 
 fn decode(row: &PgRow) -> Result<RefreshRecord, StoreError> {
@@ -224,22 +286,19 @@ impl RefreshStore for PostgresRefreshStore {
         record: &RefreshRecord,
         limit: Option<SessionLimit>,
     ) -> Result<CreateOutcome, StoreError> {
+        check_storable(record)?;
+        // Always under the per-user lock: with no limit configured, the store's own per-user
+        // bound still holds.
         self.database
-            .bounded(async {
-                match limit {
-                    Some(limit) => self.create_limited(record, limit).await,
-                    None => {
-                        self.insert(self.database.pool(), record).await?;
-                        Ok(CreateOutcome::Created {
-                            evicted: Vec::new(),
-                        })
-                    }
-                }
-            })
+            .bounded(self.create_bounded(record, limit))
             .await
     }
 
     async fn load(&self, session_id: &str) -> Result<Option<RefreshRecord>, StoreError> {
+        // No row can hold such an id (see `storable`).
+        if !storable(session_id) {
+            return Ok(None);
+        }
         let now = self.now();
         self.database
             .bounded(async {
@@ -259,6 +318,11 @@ impl RefreshStore for PostgresRefreshStore {
         record: &RefreshRecord,
         expected_generation: u64,
     ) -> Result<bool, StoreError> {
+        // No stored session has such an id: nothing to swap, as for any missing session.
+        if !storable(&record.session_id) {
+            return Ok(false);
+        }
+        check_storable(record)?;
         let now = self.now();
         let json = serde_json::to_string(record).map_err(StoreError::corrupt)?;
         self.database
@@ -284,6 +348,9 @@ impl RefreshStore for PostgresRefreshStore {
     }
 
     async fn delete(&self, session_id: &str) -> Result<Option<RefreshRecord>, StoreError> {
+        if !storable(session_id) {
+            return Ok(None);
+        }
         let now = self.now();
         self.database
             .bounded(async {
@@ -298,6 +365,9 @@ impl RefreshStore for PostgresRefreshStore {
     }
 
     async fn list_by_user(&self, user_id: &str) -> Result<Vec<RefreshRecord>, StoreError> {
+        if !storable(user_id) {
+            return Ok(Vec::new());
+        }
         let now = self.now();
         self.database
             .bounded(async {
@@ -317,6 +387,11 @@ impl RefreshStore for PostgresRefreshStore {
         user_id: &str,
         keep: Option<&str>,
     ) -> Result<Vec<RefreshRecord>, StoreError> {
+        if !storable(user_id) {
+            return Ok(Vec::new());
+        }
+        // A `keep` no row can hold keeps nothing, exactly as an unknown id would.
+        let keep = keep.filter(|keep| storable(keep));
         let now = self.now();
         self.database
             .bounded(async {

@@ -15,7 +15,7 @@ use portcullis_session::{
 use sqlx::{Row, postgres::PgRow};
 
 use crate::{
-    connection::{PostgresConnection, from_sql, store_error, to_sql},
+    connection::{PostgresConnection, from_sql, storable, store_error, to_sql, unstorable},
     sweep,
 };
 
@@ -281,6 +281,18 @@ impl PostgresSessionStore {
     }
 }
 
+/// A record's bound text, checked before a write (see [`storable`]). The record itself is
+/// JSON, whose encoder escapes U+0000 as `\u0000`, so only the columns need the check.
+fn check_storable(record: &SessionRecord) -> Result<(), StoreError> {
+    if !storable(&record.handle) {
+        return Err(unstorable("session handle"));
+    }
+    if !record.user_id.as_deref().is_none_or(storable) {
+        return Err(unstorable("user id"));
+    }
+    Ok(())
+}
+
 /// When the session stops existing: its (idle) expiry, capped by the absolute deadline.
 fn expiry(record: &SessionRecord) -> u64 {
     record.expires_at.min(record.absolute_expires_at)
@@ -319,6 +331,7 @@ impl SessionStore for PostgresSessionStore {
         record: &SessionRecord,
         limit: Option<SessionLimit>,
     ) -> Result<CreateOutcome, StoreError> {
+        check_storable(record)?;
         self.database
             .bounded(async {
                 match (record.user_id.as_deref(), limit) {
@@ -342,6 +355,7 @@ impl SessionStore for PostgresSessionStore {
         record: &SessionRecord,
         expected_version: u64,
     ) -> Result<SaveOutcome, StoreError> {
+        check_storable(record)?;
         let now = self.now();
         self.database
             .bounded(async {
@@ -420,6 +434,10 @@ impl SessionStore for PostgresSessionStore {
     }
 
     async fn list_by_user(&self, user_id: &str) -> Result<Vec<SessionRecord>, StoreError> {
+        // No row can hold such an id (see `storable`).
+        if !storable(user_id) {
+            return Ok(Vec::new());
+        }
         let now = self.now();
         self.database
             .bounded(async {
@@ -435,6 +453,11 @@ impl SessionStore for PostgresSessionStore {
     }
 
     async fn delete_by_handle(&self, user_id: &str, handle: &str) -> Result<bool, StoreError> {
+        // The handle comes from a request path (`DELETE /sessions/{handle}`): one with a NUL
+        // names no session, which is a 404, not an outage.
+        if !storable(user_id) || !storable(handle) {
+            return Ok(false);
+        }
         let now = self.now();
         self.database
             .bounded(async {
@@ -455,6 +478,9 @@ impl SessionStore for PostgresSessionStore {
         user_id: &str,
         keep: Option<&StoreKey>,
     ) -> Result<u64, StoreError> {
+        if !storable(user_id) {
+            return Ok(0);
+        }
         let now = self.now();
         self.database
             .bounded(async {
@@ -474,6 +500,9 @@ impl SessionStore for PostgresSessionStore {
     /// new user and a new version, so a request holding the old record loses its
     /// compare-and-set and re-applies its change on top.
     async fn replace_user(&self, user_id: &str, user: &UserJson) -> Result<u64, StoreError> {
+        if !storable(user_id) {
+            return Ok(0);
+        }
         let now = self.now();
         self.database
             .bounded(async {

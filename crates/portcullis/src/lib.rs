@@ -7,7 +7,9 @@
 //!
 //! A [`LoginGuard`] wraps the application's own password check: a cap on
 //! concurrent checks and back-off per account and per client address ([`login_guard`]); with
-//! `redis`, `redis::RedisAttemptCounter` shares the counts between nodes.
+//! `redis`, `redis::RedisAttemptCounter` shares the counts between nodes. The [`Credentials`]
+//! extractor reads a login (JSON or form, bounded); with `argon2`, `PasswordCheck` runs the
+//! whole password step (argon2, decoy for unknown usernames, the guard) given the stored hash.
 //!
 //! | feature | what it adds |
 //! |---|---|
@@ -18,7 +20,7 @@
 //! | `redis` | [`redis`]: the Redis backends of the mechanisms enabled (session store with `session`; refresh store and revocation feed with `hybrid`) and the login attempt counter |
 //! | `postgres` | [`postgres`]: the PostgreSQL (sqlx) backends of the mechanisms enabled (session store with `session`; refresh store and revocation feed with `hybrid`) |
 //! | `redis-tls` | `rediss://` URLs for those backends (rustls on `ring`) |
-//! | `argon2` | `Argon2Verifier`: argon2 checks reusing a pool of hashing memory |
+//! | `argon2` | `PasswordCheck` and `Argon2Verifier`: argon2 checks reusing a pool of hashing memory |
 //! | `testing` | `testing::AuthenticateAsLayer` |
 //!
 //! `session` + `redis` (+ `redis-tls`) compiles no JWT code, no aws-lc-rs and no HTTP client:

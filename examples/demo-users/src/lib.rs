@@ -27,7 +27,6 @@ pub use ops::{DEFAULT_ADDR, health_routes, healthz, listen_addr, shutdown_signal
 use std::{
     collections::HashMap,
     fmt,
-    net::IpAddr,
     sync::{Arc, PoisonError, RwLock},
 };
 
@@ -35,12 +34,7 @@ use argon2::{
     Argon2, PasswordHasher,
     password_hash::{SaltString, rand_core::OsRng},
 };
-use axum::{
-    Form, Json,
-    extract::{FromRequest, Request},
-    http::header,
-};
-use portcullis_core::{Argon2Verifier, AuthRejection, ClientAddress, LoginAttempt, Policy};
+use portcullis_core::{AuthRejection, PasswordCheck, Policy};
 use serde::{Deserialize, Serialize};
 
 /// What a user may do: the capabilities the handlers ask about.
@@ -90,82 +84,9 @@ impl Policy<User> for IsAdmin {
     }
 }
 
-/// A username and password, as posted to a login route, and the address they came from.
-#[derive(Clone, Deserialize)]
-pub struct Credentials {
-    /// The claimed username.
-    pub username: String,
-    /// The password. Never logged.
-    pub password: String,
-    /// The client's address, from the connection (never from a header the client controls),
-    /// for the per-client login limit. `None` when the server did not record it.
-    #[serde(skip)]
-    pub client: Option<IpAddr>,
-}
-
-impl Credentials {
-    /// Credentials with no client address.
-    pub fn new(username: impl Into<String>, password: impl Into<String>) -> Self {
-        Self {
-            username: username.into(),
-            password: password.into(),
-            client: None,
-        }
-    }
-}
-
-impl fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials")
-            .field("username", &self.username)
-            .field("password", &"REDACTED")
-            .field("client", &self.client)
-            .finish()
-    }
-}
-
-/// Longest username or password accepted, so hashing cost stays bounded.
-const MAX_FIELD_LEN: usize = 256;
-
-impl<S: Send + Sync> FromRequest<S> for Credentials {
-    type Rejection = AuthRejection;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let ClientAddress(client) = ClientAddress::from_extensions(request.extensions());
-        let content_type = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let mut credentials = if content_type.starts_with("application/x-www-form-urlencoded") {
-            Form::<Credentials>::from_request(request, state)
-                .await
-                .map(|Form(c)| c)
-                .map_err(|e| {
-                    AuthRejection::invalid_request(format!("invalid login form: {}", e.body_text()))
-                })?
-        } else if content_type.starts_with("application/json") {
-            Json::<Credentials>::from_request(request, state)
-                .await
-                .map(|Json(c)| c)
-                .map_err(|e| {
-                    AuthRejection::invalid_request(format!("invalid login JSON: {}", e.body_text()))
-                })?
-        } else {
-            return Err(AuthRejection::invalid_request(
-                "send credentials as application/json or application/x-www-form-urlencoded",
-            ));
-        };
-        if credentials.username.len() > MAX_FIELD_LEN || credentials.password.len() > MAX_FIELD_LEN
-        {
-            return Err(AuthRejection::invalid_request(
-                "username or password too long",
-            ));
-        }
-        credentials.client = client;
-        Ok(credentials)
-    }
-}
+/// A username and password as posted (JSON or form), from the library: one parser and one
+/// set of 400 answers for every app.
+pub use portcullis_core::Credentials;
 
 struct Account {
     user: User,
@@ -177,12 +98,8 @@ struct Account {
 #[derive(Clone)]
 pub struct DemoUsers {
     accounts: Arc<RwLock<HashMap<String, Account>>>,
-    // Checked when the username is unknown, so a wrong username costs as much time as a wrong
-    // password (OWASP Authentication Cheat Sheet, "Authentication Responses").
-    decoy_hash: Arc<str>,
-    guard: DemoLoginGuard,
-    // One 19 MiB argon2 buffer per check the guard lets run at once, reused (issue 18).
-    verifier: Argon2Verifier,
+    // argon2 (pooled memory), a decoy for unknown names, inside the login guard.
+    passwords: PasswordCheck<DemoAttemptCounter>,
     // Changes shared by every instance (`REDIS_URL`), see `shared.rs`.
     shared: Option<portcullis_redis::RedisConnection>,
 }
@@ -226,12 +143,9 @@ impl DemoUsers {
             )
         })
         .collect();
-        let guard = LoginGuardSettings::default().guard(None);
         Self {
             accounts: Arc::new(RwLock::new(accounts)),
-            decoy_hash: hash("decoy password that matches nothing").into(),
-            verifier: Argon2Verifier::new(guard.concurrency_limit()),
-            guard,
+            passwords: PasswordCheck::new(LoginGuardSettings::default().guard(None)),
             shared: None,
         }
     }
@@ -239,57 +153,32 @@ impl DemoUsers {
     /// Checks passwords inside `guard` instead (one built from [`LoginGuardSettings`]).
     #[must_use]
     pub fn with_login_guard(mut self, guard: DemoLoginGuard) -> Self {
-        self.verifier = Argon2Verifier::new(guard.concurrency_limit());
-        self.guard = guard;
+        self.passwords = PasswordCheck::new(guard);
         self
     }
 
     /// The login guard.
     pub fn login_guard(&self) -> &DemoLoginGuard {
-        &self.guard
+        self.passwords.guard()
     }
 
-    /// Signs in: [`DemoUsers::authenticate`] on a blocking thread, inside the login guard.
+    /// Signs in: the argon2 check inside the login guard (a decoy hash for unknown names).
     ///
     /// # Errors
     ///
-    /// 401 for wrong credentials; 429 with `Retry-After` while the account or the client
-    /// address is locked out (even for the right password); 503 with `Retry-After` when too
-    /// many checks are running or the attempt counter is unreachable.
+    /// 401 for wrong credentials (the same answer for an unknown user and a wrong password);
+    /// 429 with `Retry-After` while the account or the client address is locked out (even for
+    /// the right password); 503 with `Retry-After` when too many checks are running or the
+    /// attempt counter is unreachable.
     pub async fn login(&self, credentials: Credentials) -> Result<User, AuthRejection> {
-        let users = self.clone();
-        let account = credentials.username.clone();
-        let attempt = LoginAttempt::new(&account).with_client(credentials.client);
-        self.guard
-            .verify(attempt, move || users.authenticate(&credentials))
-            .await
-    }
-
-    /// The user these credentials prove, or 401. Slow (argon2) and unguarded: handlers call
-    /// [`DemoUsers::login`].
-    ///
-    /// # Errors
-    ///
-    /// 401 `invalid_credentials` for an unknown user or a wrong password (the same answer for
-    /// both, so the response does not reveal which usernames exist).
-    pub fn authenticate(&self, credentials: &Credentials) -> Result<User, AuthRejection> {
         // Copy the hash out: argon2 is slow and must not run under the lock.
         let account = self
             .accounts
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&credentials.username)
-            .map(|a| (a.user.clone(), a.password_hash.clone()));
-        let hash = account
-            .as_ref()
-            .map_or(&*self.decoy_hash, |(_, hash)| hash.as_str());
-        let verified = self.verifier.verify(credentials.password.as_bytes(), hash);
-        match account {
-            Some((user, _)) if verified => Ok(user),
-            _ => Err(AuthRejection::invalid_credentials(
-                "wrong username or password",
-            )),
-        }
+            .map(|a| (a.password_hash.clone(), a.user.clone()));
+        self.passwords.verify(credentials, account).await
     }
 
     /// The current record of a user, for re-reading a user at refresh.
@@ -347,112 +236,41 @@ impl Default for DemoUsers {
 
 #[cfg(test)]
 mod tests {
-    use axum::body::Body;
-
     use super::*;
 
     fn credentials(username: &str, password: &str) -> Credentials {
         Credentials::new(username, password)
     }
 
-    #[test]
-    fn authenticates_the_demo_users_only() {
+    #[tokio::test]
+    async fn authenticates_the_demo_users_only() {
         let users = DemoUsers::new();
-        assert_eq!(
-            users
-                .authenticate(&credentials("alice", "alice-password-1"))
-                .unwrap()
-                .role,
-            Role::Advertiser
-        );
-        assert!(
-            users
-                .authenticate(&credentials("admin", "admin-password-1"))
-                .unwrap()
-                .is_admin()
-        );
+        let alice = users.login(credentials("alice", "alice-password-1")).await;
+        assert_eq!(alice.unwrap().role, Role::Advertiser);
+        let admin = users.login(credentials("admin", "admin-password-1")).await;
+        assert!(admin.unwrap().is_admin());
         for (name, password) in [
             ("alice", "admin-password-1"),
             ("bob", "alice-password-1"),
             ("", ""),
-            ("alice", ""),
+            ("admin", ""),
         ] {
-            let error = users
-                .authenticate(&credentials(name, password))
-                .unwrap_err();
+            let error = users.login(credentials(name, password)).await.unwrap_err();
             assert_eq!(error.status(), 401, "{name}");
         }
     }
 
-    async fn parse(
-        content_type: Option<&str>,
-        body: &'static str,
-    ) -> Result<Credentials, AuthRejection> {
-        let mut request = axum::http::Request::post("/login");
-        if let Some(content_type) = content_type {
-            request = request.header(header::CONTENT_TYPE, content_type);
-        }
-        Credentials::from_request(request.body(Body::from(body)).unwrap(), &()).await
-    }
-
     #[tokio::test]
-    async fn credentials_from_json_or_form_and_clear_errors_otherwise() {
-        let json = parse(
-            Some("application/json"),
-            r#"{"username":"alice","password":"p"}"#,
-        )
-        .await
-        .unwrap();
-        assert_eq!(json.username, "alice");
-        let form = parse(
-            Some("application/x-www-form-urlencoded"),
-            "username=alice&password=p%26q",
-        )
-        .await
-        .unwrap();
-        assert_eq!(form.password, "p&q");
-        for (content_type, body) in [
-            (Some("application/json"), "{not json"),
-            (Some("application/json"), r#"{"username":"alice"}"#),
-            (Some("application/x-www-form-urlencoded"), "username=alice"),
-            (Some("text/plain"), "alice"),
-            (None, ""),
-        ] {
-            let error = parse(content_type, body).await.unwrap_err();
-            assert_eq!(error.status(), 400, "{content_type:?} {body}");
-        }
-        let long = Box::leak(
-            format!(r#"{{"username":"{}","password":"p"}}"#, "a".repeat(300)).into_boxed_str(),
-        );
-        assert_eq!(
-            parse(Some("application/json"), long)
-                .await
-                .unwrap_err()
-                .status(),
-            400
-        );
-    }
-
-    #[test]
-    fn password_change_and_removal() {
+    async fn password_change_and_removal() {
         let users = DemoUsers::new();
         assert!(users.set_password("alice", "new-password-2"));
-        assert!(
-            users
-                .authenticate(&credentials("alice", "alice-password-1"))
-                .is_err()
-        );
-        assert!(
-            users
-                .authenticate(&credentials("alice", "new-password-2"))
-                .is_ok()
-        );
+        let old = users.login(credentials("alice", "alice-password-1")).await;
+        assert!(old.is_err());
+        let new = users.login(credentials("alice", "new-password-2")).await;
+        assert!(new.is_ok());
         assert!(users.remove("alice"));
-        assert!(
-            users
-                .authenticate(&credentials("alice", "new-password-2"))
-                .is_err()
-        );
+        let removed = users.login(credentials("alice", "new-password-2")).await;
+        assert!(removed.is_err());
         assert!(users.find("alice").is_none());
         assert!(!users.set_password("alice", "x"));
     }
@@ -480,31 +298,11 @@ mod tests {
         assert!(admin.unwrap().is_admin());
     }
 
-    #[tokio::test]
-    async fn credentials_carry_the_connection_address_not_a_forwarded_one() {
-        let peer: std::net::SocketAddr = "192.0.2.7:4000".parse().unwrap();
-        let mut request = axum::http::Request::post("/login")
-            .header(header::CONTENT_TYPE, "application/json")
-            .header("x-forwarded-for", "203.0.113.1")
-            .body(Body::from(r#"{"username":"alice","password":"p"}"#))
-            .unwrap();
-        request
-            .extensions_mut()
-            .insert(axum::extract::ConnectInfo(peer));
-        let credentials = Credentials::from_request(request, &()).await.unwrap();
-        assert_eq!(credentials.client, Some(peer.ip()));
-    }
-
     #[test]
     fn role_change() {
         let users = DemoUsers::new();
         assert!(users.set_role("alice", Role::Admin).unwrap().is_admin());
         assert!(users.find("alice").unwrap().is_admin());
         assert!(users.set_role("bob", Role::Admin).is_none());
-    }
-
-    #[test]
-    fn debug_hides_the_password() {
-        assert!(!format!("{:?}", credentials("alice", "hunter2")).contains("hunter2"));
     }
 }

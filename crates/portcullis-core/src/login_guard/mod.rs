@@ -64,7 +64,10 @@ mod argon2_verifier;
 mod backoff;
 mod client_address;
 mod counter;
+mod credentials;
 mod memory;
+#[cfg(feature = "argon2")]
+mod password_check;
 
 use std::{
     fmt,
@@ -84,7 +87,10 @@ pub use argon2_verifier::Argon2Verifier;
 pub use backoff::Backoff;
 pub use client_address::ClientAddress;
 pub use counter::{AttemptCounter, AttemptKey};
+pub use credentials::Credentials;
 pub use memory::MemoryAttemptCounter;
+#[cfg(feature = "argon2")]
+pub use password_check::PasswordCheck;
 
 use crate::{AuthRejection, RejectionKind};
 

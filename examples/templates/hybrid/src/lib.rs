@@ -6,33 +6,19 @@
 mod users;
 
 use axum::{
-    Json, Router,
-    extract::{FromRef, State},
+    Extension, Json, Router,
     response::Response,
     routing::{get, post},
 };
 use portcullis::hybrid::{
-    CookieTransport, HybridEndpoints, HybridLayer, HybridLogin, HybridSessions, InProcessFeed,
-    MemoryRefreshStore,
+    CookieTransport, HybridLayer, HybridLogin, HybridSessions, InProcessFeed, MemoryRefreshStore,
 };
 use portcullis::jwt::{Algorithm, SigningKey, TokenIssuer, Validation};
-use portcullis::{AuthRejection, Authorized, ClientAddress, CurrentUser};
+use portcullis::{AuthRejection, Authorized, Credentials, CurrentUser, PasswordCheck};
 
-pub use users::{Credentials, IsAdmin, User, Users};
+pub use users::{IsAdmin, User};
 
 const ISSUER: &str = "https://template.example";
-
-#[derive(Clone)]
-struct AppState {
-    users: Users,
-    endpoints: HybridEndpoints,
-}
-
-impl FromRef<AppState> for HybridEndpoints {
-    fn from_ref(state: &AppState) -> Self {
-        state.endpoints.clone()
-    }
-}
 
 /// The app: `POST /login` (cookies), `POST /token` (bearer), `GET /me`, `GET /admin`, and the
 /// library's `POST /refresh`, `/logout`, `/logout-all`, `GET /sessions`.
@@ -52,32 +38,28 @@ pub async fn app() -> Result<Router, Box<dyn std::error::Error>> {
         .route("/me", get(me))
         .route("/admin", get(admin))
         .merge(endpoints.router())
-        .with_state(AppState {
-            users: Users::default(),
-            endpoints,
-        })
+        .with_state(endpoints) // what `HybridLogin` and the ready-made routes need
+        .layer(Extension(PasswordCheck::default()))
         .layer(layer))
 }
 
 /// Cookie transport; 401 for wrong credentials, 403 when posted from another site.
 async fn login(
     login: HybridLogin,
-    State(state): State<AppState>,
-    ClientAddress(client): ClientAddress,
-    Json(credentials): Json<Credentials>,
+    Extension(passwords): Extension<PasswordCheck>,
+    credentials: Credentials,
 ) -> Result<Response, AuthRejection> {
-    let user = state.users.login(client, credentials).await?;
+    let user = users::login(&passwords, credentials).await?;
     login.cookies(&user.user, &user).await
 }
 
 /// Bearer transport: `{"access_token", "refresh_token", "token_type", "expires_in"}`.
 async fn token(
     login: HybridLogin,
-    State(state): State<AppState>,
-    ClientAddress(client): ClientAddress,
-    Json(credentials): Json<Credentials>,
+    Extension(passwords): Extension<PasswordCheck>,
+    credentials: Credentials,
 ) -> Result<Response, AuthRejection> {
-    let user = state.users.login(client, credentials).await?;
+    let user = users::login(&passwords, credentials).await?;
     login.bearer(&user.user, &user).await
 }
 

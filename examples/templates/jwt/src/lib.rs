@@ -12,16 +12,16 @@ use axum::{
 use portcullis::jwt::{
     Algorithm, BearerLayer, KeyError, SigningKey, TokenIssuer, TokenVerifier, Validation,
 };
-use portcullis::{AuthRejection, Authorized, ClientAddress, CurrentUser};
+use portcullis::{AuthRejection, Authorized, Credentials, CurrentUser, PasswordCheck};
 use serde_json::{Value, json};
 
-pub use users::{Credentials, IsAdmin, User, Users};
+pub use users::{IsAdmin, User};
 
 const ISSUER: &str = "https://template.example";
 
 #[derive(Clone)]
 struct AppState {
-    users: Users,
+    passwords: PasswordCheck,
     issuer: TokenIssuer,
 }
 
@@ -37,7 +37,7 @@ pub fn app() -> Result<Router, KeyError> {
         .route("/admin", get(admin))
         .route("/.well-known/jwks.json", get(jwks))
         .with_state(AppState {
-            users: Users::default(),
+            passwords: PasswordCheck::default(),
             issuer,
         })
         // RFC 6750 answers: 401 `invalid_token`, 403 `insufficient_scope`.
@@ -47,10 +47,9 @@ pub fn app() -> Result<Router, KeyError> {
 /// `{"access_token", "token_type": "Bearer", "expires_in"}`; 401 for wrong credentials.
 async fn token(
     State(state): State<AppState>,
-    ClientAddress(client): ClientAddress,
-    Json(credentials): Json<Credentials>,
+    credentials: Credentials,
 ) -> Result<Json<Value>, AuthRejection> {
-    let user = state.users.login(client, credentials).await?;
+    let user = users::login(&state.passwords, credentials).await?;
     let issued = state
         .issuer
         .issue(&user.user, &user)

@@ -10,9 +10,9 @@ use axum::{
     routing::{get, post},
 };
 use portcullis::session::{MemoryStore, Session, SessionConfig, SessionLayer};
-use portcullis::{AuthRejection, Authorized, ClientAddress, CurrentUser};
+use portcullis::{AuthRejection, Authorized, Credentials, CurrentUser, PasswordCheck};
 
-pub use users::{Credentials, IsAdmin, User, Users};
+pub use users::{IsAdmin, User};
 
 /// The app: `POST /login`, `POST /logout`, `GET /me`, `GET /admin`.
 pub fn app() -> Result<Router, portcullis::session::ConfigError> {
@@ -23,18 +23,17 @@ pub fn app() -> Result<Router, portcullis::session::ConfigError> {
         .route("/logout", post(logout))
         .route("/me", get(me))
         .route("/admin", get(admin))
-        .with_state(Users::default())
+        .with_state(PasswordCheck::default())
         .layer(sessions))
 }
 
-/// 401 for wrong credentials, 403 when posted from another site (login CSRF).
+/// JSON or form credentials; 401 for wrong ones, 403 when posted from another site (login CSRF).
 async fn login(
-    State(users): State<Users>,
-    ClientAddress(client): ClientAddress,
+    State(passwords): State<PasswordCheck>,
     session: Session,
-    Json(credentials): Json<Credentials>,
+    credentials: Credentials,
 ) -> Result<Json<User>, AuthRejection> {
-    let user = users.login(client, credentials).await?;
+    let user = users::login(&passwords, credentials).await?;
     // A new session ID on every login (OWASP Session Management Cheat Sheet, fixation).
     session
         .login(&user.user, &user)
