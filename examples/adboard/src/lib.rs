@@ -12,7 +12,6 @@ mod jwt_keys;
 mod login;
 pub mod modes;
 mod ops;
-mod password;
 pub mod roles;
 mod settings;
 pub mod users;
@@ -20,10 +19,8 @@ pub mod users;
 use std::{fmt, net::SocketAddr, str::FromStr};
 
 use axum::{Json, Router, extract::FromRef};
-use portcullis_core::{AuthRejection, CurrentUser};
+use portcullis_core::{AuthRejection, Credentials, CurrentUser};
 use serde::Deserialize;
-
-use crate::password::Credentials;
 
 pub use ads::{Ad, AdBoard, CanEdit};
 pub use jwt_keys::JwtSettingsError;

@@ -13,14 +13,11 @@ use argon2::{
     Argon2, PasswordHasher,
     password_hash::{SaltString, rand_core::OsRng},
 };
-use portcullis_core::{AuthRejection, LoginGuard, Policy, StoreError};
+use portcullis_core::{AuthRejection, Credentials, LoginGuard, PasswordCheck, Policy, StoreError};
 use portcullis_redis::RedisConnection;
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    login::Attempts,
-    password::{Credentials, PasswordCheck},
-};
+use crate::login::Attempts;
 
 /// What a user may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,7 +70,7 @@ impl Policy<User> for IsAdmin {
 pub struct Users {
     /// Name → (password hash, user).
     accounts: Arc<RwLock<HashMap<String, (String, User)>>>,
-    check: Arc<PasswordCheck<Attempts>>,
+    check: PasswordCheck<Attempts>,
     /// Where changes are shared with every instance (`REDIS_URL`).
     shared: Option<RedisConnection>,
 }
@@ -109,7 +106,7 @@ impl Users {
         });
         Self {
             accounts: Arc::new(RwLock::new(HashMap::from(accounts))),
-            check: Arc::new(PasswordCheck::new(guard)),
+            check: PasswordCheck::new(guard),
             shared,
         }
     }

@@ -9,7 +9,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{delete, get, post, put},
 };
-use portcullis_core::{AuthRejection, Authorized, CurrentUser, RecentlyAuthenticated};
+use portcullis_core::{AuthRejection, Authorized, Credentials, CurrentUser, RecentlyAuthenticated};
 use portcullis_hybrid::{
     AccessSession, CookieTransport, HybridEndpoints, HybridLayer, HybridLogin, HybridSessions,
 };
@@ -17,7 +17,6 @@ use portcullis_hybrid::{
 use crate::{
     AppState, IsAdmin, PasswordBody, REAUTH_MAX_AGE_SECS, SetupError, User, ads, check_password,
     me,
-    password::Credentials,
     roles::{self, RoleError, RoleInput},
     set_password,
 };

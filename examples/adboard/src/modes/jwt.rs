@@ -23,8 +23,8 @@ use axum::{
     routing::{delete, get, post, put},
 };
 use portcullis_core::{
-    AuthRejection, Authentication, Authorized, CrossSiteCheck, CurrentUser, Identity, Mechanism,
-    RecentlyAuthenticated, StoreError,
+    AuthRejection, Authentication, Authorized, Credentials, CrossSiteCheck, CurrentUser, Identity,
+    Mechanism, RecentlyAuthenticated, StoreError,
     revocation::{InProcessFeed, Revocation, RevocationFeed, RevocationList, UserRevocation},
 };
 use portcullis_jwt::{
@@ -36,7 +36,6 @@ use serde::Deserialize;
 use crate::{
     AppState, IsAdmin, PasswordBody, REAUTH_MAX_AGE_SECS, SetupError, User, ads, check_password,
     me,
-    password::Credentials,
     roles::{self, RoleError, RoleInput},
     set_password,
 };

@@ -13,7 +13,8 @@ use axum::{
     routing::{delete, get, post, put},
 };
 use portcullis_core::{
-    AuthRejection, Authorized, CurrentUser, Readiness, ReadinessChecks, RecentlyAuthenticated,
+    AuthRejection, Authorized, Credentials, CurrentUser, Readiness, ReadinessChecks,
+    RecentlyAuthenticated,
 };
 use portcullis_redis::{RedisConfig, RedisRevocationFeed, RedisSessionStore};
 use portcullis_session::{
@@ -23,7 +24,6 @@ use portcullis_session::{
 use crate::{
     AppState, IsAdmin, PasswordBody, REAUTH_MAX_AGE_SECS, SetupError, User, Users, ads,
     check_password, me,
-    password::Credentials,
     roles::{self, RoleError, RoleInput},
     set_password,
 };
