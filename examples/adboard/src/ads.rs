@@ -14,9 +14,10 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use demo_users::User;
 use portcullis_core::CurrentUser;
 use serde::{Deserialize, Serialize};
+
+use crate::User;
 
 /// An ad on the board.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -224,7 +225,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use demo_users::Role;
+    use crate::Role;
 
     fn user(name: &str, role: Role) -> User {
         User {

@@ -8,18 +8,25 @@
 //! `DELETE /account`.
 
 pub mod ads;
+mod jwt_keys;
+mod login;
 pub mod modes;
+mod ops;
 pub mod roles;
 mod settings;
+pub mod users;
 
 use std::{fmt, net::SocketAddr, str::FromStr};
 
 use axum::{Json, Router, extract::FromRef};
-use demo_users::{Credentials, DemoUsers, LoginGuardSettings, LoginGuardSettingsError, User};
-use portcullis_core::{AuthRejection, CurrentUser};
+use portcullis_core::{AuthRejection, Credentials, CurrentUser};
 use serde::Deserialize;
 
 pub use ads::{Ad, AdBoard, CanEdit};
+pub use jwt_keys::JwtSettingsError;
+pub use login::LoginSettingsError;
+pub use ops::shutdown_signal;
+pub use users::{IsAdmin, Role, User, Users};
 
 /// How long a password confirmation admits sensitive actions (OWASP Authentication Cheat
 /// Sheet, "Require re-authentication for sensitive features").
@@ -70,7 +77,7 @@ pub enum SetupError {
     Setting(String),
     /// The JWT settings are wrong.
     #[error(transparent)]
-    Jwt(#[from] demo_users::JwtSettingsError),
+    Jwt(#[from] JwtSettingsError),
     /// The hybrid settings are wrong.
     #[error(transparent)]
     Hybrid(#[from] portcullis_hybrid::ConfigError),
@@ -82,7 +89,7 @@ pub enum SetupError {
     Redis(#[from] portcullis_redis::ConfigError),
     /// A `LOGIN_*` variable could not be used.
     #[error(transparent)]
-    LoginGuard(#[from] LoginGuardSettingsError),
+    LoginGuard(#[from] LoginSettingsError),
 }
 
 /// The state every mode shares: the ads and the users.
@@ -91,7 +98,7 @@ pub struct AppState {
     /// The ads.
     pub board: AdBoard,
     /// The users and their passwords.
-    pub users: DemoUsers,
+    pub users: Users,
 }
 
 impl FromRef<AppState> for AdBoard {
@@ -100,7 +107,7 @@ impl FromRef<AppState> for AdBoard {
     }
 }
 
-impl FromRef<AppState> for DemoUsers {
+impl FromRef<AppState> for Users {
     fn from_ref(state: &AppState) -> Self {
         state.users.clone()
     }
@@ -119,15 +126,12 @@ pub async fn app(
     let redis = portcullis_redis::RedisConfig::from_lookup(&lookup)
         .map(|config| config.build())
         .transpose()?;
+    let guard = login::login_guard(&lookup, redis.clone())?;
     // Role changes and deleted accounts are shared through Redis too, so every instance's
     // user loader reads the same table (a real application has one user database).
-    let shared_table = redis.clone();
-    let guard = LoginGuardSettings::from_lookup(&lookup)?.guard(redis);
-    let users = tokio::task::spawn_blocking(DemoUsers::new)
+    let users = tokio::task::spawn_blocking(move || Users::new(guard, redis))
         .await
-        .unwrap_or_else(|_| DemoUsers::new())
-        .with_login_guard(guard)
-        .with_shared_table(shared_table);
+        .map_err(|_| SetupError::Setting("hashing the demo passwords failed".into()))?;
     let state = AppState {
         board: AdBoard::default(),
         users,
@@ -186,37 +190,16 @@ pub struct PasswordBody {
 /// Confirms a signed-in user's password inside the login guard, so guesses here are limited
 /// like those at the login route.
 pub(crate) async fn check_password(
-    users: &DemoUsers,
+    users: &Users,
     username: &str,
     password: String,
 ) -> Result<User, AuthRejection> {
-    signed_in_as_now(
-        users,
-        users.login(Credentials::new(username, password)).await?,
-    )
-    .await
-}
-
-/// The user as every instance has them now (a role changed or the account deleted on another
-/// instance): the password check reads this instance's table only.
-async fn signed_in_as_now(users: &DemoUsers, user: User) -> Result<User, AuthRejection> {
-    users
-        .current(user.id())
-        .await?
-        .ok_or_else(|| AuthRejection::invalid_credentials("wrong username or password"))
-}
-
-/// Signs in inside the login guard: 429 while locked out, 503 when too many checks run.
-pub(crate) async fn sign_in(
-    users: &DemoUsers,
-    credentials: Credentials,
-) -> Result<User, AuthRejection> {
-    signed_in_as_now(users, users.login(credentials).await?).await
+    users.sign_in(Credentials::new(username, password)).await
 }
 
 /// Sets a new password off the async runtime, refusing empty or oversized ones.
 pub(crate) async fn set_password(
-    users: &DemoUsers,
+    users: &Users,
     user: &User,
     password: String,
 ) -> Result<(), AuthRejection> {

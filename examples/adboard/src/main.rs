@@ -17,7 +17,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%mode, "adboard ready");
-    let shutdown = demo_users::shutdown_signal();
+    let shutdown = adboard::shutdown_signal();
     #[allow(clippy::print_stdout)]
     {
         println!("listening on http://{addr}");

@@ -3,13 +3,13 @@
 //! live sessions or tokens follow, so their very next request sees the new role (see
 //! `modes/*.rs`).
 
+use crate::{Role, User, Users};
 use axum::{
     Json,
     extract::rejection::JsonRejection,
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use demo_users::{DemoUsers, Role, User};
 use portcullis_core::AuthRejection;
 use serde::Deserialize;
 
@@ -64,7 +64,7 @@ impl From<AuthRejection> for RoleError {
 ///
 /// [`RoleError::Auth`] (503) when the shared user table does not answer.
 pub async fn set_role(
-    users: &DemoUsers,
+    users: &Users,
     name: &str,
     input: Result<Json<RoleInput>, JsonRejection>,
 ) -> Result<User, RoleError> {

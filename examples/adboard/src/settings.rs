@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use demo_users::JwtKeySettings;
 use portcullis_core::{AlwaysReady, ReadinessChecks};
 use portcullis_hybrid::{
     HybridSessions, HybridSessionsBuilder, InProcessFeed, LimitPolicy, MemoryRefreshStore,
@@ -14,7 +13,7 @@ use portcullis_hybrid::{
 use portcullis_jwt::{TokenIssuer, Validation};
 use portcullis_redis::{RedisConfig, RedisRefreshStore, RedisRevocationFeed};
 
-use crate::SetupError;
+use crate::{SetupError, jwt_keys::JwtKeySettings};
 
 /// The issuer jwt mode writes into tokens unless `JWT_ISSUER` says otherwise.
 const JWT_DEFAULT_ISSUER: &str = "portcullis-jwt-api";

@@ -9,16 +9,16 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{delete, get, post, put},
 };
-use demo_users::{Credentials, IsAdmin, User};
-use portcullis_core::{AuthRejection, Authorized, CurrentUser, RecentlyAuthenticated};
+use portcullis_core::{AuthRejection, Authorized, Credentials, CurrentUser, RecentlyAuthenticated};
 use portcullis_hybrid::{
     AccessSession, CookieTransport, HybridEndpoints, HybridLayer, HybridLogin, HybridSessions,
 };
 
 use crate::{
-    AppState, PasswordBody, REAUTH_MAX_AGE_SECS, SetupError, ads, check_password, me,
+    AppState, IsAdmin, PasswordBody, REAUTH_MAX_AGE_SECS, SetupError, User, ads, check_password,
+    me,
     roles::{self, RoleError, RoleInput},
-    set_password, sign_in,
+    set_password,
 };
 
 #[derive(Clone)]
@@ -54,7 +54,7 @@ pub async fn router(
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<Router, SetupError> {
     let (builder, issuer, checks) = crate::settings::hybrid_mode(lookup)?;
-    let health = demo_users::health_routes(checks.check("keys", issuer.key_set()));
+    let health = crate::ops::health_routes(checks.check("keys", issuer.key_set()));
     let sessions = builder.build().await?;
     let cookies = CookieTransport::transparent();
     let layer = HybridLayer::new(&sessions)
@@ -88,7 +88,7 @@ async fn login(
     State(state): State<HybridState>,
     credentials: Credentials,
 ) -> Result<Response, AuthRejection> {
-    let user = sign_in(&state.app.users, credentials).await?;
+    let user = state.app.users.sign_in(credentials).await?;
     login.cookies(user.id(), &user).await
 }
 

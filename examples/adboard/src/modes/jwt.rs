@@ -22,10 +22,9 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{delete, get, post, put},
 };
-use demo_users::{Credentials, IsAdmin, User};
 use portcullis_core::{
-    AuthRejection, Authentication, Authorized, CrossSiteCheck, CurrentUser, Identity, Mechanism,
-    RecentlyAuthenticated, StoreError,
+    AuthRejection, Authentication, Authorized, Credentials, CrossSiteCheck, CurrentUser, Identity,
+    Mechanism, RecentlyAuthenticated, StoreError,
     revocation::{InProcessFeed, Revocation, RevocationFeed, RevocationList, UserRevocation},
 };
 use portcullis_jwt::{
@@ -35,9 +34,10 @@ use portcullis_redis::{RedisConfig, RedisRevocationFeed};
 use serde::Deserialize;
 
 use crate::{
-    AppState, PasswordBody, REAUTH_MAX_AGE_SECS, SetupError, ads, check_password, me,
+    AppState, IsAdmin, PasswordBody, REAUTH_MAX_AGE_SECS, SetupError, User, ads, check_password,
+    me,
     roles::{self, RoleError, RoleInput},
-    set_password, sign_in,
+    set_password,
 };
 
 const REALM: &str = "adboard";
@@ -147,7 +147,7 @@ pub async fn router(
     feed.subscribe(revoked.clone())
         .await
         .map_err(|error| SetupError::Setting(format!("revocation feed: {error}")))?;
-    let health = demo_users::health_routes(checks.check("keys", issuer.key_set()));
+    let health = crate::ops::health_routes(checks.check("keys", issuer.key_set()));
     let state = JwtState {
         app: state,
         issuer,
@@ -310,7 +310,7 @@ async fn login(
     State(state): State<JwtState>,
     credentials: Credentials,
 ) -> Result<Response, AuthRejection> {
-    let user = sign_in(&state.app.users, credentials).await?;
+    let user = state.app.users.sign_in(credentials).await?;
     Ok(token_body(&issue(&state, &user)?))
 }
 

@@ -12,9 +12,9 @@ use axum::{
     http::StatusCode,
     routing::{delete, get, post, put},
 };
-use demo_users::{Credentials, DemoUsers, IsAdmin, User};
 use portcullis_core::{
-    AuthRejection, Authorized, CurrentUser, Readiness, ReadinessChecks, RecentlyAuthenticated,
+    AuthRejection, Authorized, Credentials, CurrentUser, Readiness, ReadinessChecks,
+    RecentlyAuthenticated,
 };
 use portcullis_redis::{RedisConfig, RedisRevocationFeed, RedisSessionStore};
 use portcullis_session::{
@@ -22,9 +22,10 @@ use portcullis_session::{
 };
 
 use crate::{
-    AppState, PasswordBody, REAUTH_MAX_AGE_SECS, SetupError, ads, check_password, me,
+    AppState, IsAdmin, PasswordBody, REAUTH_MAX_AGE_SECS, SetupError, User, Users, ads,
+    check_password, me,
     roles::{self, RoleError, RoleInput},
-    set_password, sign_in,
+    set_password,
 };
 
 /// The session-mode router. Reads `SESSION_IDLE_SECS` and `SESSION_ABSOLUTE_SECS`; sessions
@@ -83,7 +84,7 @@ fn with_layer<S: SessionStore + Readiness + Clone>(
     loader: UserLoader,
     checks: ReadinessChecks,
 ) -> Result<Router, SetupError> {
-    let health = demo_users::health_routes(checks.check("session store", store.clone()));
+    let health = crate::ops::health_routes(checks.check("session store", store.clone()));
     let layer = SessionLayer::new(store, config)?.user_loader(loader);
     Ok(Router::new()
         .route("/login", post(login))
@@ -101,10 +102,10 @@ fn with_layer<S: SessionStore + Readiness + Clone>(
 
 async fn login(
     session: Session,
-    State(users): State<DemoUsers>,
+    State(users): State<Users>,
     credentials: Credentials,
 ) -> Result<Json<User>, AuthRejection> {
-    let user = sign_in(&users, credentials).await?;
+    let user = users.sign_in(credentials).await?;
     session.login(user.id(), &user).await?;
     Ok(Json(user))
 }
@@ -114,7 +115,7 @@ async fn login(
 async fn change_role(
     _: Authorized<User, IsAdmin>,
     session: Session,
-    State(users): State<DemoUsers>,
+    State(users): State<Users>,
     Path(name): Path<String>,
     input: Result<Json<RoleInput>, JsonRejection>,
 ) -> Result<Json<User>, RoleError> {
@@ -135,7 +136,7 @@ async fn logout(session: Session) -> Result<StatusCode, AuthRejection> {
 async fn reauth(
     session: Session,
     CurrentUser(user): CurrentUser<User>,
-    State(users): State<DemoUsers>,
+    State(users): State<Users>,
     Json(body): Json<PasswordBody>,
 ) -> Result<Json<User>, AuthRejection> {
     let user = check_password(&users, user.id(), body.password).await?;
@@ -146,7 +147,7 @@ async fn reauth(
 async fn change_password(
     RecentlyAuthenticated(user): RecentlyAuthenticated<User, REAUTH_MAX_AGE_SECS>,
     session: Session,
-    State(users): State<DemoUsers>,
+    State(users): State<Users>,
     Json(body): Json<PasswordBody>,
 ) -> Result<StatusCode, AuthRejection> {
     set_password(&users, &user, body.password).await?;
@@ -159,7 +160,7 @@ async fn change_password(
 async fn delete_account(
     RecentlyAuthenticated(user): RecentlyAuthenticated<User, REAUTH_MAX_AGE_SECS>,
     session: Session,
-    State(users): State<DemoUsers>,
+    State(users): State<Users>,
 ) -> Result<StatusCode, AuthRejection> {
     users.delete(user.id()).await?;
     session.revoke_all().await?;
