@@ -250,21 +250,30 @@ async fn endpoints_in_both_transports_with_redis() {
         Some("")
     );
 
-    // Garbage and duplicates: 400 with a reason, or 401; never a 500.
-    for (headers, body) in [
+    // Garbage and duplicates: 400 with a reason (415 for a body that is not JSON); never a 500.
+    for (headers, body, status) in [
         (
             vec![("content-type", "application/json")],
             r#"{"refresh_token":"a","refresh_token":"b"}"#,
+            StatusCode::BAD_REQUEST,
         ),
-        (vec![("content-type", "application/json")], "{"),
-        (vec![("content-type", "text/plain")], "refresh_token=x"),
+        (
+            vec![("content-type", "application/json")],
+            "{",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            vec![("content-type", "text/plain")],
+            "refresh_token=x",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
     ] {
         let mut request = reqwest::Client::new().post(format!("http://{addr}/refresh"));
         for (name, value) in &headers {
             request = request.header(*name, *value);
         }
         let reply = request.body(body).send().await.unwrap();
-        assert_eq!(reply.status(), StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(reply.status(), status, "{body}");
     }
     let twice = reqwest::Client::new()
         .post(format!("http://{addr}/logout"))

@@ -10,7 +10,7 @@ use std::{convert::Infallible, future::Future, net::SocketAddr, sync::Arc};
 use bytes::Bytes;
 use demo_users::{Credentials, DemoUsers, IsAdmin, User};
 use http::{Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::{rt::TokioIo, server::graceful::GracefulShutdown, service::TowerToHyperService};
 use portcullis_core::{
@@ -86,17 +86,8 @@ fn session(request: &Request<Incoming>) -> Result<Session, AuthRejection> {
 async fn login(users: &DemoUsers, request: Request<Incoming>) -> Response<Body> {
     let result = async {
         let session = session(&request)?;
-        let ClientAddress(client) = ClientAddress::from_extensions(request.extensions());
-        let (parts, body) = request.into_parts();
-        let body = Limited::new(body, Credentials::MAX_BODY_LEN)
-            .collect()
-            .await
-            .map_err(|_| {
-                AuthRejection::invalid_request("the body is unreadable or larger than 4 KiB")
-            })?
-            .to_bytes();
-        // The library's parser: JSON or form, bounded, 400 with the reason.
-        let credentials = Credentials::parse(&parts.headers, &body)?.with_client(client);
+        // The library's reader: JSON or form, bounded, 4xx with the reason.
+        let credentials = Credentials::read(request).await?;
         // Inside the login guard: 429 while locked out, 503 when too many checks run.
         let user = users.login(credentials).await?;
         session.login(user.id(), &user).await?;

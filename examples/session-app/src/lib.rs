@@ -30,23 +30,22 @@ use std::time::Duration;
 
 use axum::{
     Json, Router,
-    body::Bytes,
     extract::{
-        DefaultBodyLimit, FromRequest, Path, Request, State,
+        DefaultBodyLimit, Path, State,
         ws::{Message, WebSocketUpgrade},
     },
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{Html, IntoResponse, Redirect, Response},
     routing::{delete, get, post},
 };
-use portcullis_core::{AuthRejection, Authorized, ClientAddress, CurrentUser, RejectionKind};
+use portcullis_core::{AuthRejection, Authorized, CurrentUser, RejectionKind};
 use portcullis_session::{
     LimitPolicy, LoginOptions, Session, SessionConfig, SessionLayer, SessionLimit, SessionStore,
 };
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tower_cookies::Cookies;
 
-pub use demo_users::{DemoUsers, IsAdmin, Role, User};
+pub use demo_users::{Credentials, DemoUsers, IsAdmin, Role, User};
 
 /// The session settings the app reads from its environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,101 +236,6 @@ fn is_form(headers: &HeaderMap) -> bool {
     )
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Via {
-    Json,
-    Form,
-}
-
-/// Login credentials, as JSON `{"username", "password", "remember"?}` or form fields.
-struct Credentials {
-    username: String,
-    password: String,
-    remember: bool,
-    via: Via,
-    /// Form only: where to go after signing in (checked by `pages::return_to`).
-    next: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct JsonCredentials {
-    username: String,
-    password: String,
-    #[serde(default)]
-    remember: bool,
-}
-
-#[derive(Deserialize)]
-struct FormCredentials {
-    username: String,
-    password: String,
-    remember: Option<String>,
-    next: Option<String>,
-}
-
-impl<S: Send + Sync> FromRequest<S> for Credentials {
-    type Rejection = Response;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let media = media_type(request.headers());
-        let via = if media == "application/json"
-            || (media.starts_with("application/") && media.ends_with("+json"))
-        {
-            Via::Json
-        } else if media == "application/x-www-form-urlencoded" {
-            Via::Form
-        } else {
-            return Err(error(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send the credentials as application/json or application/x-www-form-urlencoded",
-            ));
-        };
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                error(rejection.status(), "invalid_request", rejection.body_text())
-            })?;
-        match via {
-            Via::Json => match serde_json::from_slice::<JsonCredentials>(&bytes) {
-                Ok(c) => Ok(Self {
-                    username: c.username,
-                    password: c.password,
-                    remember: c.remember,
-                    via,
-                    next: None,
-                }),
-                Err(e) if e.classify() == serde_json::error::Category::Data => Err(error(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_request",
-                    format!("the JSON body does not hold credentials: {e}"),
-                )),
-                Err(e) => Err(error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    format!("the body is not valid JSON: {e}"),
-                )),
-            },
-            Via::Form => match serde_urlencoded::from_bytes::<FormCredentials>(&bytes) {
-                Ok(c) => Ok(Self {
-                    username: c.username,
-                    password: c.password,
-                    remember: c
-                        .remember
-                        .is_some_and(|v| !v.is_empty() && v != "0" && v != "false"),
-                    via,
-                    next: c.next,
-                }),
-                Err(e) => Err(error(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_request",
-                    format!("the form does not hold credentials: {e}"),
-                )),
-            },
-        }
-    }
-}
-
 async fn home(
     user: Option<CurrentUser<User>>,
     session: Session,
@@ -350,52 +254,44 @@ async fn login(
     State(state): State<AppState>,
     session: Session,
     cookies: Cookies,
-    ClientAddress(client): ClientAddress,
+    headers: HeaderMap,
+    // The library's parser: JSON or form (with `remember` and `next`), 4xx with the reason.
     credentials: Credentials,
 ) -> Response {
-    let Credentials {
-        username,
-        password,
-        remember,
-        via,
-        next,
-    } = credentials;
+    let form = is_form(&headers);
+    let (remember, next) = (credentials.remember, credentials.next.clone());
     // Inside the login guard: 429 while locked out, 503 when too many checks run (issue 18).
-    let attempt = demo_users::Credentials {
-        username,
-        password,
-        client,
-    };
-    let user = match state.users.login(attempt).await {
+    let user = match state.users.login(credentials).await {
         Ok(user) => user,
-        Err(rejection) => return login_refused(&rejection, via, next.as_deref()),
+        Err(rejection) => return login_refused(&rejection, form, next.as_deref()),
     };
     let options = LoginOptions::default().remember_me(remember);
     if let Err(error) = session.login_with(&user.user, &user, options).await {
         return error.into_response();
     }
     preferences::keep_theme(&cookies);
-    match via {
-        Via::Json => no_store(Json(user)),
-        Via::Form => Redirect::to(pages::return_to(next.as_deref())).into_response(),
+    if form {
+        Redirect::to(pages::return_to(next.as_deref())).into_response()
+    } else {
+        no_store(Json(user))
     }
 }
 
 /// A refused login: the form gets the login page again, with the rejection's status (and
 /// `Retry-After`); JSON gets the rejection.
-fn login_refused(rejection: &AuthRejection, via: Via, next: Option<&str>) -> Response {
+fn login_refused(rejection: &AuthRejection, form: bool, next: Option<&str>) -> Response {
     let message = match rejection.kind() {
         RejectionKind::InvalidCredentials => "Unknown user name or wrong password.",
         RejectionKind::TooManyAttempts => "Too many failed logins: wait a little, then try again.",
         _ => "Signing in is not possible right now: try again shortly.",
     };
-    match via {
-        Via::Json if rejection.kind() == RejectionKind::InvalidCredentials => {
+    match form {
+        false if rejection.kind() == RejectionKind::InvalidCredentials => {
             AuthRejection::invalid_credentials("unknown user name or wrong password")
                 .into_response()
         }
-        Via::Json => rejection.clone().into_response(),
-        Via::Form => {
+        false => rejection.clone().into_response(),
+        true => {
             let mut response = rejection.clone().into_response();
             let retry_after = response.headers_mut().remove(header::RETRY_AFTER);
             let mut page = no_store((response.status(), Html(page::login(Some(message), next))));

@@ -128,13 +128,15 @@ impl<C: AttemptCounter> PasswordCheck<C> {
         credentials: Credentials,
         account: Option<(String, T)>,
     ) -> Result<T, AuthRejection> {
-        credentials
-            .check_lengths()
-            .map_err(AuthRejection::invalid_request)?;
+        credentials.check_lengths().map_err(|reason| {
+            AuthRejection::invalid_request(reason)
+                .with_status(http::StatusCode::UNPROCESSABLE_ENTITY)
+        })?;
         let Credentials {
             username,
             password,
             client,
+            ..
         } = credentials;
         let (verifier, decoy) = (self.verifier.clone(), Arc::clone(&self.decoy));
         let check = move || {
