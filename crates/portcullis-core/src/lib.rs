@@ -89,7 +89,7 @@ pub use edge_future::{EdgeFinish, EdgeFuture, FinishHook};
 pub use extract::{Authorized, CurrentUser, RecentlyAuthenticated};
 pub use identity::{Identity, Mechanism};
 #[cfg(feature = "argon2")]
-pub use login_guard::{Argon2Verifier, PasswordCheck};
+pub use login_guard::{Argon2Verifier, InvalidDecoy, PasswordCheck};
 pub use login_guard::{
     AttemptCounter, AttemptKey, Backoff, ClientAddress, Credentials, LoginAttempt, LoginGuard,
     MemoryAttemptCounter,

@@ -81,7 +81,6 @@ impl RejectionKind {
 #[derive(Debug, Clone)]
 pub struct AuthRejection {
     kind: RejectionKind,
-    status: StatusCode,
     description: Cow<'static, str>,
     bearer_realm: Option<Arc<str>>,
     retry_after_secs: u32,
@@ -96,7 +95,6 @@ impl AuthRejection {
     pub fn new(kind: RejectionKind, description: impl Into<Cow<'static, str>>) -> Self {
         Self {
             kind,
-            status: kind.status(),
             description: description.into(),
             bearer_realm: None,
             retry_after_secs: DEFAULT_RETRY_AFTER_SECS,
@@ -153,42 +151,6 @@ impl AuthRejection {
         Self::new(RejectionKind::Misconfigured, description)
     }
 
-    /// A malformed request answered with a more precise 4xx than 400 (RFC 9110 §15.5): 413
-    /// for a body too large, 415 for a content type the route does not read, 422 for a body
-    /// that parses but does not hold what the route needs. Only an
-    /// [`invalid_request`](AuthRejection::invalid_request) changes, and only to a client
-    /// error other than 401, 403 and 429 (which have kinds of their own); anything else
-    /// keeps its status.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use http::StatusCode;
-    /// use portcullis_core::AuthRejection;
-    ///
-    /// let rejection = AuthRejection::invalid_request("send JSON")
-    ///     .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    /// assert_eq!(rejection.status(), 415);
-    /// assert_eq!(rejection.error_code(), "invalid_request");
-    /// let kept = AuthRejection::unavailable("down").with_status(StatusCode::UNPROCESSABLE_ENTITY);
-    /// assert_eq!(kept.status(), 503);
-    /// ```
-    #[must_use]
-    pub fn with_status(mut self, status: StatusCode) -> Self {
-        let reserved = [
-            StatusCode::UNAUTHORIZED,
-            StatusCode::FORBIDDEN,
-            StatusCode::TOO_MANY_REQUESTS,
-        ];
-        if self.kind == RejectionKind::InvalidRequest
-            && status.is_client_error()
-            && !reserved.contains(&status)
-        {
-            self.status = status;
-        }
-        self
-    }
-
     /// Renders a `WWW-Authenticate: Bearer` challenge with this realm (RFC 6750 §3).
     #[must_use]
     pub fn with_bearer_challenge(mut self, realm: impl Into<Arc<str>>) -> Self {
@@ -233,7 +195,7 @@ impl AuthRejection {
 
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
-        self.status
+        self.kind.status()
     }
 
     /// The detailed description: what logs and [`observe`](crate::observe) events carry.

@@ -46,8 +46,7 @@ pub type EndpointFuture =
 /// | `DELETE /sessions/{session_id}` | [`revoke_session`](Self::revoke_session) | 204, or 404 for a session not theirs |
 ///
 /// Every answer carries `Cache-Control: no-store`; refusals are RFC 6750 challenges (401
-/// `invalid_token`, 400 `invalid_request` for a malformed body (413 over 16 KiB, 415 when not
-/// JSON), 503 with `Retry-After` when the store is down).
+/// `invalid_token`, 400 `invalid_request`, 503 with `Retry-After` when the store is down).
 /// The routes must sit inside the layer (`.merge(..)` before `.layer(..)`), which finds the
 /// caller. Requests carrying the transport's cookies must pass the cross-site check.
 ///
@@ -507,14 +506,10 @@ where
             let (parts, body) = request.into_parts();
             let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
                 Ok(collected) => collected.to_bytes(),
-                Err(error) => {
-                    // 413 for a body over the limit (RFC 9110 §15.5.14), as `Credentials`.
-                    let rejection = if error.is::<http_body_util::LengthLimitError>() {
-                        AuthRejection::invalid_request("the request body is too large")
-                            .with_status(http::StatusCode::PAYLOAD_TOO_LARGE)
-                    } else {
-                        AuthRejection::invalid_request("the request body could not be read")
-                    };
+                Err(_) => {
+                    let rejection = AuthRejection::invalid_request(
+                        "the request body is too large or unreadable",
+                    );
                     return Ok(endpoints.refuse(rejection, false));
                 }
             };
@@ -551,11 +546,9 @@ fn body_refresh_token(headers: &HeaderMap, body: &Bytes) -> Result<Option<String
         .and_then(|v| v.split(';').next())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
     if !is_json {
-        // 415 (RFC 9110 §15.5.16), as `Credentials` answers a login in a type it cannot read.
         return Err(AuthRejection::invalid_request(
             "send {\"refresh_token\": \"...\"} as application/json, or the refresh cookie",
-        )
-        .with_status(http::StatusCode::UNSUPPORTED_MEDIA_TYPE));
+        ));
     }
     // A duplicated key is refused by serde, so two parsers never disagree on which counts.
     serde_json::from_slice::<RefreshBody>(body)

@@ -332,36 +332,31 @@ async fn refresh_in_both_transports_clears_cookies_only_when_the_session_is_over
 }
 
 #[tokio::test]
-async fn malformed_bodies_are_4xx_and_revoke_nothing() {
+async fn malformed_bodies_are_400_and_revoke_nothing() {
     let harness = Harness::new(CookieTransport::new()).await;
     let pair = harness.login().await;
     let refresh = pair.refresh_token().expose();
     let duplicate = format!(r#"{{"refresh_token": "{refresh}", "refresh_token": "{refresh}"}}"#);
     let huge = format!(r#"{{"refresh_token": "{}"}}"#, "a".repeat(20_000));
     let json_type = ("content-type", "application/json");
-    let text = ("content-type", "text/plain");
-    let cases: [(&str, (&str, &str), StatusCode); 6] = [
-        (&duplicate, json_type, StatusCode::BAD_REQUEST),
-        ("[1]", json_type, StatusCode::BAD_REQUEST),
-        ("{not json", json_type, StatusCode::BAD_REQUEST),
-        (
-            r#"{"refresh_token": 7}"#,
-            json_type,
-            StatusCode::BAD_REQUEST,
-        ),
-        (&huge, json_type, StatusCode::PAYLOAD_TOO_LARGE),
-        (
-            r#"{"refresh_token": "x"}"#,
-            text,
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        ),
+    let cases: [(&str, (&str, &str)); 6] = [
+        (&duplicate, json_type),
+        ("[1]", json_type),
+        ("{not json", json_type),
+        (r#"{"refresh_token": 7}"#, json_type),
+        (&huge, json_type),
+        (r#"{"refresh_token": "x"}"#, ("content-type", "text/plain")),
     ];
     for path in ["/refresh", "/logout"] {
-        for (body, content_type, status) in &cases {
+        for (body, content_type) in &cases {
             let response = harness
                 .send(request("POST", path, &[*content_type], body))
                 .await;
-            assert_eq!(response.status(), *status, "{path} {body:.40}");
+            assert_eq!(
+                response.status(),
+                StatusCode::BAD_REQUEST,
+                "{path} {body:.40}"
+            );
             assert_eq!(json_body(response).await["error"], "invalid_request");
         }
     }

@@ -81,12 +81,14 @@ impl fmt::Debug for Users {
     }
 }
 
-fn hash(password: &str) -> String {
+/// An argon2id PHC string, or `None` when argon2 refuses the input (never for the demo
+/// passwords; a refused new password keeps the old one rather than storing an empty hash).
+fn hash(password: &str) -> Option<String> {
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|hash| hash.to_string())
-        .unwrap_or_default()
+        .ok()
 }
 
 impl Users {
@@ -102,7 +104,7 @@ impl Users {
                 user: name.into(),
                 role,
             };
-            (name.to_owned(), (hash(password), user))
+            (name.to_owned(), (hash(password).unwrap_or_default(), user))
         });
         Self {
             accounts: Arc::new(RwLock::new(HashMap::from(accounts))),
@@ -133,7 +135,9 @@ impl Users {
 
     /// Sets a new password (slow: argon2); `false` when the user does not exist.
     pub(crate) fn set_password(&self, user_id: &str, password: &str) -> bool {
-        let new_hash = hash(password);
+        let Some(new_hash) = hash(password) else {
+            return false;
+        };
         self.write()
             .get_mut(user_id)
             .map(|(hash, _)| *hash = new_hash)

@@ -2,7 +2,7 @@
 //! `RequireLayer` guards `/admin`, and the handler reads the caller from the request's
 //! [`Authentication`] extension and the [`Session`] handle, which is all the axum extractors do.
 //!
-//! Routes: `POST /login` (JSON credentials), `POST /logout`, `GET /me`, `GET /admin`, and
+//! Routes: `POST /login` (JSON or form credentials), `POST /logout`, `GET /me`, `GET /admin`, and
 //! `GET /healthz`, `GET /readyz` for orchestrators.
 
 use std::{convert::Infallible, future::Future, net::SocketAddr, sync::Arc};
@@ -86,7 +86,7 @@ fn session(request: &Request<Incoming>) -> Result<Session, AuthRejection> {
 async fn login(users: &DemoUsers, request: Request<Incoming>) -> Response<Body> {
     let result = async {
         let session = session(&request)?;
-        // The library's reader: JSON or form, bounded, 4xx with the reason.
+        // The library's reader: login CSRF refused, JSON or form, bounded, 400 with the reason.
         let credentials = Credentials::read(request).await?;
         // Inside the login guard: 429 while locked out, 503 when too many checks run.
         let user = users.login(credentials).await?;

@@ -1,14 +1,14 @@
 //! [`Credentials`]: a username and password as posted to a login route (JSON or an HTML form),
 //! with the address they came from. One parser for every app, so each login route refuses the
-//! same malformed or oversized input with the same precise 4xx.
+//! same cross-site, malformed or oversized input with the same answer.
 
 use std::{fmt, net::IpAddr};
 
-use http::{HeaderMap, StatusCode, header};
+use http::{HeaderMap, header};
 use serde::Deserialize;
 
 use super::LoginAttempt;
-use crate::AuthRejection;
+use crate::{AuthRejection, CrossSiteCheck};
 
 /// Longest username accepted (bytes).
 pub(super) const MAX_USERNAME_LEN: usize = 256;
@@ -19,23 +19,26 @@ pub(super) const MAX_PASSWORD_LEN: usize = 1024;
 /// A username and password, as posted to a login route, and the client address they came
 /// from (for the per-client back-off of the [`LoginGuard`](super::LoginGuard)).
 ///
-/// As an axum extractor it reads a JSON body `{"username": "...", "password": "..."}` or a
-/// form (`application/x-www-form-urlencoded`, fields `username` and `password`), with two
-/// optional fields login pages send: `remember` (a JSON boolean, or a checkbox: present and
-/// not `""`, `0`, `false` or `off`) and `next` (where to go afterwards: pass it through
-/// [`safe_next`](crate::safe_next)). Other fields are ignored. It refuses, with
-/// `invalid_request` and a description saying what is wrong (RFC 9110 §15.5):
+/// As an axum extractor (or through [`Credentials::read`] on any server) it
 ///
-/// | input | status |
-/// |---|---|
-/// | a content type other than JSON or a form | 415 |
-/// | a body over 4 KiB | 413 |
-/// | JSON or a form that does not parse, lacks a field, has one twice or of the wrong type; a username over 256 bytes, a password over 1,024 | 400 |
+/// 1. refuses a login posted from another site with 403 `cross_site_request`, before the body
+///    is read or a password checked (login CSRF: OWASP CSRF Prevention Cheat Sheet, "Login
+///    CSRF"), with the [`CrossSiteCheck`] found in the request's extensions, else the default
+///    one (same site only: add `axum::Extension(check)` to trust other origins, as your layers
+///    do);
+/// 2. reads a JSON body `{"username": "...", "password": "..."}` or a form
+///    (`application/x-www-form-urlencoded`, fields `username` and `password`), with two
+///    optional fields login pages send: `remember` (a JSON boolean, or a checkbox: present and
+///    not `""`, `0`, `false` or `off`; given twice it is refused, so do not pair a checkbox
+///    with a hidden field of the same name) and `next` (where to go afterwards: pass it through
+///    [`safe_next`](crate::safe_next)). Other fields are ignored.
 ///
-/// (400 as RFC 6749 §5.2 answers a malformed token request, and as the hybrid refresh
-/// endpoint answers a malformed body.)
-/// The client address comes from the connection ([`ClientAddress`](super::ClientAddress)),
-/// never from a header the client controls.
+/// Anything else is 400 `invalid_request` with a description saying what is wrong: another
+/// content type or two `Content-Type` headers, a body over 8 KiB, JSON or a form that does not
+/// parse, lacks a field or has one twice or of the wrong type, a username over 256 bytes or
+/// with a control character, a password over 1,024 bytes. The description never quotes what
+/// was sent. The client address comes from the connection
+/// ([`ClientAddress`](super::ClientAddress)), never from a header the client controls.
 ///
 /// `Debug` never prints the password.
 ///
@@ -55,7 +58,7 @@ pub(super) const MAX_PASSWORD_LEN: usize = 1024;
 /// // client address is known.
 /// # }
 /// ```
-#[derive(Clone, Deserialize)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct Credentials {
     /// The claimed username.
@@ -63,15 +66,24 @@ pub struct Credentials {
     /// The password. Never logged.
     pub password: String,
     /// Whether the user asked to stay signed in ("remember me"); `false` when not sent.
-    #[serde(default, deserialize_with = "flag")]
     pub remember: bool,
     /// Where the login page wants to go afterwards, as sent: untrusted, check it with
     /// [`safe_next`](crate::safe_next).
-    #[serde(default)]
     pub next: Option<String>,
     /// The client's address, when the server recorded it.
-    #[serde(skip)]
     pub client: Option<IpAddr>,
+}
+
+/// The body as posted. Private, so `Json<Credentials>` cannot skip the checks of
+/// [`Credentials::parse`].
+#[derive(Deserialize)]
+struct Posted {
+    username: String,
+    password: String,
+    #[serde(default, deserialize_with = "flag")]
+    remember: bool,
+    #[serde(default)]
+    next: Option<String>,
 }
 
 /// A JSON boolean, or a form checkbox's value: present and not `""`, `0`, `false` or `off`.
@@ -138,10 +150,15 @@ impl Credentials {
         LoginAttempt::new(&self.username).with_client(self.client)
     }
 
-    /// `Err` with what is wrong when a field is longer than the parser accepts.
-    pub(super) fn check_lengths(&self) -> Result<(), &'static str> {
+    /// `Err` with what is wrong when a field is longer than the parser accepts, or the
+    /// username holds a control character (a NUL, a newline: never part of a name, and
+    /// trouble for the stores and logs it reaches).
+    pub(super) fn check_fields(&self) -> Result<(), &'static str> {
         if self.username.len() > MAX_USERNAME_LEN {
             return Err("the username is longer than 256 bytes");
+        }
+        if self.username.chars().any(char::is_control) {
+            return Err("the username holds a control character");
         }
         if self.password.len() > MAX_PASSWORD_LEN {
             return Err("the password is longer than 1024 bytes");
@@ -169,27 +186,43 @@ enum Format {
     Form,
 }
 
-fn format(headers: &HeaderMap) -> Option<Format> {
-    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
-    let essence = value.split(';').next()?.trim().to_ascii_lowercase();
+fn format(headers: &HeaderMap) -> Result<Format, AuthRejection> {
+    let unreadable = || {
+        AuthRejection::invalid_request(
+            "send the credentials as application/json or application/x-www-form-urlencoded",
+        )
+    };
+    let mut values = headers.get_all(header::CONTENT_TYPE).iter();
+    let value = values.next().ok_or_else(unreadable)?;
+    if values.next().is_some() {
+        return Err(AuthRejection::invalid_request("two Content-Type headers"));
+    }
+    let value = value.to_str().map_err(|_| unreadable())?;
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
     if essence == "application/json"
         || (essence.starts_with("application/") && essence.ends_with("+json"))
     {
-        Some(Format::Json)
+        Ok(Format::Json)
     } else if essence == "application/x-www-form-urlencoded" {
-        Some(Format::Form)
+        Ok(Format::Form)
     } else {
-        None
+        Err(unreadable())
     }
 }
 
 impl Credentials {
-    /// Largest login body accepted (bytes): read at most this much, refuse anything longer.
-    pub const MAX_BODY_LEN: usize = 4096;
+    /// Largest login body accepted (bytes): room for the longest fields percent-encoded, a
+    /// `next` and a form's other fields; anything longer is refused unread.
+    pub const MAX_BODY_LEN: usize = 8192;
 
-    /// Parses a login body sent with `headers`, for servers without axum (with axum, extract
-    /// `Credentials` instead): the same rules and answers as the extractor. The client
-    /// address is not set; read the body with a limit of [`Credentials::MAX_BODY_LEN`].
+    /// Parses a login body sent with `headers`: the body rules of the extractor (see
+    /// [`Credentials`]), without the cross-site check and the client address, which
+    /// [`Credentials::read`] adds. Read the body with a limit of [`Credentials::MAX_BODY_LEN`].
     ///
     /// # Errors
     ///
@@ -209,52 +242,74 @@ impl Credentials {
     /// # Ok::<(), portcullis_core::AuthRejection>(())
     /// ```
     pub fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Self, AuthRejection> {
-        let Some(format) = format(headers) else {
-            return Err(AuthRejection::invalid_request(
-                "send the credentials as application/json or application/x-www-form-urlencoded",
-            )
-            .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
-        };
+        let format = format(headers)?;
         if body.len() > Self::MAX_BODY_LEN {
             return Err(too_large());
         }
-        let credentials = match format {
-            Format::Json => serde_json::from_slice::<Self>(body).map_err(|error| {
-                let what = if error.is_data() {
-                    "the login JSON does not hold credentials"
-                } else {
-                    "the login body is not JSON"
-                };
-                AuthRejection::invalid_request(format!("{what}: {error}"))
-            })?,
-            Format::Form => serde_urlencoded::from_bytes::<Self>(body).map_err(|error| {
+        let posted = match format {
+            Format::Json => serde_json::from_slice::<Posted>(body)
+                .map_err(|error| AuthRejection::invalid_request(json_error(&error)))?,
+            Format::Form => serde_urlencoded::from_bytes::<Posted>(body).map_err(|error| {
                 AuthRejection::invalid_request(format!(
-                    "the login form does not hold credentials: {error}"
+                    "the login form does not hold credentials: {}",
+                    field_error(&error.to_string())
                 ))
             })?,
         };
+        let credentials = Self {
+            username: posted.username,
+            password: posted.password,
+            remember: posted.remember,
+            next: posted.next,
+            client: None,
+        };
         credentials
-            .check_lengths()
+            .check_fields()
             .map_err(AuthRejection::invalid_request)?;
         Ok(credentials)
     }
 }
 
+/// What is wrong with a login JSON body, without quoting it: serde's "invalid type" messages
+/// repeat the value sent, which may be a password.
+fn json_error(error: &serde_json::Error) -> String {
+    let at = format!("line {} column {}", error.line(), error.column());
+    if error.is_data() {
+        let message = error.to_string();
+        let reason = field_error(&message);
+        format!("the login JSON does not hold credentials: {reason} ({at})")
+    } else {
+        format!("the login body is not JSON ({at})")
+    }
+}
+
+/// Serde's message when it names only a field ("missing field `password`"), else a fixed
+/// reason.
+fn field_error(message: &str) -> &str {
+    let names_a_field = ["missing field `", "duplicate field `"]
+        .iter()
+        .any(|prefix| message.starts_with(prefix));
+    match message.split(" at line ").next() {
+        Some(reason) if names_a_field => reason,
+        _ => "`username` and `password` must be strings, `remember` a boolean, `next` a string",
+    }
+}
+
 fn too_large() -> AuthRejection {
-    AuthRejection::invalid_request("the login body is longer than 4096 bytes")
-        .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+    AuthRejection::invalid_request("the login body is longer than 8192 bytes")
 }
 
 impl Credentials {
-    /// Reads a login request on any server (hyper, tower): the body up to
-    /// [`Credentials::MAX_BODY_LEN`], parsed as [`Credentials::parse`] does, and the client
-    /// address from the request ([`ClientAddress::from_extensions`](super::ClientAddress::from_extensions)).
-    /// With axum, extract `Credentials` instead, which calls this.
+    /// Reads a login request on any server (hyper, tower): the cross-site check, then the
+    /// body up to [`Credentials::MAX_BODY_LEN`] parsed as [`Credentials::parse`] does, and
+    /// the client address from the request
+    /// ([`ClientAddress::from_extensions`](super::ClientAddress::from_extensions)). With axum,
+    /// extract `Credentials` instead, which calls this.
     ///
     /// # Errors
     ///
-    /// As [`Credentials::parse`]; 413 for a body over the limit, 400 for one that could not be
-    /// read.
+    /// 403 `cross_site_request` for a login from another site; as [`Credentials::parse`]
+    /// otherwise (400 `invalid_request`), also for a body that could not be read.
     ///
     /// # Examples
     ///
@@ -276,13 +331,17 @@ impl Credentials {
         B: http_body::Body,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        let default_check = CrossSiteCheck::default();
+        let check = request
+            .extensions()
+            .get::<CrossSiteCheck>()
+            .unwrap_or(&default_check);
+        check.check(&request)?;
         let super::ClientAddress(client) =
             super::ClientAddress::from_extensions(request.extensions());
         let (parts, body) = request.into_parts();
         // Refuse a wrong content type before reading the body.
-        if format(&parts.headers).is_none() {
-            return Self::parse(&parts.headers, &[]);
-        }
+        format(&parts.headers)?;
         let body = http_body_util::BodyExt::collect(http_body_util::Limited::new(
             body,
             Self::MAX_BODY_LEN,
@@ -320,29 +379,28 @@ mod tests {
     use super::*;
     use crate::RejectionKind;
 
-    async fn parse(
-        content_type: &str,
-        body: impl Into<String>,
-    ) -> Result<Credentials, (u16, String)> {
+    fn request(headers: &[(&str, &str)], body: impl Into<String>) -> Request<axum::body::Body> {
         let mut request = Request::post("/login")
-            .header(header::CONTENT_TYPE, content_type)
+            .header(header::HOST, "app.example")
             // Never the source of the address: the client writes it.
-            .header("x-forwarded-for", "203.0.113.1")
-            .body(axum::body::Body::from(body.into()))
-            .unwrap();
+            .header("x-forwarded-for", "203.0.113.1");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let mut request = request.body(axum::body::Body::from(body.into())).unwrap();
         let peer: std::net::SocketAddr = "192.0.2.9:4000".parse().unwrap();
         request.extensions_mut().insert(ConnectInfo(peer));
+        request
+    }
+
+    async fn parse(content_type: &str, body: impl Into<String>) -> Result<Credentials, String> {
+        let request = request(&[("content-type", content_type)], body);
         Credentials::from_request(request, &())
             .await
             .map_err(|rejection| {
                 assert_eq!(rejection.kind(), RejectionKind::InvalidRequest);
-                assert_eq!(rejection.error_code(), "invalid_request");
-                let response: http::Response<bytes::Bytes> = rejection.to_response();
-                assert_eq!(response.status(), rejection.status());
-                (
-                    rejection.status().as_u16(),
-                    rejection.client_description().to_owned(),
-                )
+                assert_eq!(rejection.status(), StatusCode::BAD_REQUEST);
+                rejection.client_description().to_owned()
             })
     }
 
@@ -382,16 +440,16 @@ mod tests {
     async fn reads_remember_me_and_next_from_json_and_checkboxes() {
         let form = "application/x-www-form-urlencoded";
         let json = "application/json";
-        for (content_type, extra, remember) in [
-            (form, "&remember=on", true),
-            (form, "&remember=1", true),
-            (form, "&remember=", false),
-            (form, "&remember=off", false),
-            (form, "&remember=false", false),
-            (form, "", false),
+        for (extra, remember) in [
+            ("&remember=on", true),
+            ("&remember=1", true),
+            ("&remember=", false),
+            ("&remember=off", false),
+            ("&remember=false", false),
+            ("", false),
         ] {
             let body = format!("username=a&password=b&next=%2Fads%3Fpage%3D2{extra}");
-            let credentials = parse(content_type, body).await.unwrap();
+            let credentials = parse(form, body).await.unwrap();
             assert_eq!(credentials.remember, remember, "{extra}");
             assert_eq!(credentials.next.as_deref(), Some("/ads?page=2"));
         }
@@ -409,84 +467,153 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn refuses_hostile_bodies_with_a_precise_status_and_reason() {
+    async fn refuses_hostile_bodies_with_400_and_a_reason() {
         let long_name = format!("username={}&password=x", "a".repeat(257));
         let long_password = format!("username=a&password={}", "p".repeat(1025));
         let huge = format!(
             r#"{{"username":"a","password":"x","pad":"{}"}}"#,
-            "z".repeat(5000)
+            "z".repeat(9000)
         );
         let form = "application/x-www-form-urlencoded";
         let json = "application/json";
-        for (content_type, body, status, reason) in [
+        for (content_type, body, reason) in [
             (
                 "text/plain",
                 "username=a&password=b".to_owned(),
-                415,
                 "application/json or",
             ),
             (
                 "",
                 "username=a&password=b".to_owned(),
-                415,
                 "application/json or",
             ),
             (
                 "multipart/form-data; boundary=x",
                 "--x--".to_owned(),
-                415,
                 "application/json or",
             ),
-            (json, huge, 413, "longer than 4096 bytes"),
-            (json, "{".to_owned(), 400, "not JSON"),
-            (json, String::new(), 400, "not JSON"),
-            (json, "[]".to_owned(), 400, "does not hold"),
+            (json, huge, "longer than 8192 bytes"),
+            (json, "{".to_owned(), "not JSON"),
+            (json, String::new(), "not JSON"),
+            (json, "[]".to_owned(), "does not hold"),
             (
                 json,
                 r#"{"username":"a"}"#.to_owned(),
-                400,
                 "missing field `password`",
             ),
             (
                 json,
                 r#"{"username":"a","password":7}"#.to_owned(),
-                400,
-                "does not hold",
+                "must be strings",
             ),
             (
                 json,
                 r#"{"username":"a","password":"x","remember":[]}"#.to_owned(),
-                400,
-                "does not hold",
+                "must be strings",
             ),
             (
                 json,
                 r#"{"username":"a","username":"b","password":"x"}"#.to_owned(),
-                400,
-                "duplicate field",
+                "duplicate field `username`",
             ),
             (
                 form,
                 "username=a&username=b&password=x".to_owned(),
-                400,
-                "duplicate field",
+                "duplicate field `username`",
             ),
             (
                 form,
-                "username=a".to_owned(),
-                400,
-                "missing field `password`",
+                "username=a&password=x&remember=0&remember=1".to_owned(),
+                "duplicate field `remember`",
             ),
-            (form, long_name, 400, "username is longer"),
-            (form, long_password, 400, "password is longer"),
+            (form, "username=a".to_owned(), "missing field `password`"),
+            (form, long_name, "username is longer"),
+            (form, long_password, "password is longer"),
+            (
+                form,
+                "username=al%00ice&password=x".to_owned(),
+                "control character",
+            ),
+            (
+                json,
+                r#"{"username":"alice\n","password":"x"}"#.to_owned(),
+                "control character",
+            ),
         ] {
-            let (status_given, reason_given) = parse(content_type, body).await.unwrap_err();
-            assert_eq!(status_given, status, "{content_type}: {reason_given}");
+            let reason_given = parse(content_type, body).await.unwrap_err();
             assert!(
                 reason_given.contains(reason),
                 "{content_type}: {reason_given}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn reasons_never_quote_what_was_sent() {
+        let json = "application/json";
+        for body in [
+            r#"{"username":"alice","password":31415926535}"#,
+            r#"{"username":"alice","password":["31415926535"]}"#,
+            r#"{"username":"alice","password":"x","next":31415926535}"#,
+        ] {
+            let reason = parse(json, body).await.unwrap_err();
+            assert!(!reason.contains("31415926535"), "{reason}");
+        }
+    }
+
+    #[tokio::test]
+    async fn two_content_types_are_refused() {
+        let request = request(
+            &[
+                ("content-type", "application/json"),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            r#"{"username":"a","password":"b"}"#,
+        );
+        let refused = Credentials::from_request(request, &()).await.unwrap_err();
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+        assert!(refused.client_description().contains("two Content-Type"));
+    }
+
+    #[tokio::test]
+    async fn logins_from_another_site_are_refused_before_the_body_is_read() {
+        let json = ("content-type", "application/json");
+        let body = r#"{"username":"alice","password":"pw"}"#;
+        for headers in [
+            vec![json, ("sec-fetch-site", "cross-site")],
+            vec![json, ("sec-fetch-site", "same-site")],
+            vec![json, ("origin", "https://evil.example")],
+            // Even an unreadable body: the cross-site answer comes first.
+            vec![
+                ("content-type", "text/plain"),
+                ("sec-fetch-site", "cross-site"),
+            ],
+        ] {
+            let refused = Credentials::from_request(request(&headers, body), &())
+                .await
+                .unwrap_err();
+            assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{headers:?}");
+            assert_eq!(refused.kind(), RejectionKind::CrossSiteRequest);
+        }
+        for headers in [
+            vec![json],
+            vec![json, ("sec-fetch-site", "same-origin")],
+            vec![json, ("origin", "https://app.example")],
+        ] {
+            assert!(
+                Credentials::from_request(request(&headers, body), &())
+                    .await
+                    .is_ok(),
+                "{headers:?}"
+            );
+        }
+        // An origin the application trusts, given as an extension (as its layers trust it).
+        let mut trusted = request(&[json, ("origin", "https://admin.example")], body);
+        let check = CrossSiteCheck::new()
+            .trust_origin("https://admin.example")
+            .unwrap();
+        trusted.extensions_mut().insert(check);
+        assert!(Credentials::from_request(trusted, &()).await.is_ok());
     }
 
     #[tokio::test]
@@ -499,6 +626,19 @@ mod tests {
             (credentials.username.len(), credentials.password.len()),
             (256, 1024)
         );
+        // The longest fields, every byte percent-encoded, and a `next` still fit.
+        let body = format!(
+            "username={}&password={}&next=%2F{}",
+            "%C3%A9".repeat(128),
+            "%25".repeat(1024),
+            "a".repeat(500)
+        );
+        assert!(body.len() <= Credentials::MAX_BODY_LEN);
+        assert!(
+            parse("application/x-www-form-urlencoded", body)
+                .await
+                .is_ok()
+        );
     }
 
     #[test]
@@ -506,9 +646,11 @@ mod tests {
         let mut headers = http::HeaderMap::new();
         headers.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
         let big = vec![b' '; Credentials::MAX_BODY_LEN + 1];
-        assert_eq!(
-            Credentials::parse(&headers, &big).unwrap_err().status(),
-            StatusCode::PAYLOAD_TOO_LARGE
+        assert!(
+            Credentials::parse(&headers, &big)
+                .unwrap_err()
+                .description()
+                .contains("8192")
         );
         assert_eq!(
             Credentials::parse(&headers, b"{").unwrap_err().status(),

@@ -90,7 +90,7 @@ pub use counter::{AttemptCounter, AttemptKey};
 pub use credentials::Credentials;
 pub use memory::MemoryAttemptCounter;
 #[cfg(feature = "argon2")]
-pub use password_check::PasswordCheck;
+pub use password_check::{InvalidDecoy, PasswordCheck};
 
 use crate::{AuthRejection, RejectionKind};
 

@@ -57,6 +57,11 @@ pub struct PasswordCheck<C = MemoryAttemptCounter> {
     decoy: Arc<str>,
 }
 
+/// A decoy hash the verifier cannot use, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the decoy is not a usable argon2 hash: {0}")]
+pub struct InvalidDecoy(&'static str);
+
 impl Default for PasswordCheck {
     /// A default [`LoginGuard`] counting in memory (one node).
     fn default() -> Self {
@@ -86,20 +91,45 @@ impl<C: AttemptCounter> PasswordCheck<C> {
     /// The hash checked for unknown usernames. The default has the OWASP minimum argon2id
     /// parameters (m=19456, t=2, p=1, as `argon2::Argon2::default()` hashes); give a hash
     /// made with your own parameters if they differ, so that unknown usernames take as long
-    /// as known ones.
+    /// as known ones. It is checked once now (one argon2 run), after
+    /// [`max_memory_kib`](Self::max_memory_kib) if you set both.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidDecoy`] when the verifier could not use the hash (not a PHC string, not
+    /// argon2, more memory than allowed): such a decoy would answer unknown names at once and
+    /// so tell them apart.
     ///
     /// # Examples
     ///
     /// ```
     /// use portcullis_core::PasswordCheck;
     ///
-    /// let decoy = "$argon2id$v=19$m=65536,t=3,p=4$c29tZXNhbHRzb21lc2FsdA$YXJnb24yaWRkZWNveWhhc2hvdXRwdXQ";
-    /// let passwords = PasswordCheck::default().decoy_hash(decoy);
+    /// let decoy = "$argon2id$v=19$m=1024,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$M7D1o5nPB5nW5fIvAntt4Q";
+    /// let passwords = PasswordCheck::default().decoy_hash(decoy)?;
+    /// assert!(PasswordCheck::default().decoy_hash("plain text").is_err());
+    /// # let _ = passwords;
+    /// # Ok::<(), portcullis_core::InvalidDecoy>(())
+    /// ```
+    pub fn decoy_hash(mut self, phc: impl Into<String>) -> Result<Self, InvalidDecoy> {
+        let phc = phc.into();
+        self.verifier.check_hash(&phc).map_err(InvalidDecoy)?;
+        self.decoy = Arc::from(phc);
+        Ok(self)
+    }
+
+    /// Refuses stored hashes asking for more than `kib` KiB of memory (default 64 MiB): see
+    /// [`Argon2Verifier::max_memory_kib`]. Raise it if your hashes use more.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let passwords = portcullis_core::PasswordCheck::default().max_memory_kib(128 * 1024);
     /// # let _ = passwords;
     /// ```
     #[must_use]
-    pub fn decoy_hash(mut self, phc: impl Into<String>) -> Self {
-        self.decoy = Arc::from(phc.into());
+    pub fn max_memory_kib(mut self, kib: u32) -> Self {
+        self.verifier = self.verifier.max_memory_kib(kib);
         self
     }
 
@@ -121,17 +151,16 @@ impl<C: AttemptCounter> PasswordCheck<C> {
     /// - 429 with `Retry-After` while the account or the client is locked out, even for the
     ///   right password;
     /// - 503 with `Retry-After` when too many checks run or the counter cannot answer;
-    /// - 400 `invalid_request` for a username over 256 bytes or a password over 1,024 (the
-    ///   [`Credentials`] extractor refuses those before).
+    /// - 400 `invalid_request` for a username over 256 bytes or with a control character, or a
+    ///   password over 1,024 bytes (the [`Credentials`] extractor refuses those before).
     pub async fn verify<T: Send + 'static>(
         &self,
         credentials: Credentials,
         account: Option<(String, T)>,
     ) -> Result<T, AuthRejection> {
-        credentials.check_lengths().map_err(|reason| {
-            AuthRejection::invalid_request(reason)
-                .with_status(http::StatusCode::UNPROCESSABLE_ENTITY)
-        })?;
+        credentials
+            .check_fields()
+            .map_err(AuthRejection::invalid_request)?;
         let Credentials {
             username,
             password,
@@ -197,7 +226,7 @@ mod tests {
     async fn the_decoy_matches_no_one_even_with_its_own_password() {
         // Whatever password the decoy hashes, an unknown username stays refused.
         let decoy = hash("decoy-password");
-        let passwords = PasswordCheck::default().decoy_hash(decoy);
+        let passwords = PasswordCheck::default().decoy_hash(decoy).unwrap();
         let refused = passwords
             .verify(
                 Credentials::new("nobody", "decoy-password"),
