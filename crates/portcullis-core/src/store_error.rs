@@ -126,9 +126,11 @@ mod tests {
         metrics::with_local_recorder(&recorder, || {
             let _ = AuthRejection::from(StoreError::invalid_input("empty id"));
         });
-        let counted = snapshotter.snapshot().into_vec().into_iter().any(|(key, ..)| {
-            key.key().name() == crate::observe::STORE_ERRORS_TOTAL
-        });
+        let counted = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .any(|(key, ..)| key.key().name() == crate::observe::STORE_ERRORS_TOTAL);
         assert!(!counted, "bad input is not a store outage");
     }
 }
