@@ -55,9 +55,13 @@ impl SessionStore for RedisSessionStore {
                 });
                 let entry = entry(&member, record);
                 // 1. The index first: a record never exists without its index entry.
-                let mut added = index.add(&self.redis, now, &entry, limit).await?;
+                let mut added = index
+                    .add(&self.redis, now, &entry, limit, Cap::default())
+                    .await?;
                 if matches!(added, Added::Refused) && self.reap(&index, now).await? > 0 {
-                    added = index.add(&self.redis, now, &entry, limit).await?;
+                    added = index
+                        .add(&self.redis, now, &entry, limit, Cap::default())
+                        .await?;
                 }
                 let Added::Added { evicted, doomed } = added else {
                     return Ok(CreateOutcome::LimitReached);
