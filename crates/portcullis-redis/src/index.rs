@@ -208,7 +208,7 @@ pub(crate) enum Added {
     Full,
     /// Added; the members evicted to make room (with their handles), and every member whose
     /// record must now be deleted (the evicted plus any left over by an interrupted operation).
-    Added {
+    Inserted {
         evicted: Vec<(String, String)>,
         doomed: Vec<String>,
     },
@@ -322,7 +322,7 @@ impl UserIndex {
         let members: Vec<String> = decode(reply.next())?;
         let handles: Vec<String> = decode(reply.next())?;
         let doomed: Vec<String> = decode(reply.next())?;
-        Ok(Added::Added {
+        Ok(Added::Inserted {
             evicted: members.into_iter().zip(handles).collect(),
             doomed,
         })

@@ -319,7 +319,7 @@ impl RefreshStore for RedisRefreshStore {
                 // session its place: drop them first, then add (evicting if still full).
                 let reaped = match added {
                     Added::Refused | Added::Full => self.reap(&index, now).await?,
-                    Added::Added { .. } => 0,
+                    Added::Inserted { .. } => 0,
                 };
                 if matches!(added, Added::Full) || (matches!(added, Added::Refused) && reaped > 0) {
                     let evict = Cap {
@@ -331,7 +331,7 @@ impl RefreshStore for RedisRefreshStore {
                         .await?;
                 }
                 let (evicted, doomed) = match added {
-                    Added::Added { evicted, doomed } => (evicted, doomed),
+                    Added::Inserted { evicted, doomed } => (evicted, doomed),
                     Added::Refused => return Ok(CreateOutcome::LimitReached),
                     // Not asked the second time: the script evicts instead.
                     Added::Full => {

@@ -66,7 +66,7 @@ impl SessionStore for RedisSessionStore {
                 // live sessions.
                 let reaped = match added {
                     Added::Refused | Added::Full => self.reap(&index, now).await?,
-                    Added::Added { .. } => 0,
+                    Added::Inserted { .. } => 0,
                 };
                 if matches!(added, Added::Full) || (matches!(added, Added::Refused) && reaped > 0) {
                     added = index
@@ -74,7 +74,7 @@ impl SessionStore for RedisSessionStore {
                         .await?;
                 }
                 let (evicted, doomed) = match added {
-                    Added::Added { evicted, doomed } => (evicted, doomed),
+                    Added::Inserted { evicted, doomed } => (evicted, doomed),
                     Added::Refused => return Ok(CreateOutcome::LimitReached),
                     // Not asked the second time: the script evicts instead.
                     Added::Full => {
