@@ -211,11 +211,12 @@ mod refresh_store_bound {
 }
 
 /// PostgreSQL text cannot hold U+0000: a NUL in an id is bad input, answered without asking
-/// the database (absent for lookups, a precise `Corrupt` error for writes), never an outage.
+/// the database (absent for lookups, a precise `InvalidInput` error for writes, which the
+/// layers answer with 400), never an outage.
 mod nul_in_text {
-    use std::{error::Error as _, sync::Arc};
+    use std::sync::Arc;
 
-    use portcullis_core::{ManualClock, StoreError};
+    use portcullis_core::{AuthRejection, ManualClock, StoreError};
     use portcullis_hybrid::RefreshStore;
     use portcullis_postgres::{PostgresRefreshStore, PostgresSessionStore};
     use portcullis_session::SessionStore;
@@ -225,12 +226,18 @@ mod nul_in_text {
     };
 
     fn assert_precise(error: &StoreError, field: &str) {
-        assert!(matches!(error, StoreError::Corrupt(_)), "{error:?}");
-        let cause = error.source().map(ToString::to_string).unwrap_or_default();
+        let StoreError::InvalidInput(reason) = error else {
+            panic!("bad input, not an outage: {error:?}");
+        };
+        assert!(!error.is_outage());
         assert!(
-            cause.contains(field) && cause.contains("NUL"),
-            "a precise cause: {cause}"
+            reason.contains(field) && reason.contains("NUL"),
+            "a precise reason: {reason}"
         );
+        // The layers answer it with 400 invalid_request and the reason, not 503.
+        let rejection = AuthRejection::from(StoreError::invalid_input(reason.clone()));
+        assert_eq!(rejection.status(), http::StatusCode::BAD_REQUEST);
+        assert_eq!(rejection.error_code(), "invalid_request");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -312,5 +319,87 @@ mod nul_in_text {
         assert_eq!(store.replace_user("\0", &user_json).await.unwrap(), 0);
         // The good session is untouched by all of the above.
         assert_eq!(store.load(&key).await.unwrap(), Some(good));
+    }
+}
+
+/// A NUL in a user id reaches the store from a request (an application that logs in whatever
+/// name its login form carried): the answer is 400 `invalid_request` with the reason, never a
+/// 503 that reports bad input as a database outage, and the good login still works.
+mod nul_over_http {
+    use axum::{
+        Router,
+        body::Body,
+        response::IntoResponse,
+        routing::{get, post},
+    };
+    use http::{Request, StatusCode, header};
+    use http_body_util::BodyExt;
+    use portcullis::{
+        CurrentUser,
+        session::{Session, SessionConfig, SessionLayer},
+    };
+    use portcullis_postgres::PostgresSessionStore;
+    use portcullis_tests::postgres_server::migrated;
+    use tower::ServiceExt;
+
+    #[derive(Clone, serde::Serialize, serde::Deserialize)]
+    struct User {
+        user: String,
+    }
+
+    fn app(store: PostgresSessionStore) -> Router {
+        Router::new()
+            .route(
+                "/login",
+                post(|session: Session, name: String| async move {
+                    let user = User { user: name.clone() };
+                    match session.login(&name, &user).await {
+                        Ok(()) => StatusCode::OK.into_response(),
+                        Err(error) => error.into_response(),
+                    }
+                }),
+            )
+            .route(
+                "/me",
+                get(|CurrentUser(user): CurrentUser<User>| async move { user.user }),
+            )
+            .layer(SessionLayer::new(store, SessionConfig::default()).unwrap())
+    }
+
+    async fn login(app: &Router, name: &str) -> http::Response<Body> {
+        let request = Request::post("/login")
+            .body(Body::from(name.to_owned()))
+            .unwrap();
+        app.clone().oneshot(request).await.unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_user_id_with_nul_is_400_invalid_request_not_503() {
+        let app = app(PostgresSessionStore::new(migrated("nul_http").await));
+        let response = login(&app, "alice\0admin").await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert!(response.headers().get(header::RETRY_AFTER).is_none());
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+        assert!(response.headers().get(header::SET_COOKIE).is_none());
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"], "invalid_request");
+        let reason = body["error_description"].as_str().unwrap_or_default();
+        assert!(
+            reason.contains("user id") && reason.contains("NUL"),
+            "{reason}"
+        );
+
+        // The same application, same database: a good name still logs in.
+        let response = login(&app, "alice").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let cookie = response.headers()[header::SET_COOKIE].to_str().unwrap();
+        let cookie = cookie.split(';').next().unwrap().to_owned();
+        let me = Request::get("/me")
+            .header(header::COOKIE, cookie)
+            .body(Body::empty())
+            .unwrap();
+        let response = app.clone().oneshot(me).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
     }
 }

@@ -11,7 +11,7 @@
 //! | [`LOGINS_TOTAL`] | `mechanism` |
 //! | [`REFRESHES_TOTAL`] | `outcome`: `rotated`, `grace`, `reuse_detected`, `invalid`, `expired` |
 //! | [`REVOCATIONS_TOTAL`] | `mechanism`, `scope`: `session`, `user`, `theft` |
-//! | [`STORE_ERRORS_TOTAL`] | `kind`: `unavailable`, `timeout`, `corrupt` |
+//! | [`STORE_ERRORS_TOTAL`] | `kind`: `unavailable`, `timeout`, `corrupt` (outages only: input a store cannot hold is a 400 rejection) |
 //! | [`JWKS_FETCH_FAILURES_TOTAL`] | `reason`: `http`, `status`, `too_large`, `invalid` |
 //! | [`REVOCATION_FEED_RECONNECTS_TOTAL`] | `outcome`: `ok`, `failed` |
 //! | [`REVOCATION_FEEDS_BEHIND`] (gauge) | |

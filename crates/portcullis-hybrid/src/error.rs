@@ -24,7 +24,8 @@ pub enum HybridError {
     /// Too many concurrent refreshes of one session (503, retry).
     #[error("too many concurrent refreshes of this session")]
     Contention,
-    /// The store or the feed failed (503).
+    /// The store or the feed failed (503), or refused input it can never hold
+    /// ([`StoreError::InvalidInput`]: 400 `invalid_request` with the reason).
     #[error("the session store failed")]
     Store(#[from] StoreError),
     /// Minting the access token failed (500).
@@ -107,5 +108,25 @@ impl HybridError {
     /// ```
     pub fn ends_session(&self) -> bool {
         matches!(self, Self::SessionEnded | Self::TokenReuse | Self::UserGone)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::StatusCode;
+
+    use super::*;
+
+    #[test]
+    fn a_store_outage_is_503_and_bad_input_is_400() {
+        let outage = AuthRejection::from(HybridError::Store(StoreError::Timeout));
+        assert_eq!(outage.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let bad = AuthRejection::from(HybridError::Store(StoreError::invalid_input(
+            "the user id contains a NUL character",
+        )));
+        assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(bad.error_code(), "invalid_request");
+        assert!(bad.description().contains("NUL"), "{}", bad.description());
+        assert!(!HybridError::Store(StoreError::invalid_input("x")).ends_session());
     }
 }

@@ -390,26 +390,24 @@ pub(crate) fn store_error(error: sqlx::Error) -> StoreError {
 /// error, which [`store_error`] would report as an outage (503) although it is bad input.
 ///
 /// The stores check every text they bind (user ids, session ids, handles) before asking the
-/// database. [`StoreError`] has no "invalid input" variant, so (as `RedisRefreshStore` does
-/// for session ids it cannot store, and as OWASP's Input Validation Cheat Sheet asks: reject
-/// bad input early, at the boundary):
+/// database (OWASP Input Validation Cheat Sheet: reject bad input early, at the boundary):
 ///
 /// - a *lookup or deletion* by such a value answers what the database would have: nothing
 ///   (`None`, `false`, an empty list, zero), since no row can hold it. Answering "absent"
 ///   rather than matching a truncated prefix is what keeps `"alice\0x"` from ever reaching
 ///   `"alice"`'s sessions (CWE-158, improper neutralization of null bytes);
 /// - a *write* of such a value cannot be stored and fails with [`unstorable`], a
-///   [`StoreError::Corrupt`] ("a record could not be encoded") naming the field, never a
-///   silent truncation. The layers still answer it with 503 (there is no variant they would
-///   map to 400), but the cause in the log names the field instead of a server error.
+///   [`StoreError::InvalidInput`] naming the field, never a silent truncation. The layers
+///   answer it with 400 `invalid_request` and that reason: bad input, not an outage (no 503,
+///   no store-error metric, no outage log).
 pub(crate) fn storable(text: &str) -> bool {
     !text.contains('\0')
 }
 
-/// The error for a write of `field` that [`storable`] refused: the record cannot be encoded
-/// for PostgreSQL.
+/// The error for a write of `field` that [`storable`] refused: input PostgreSQL can never
+/// hold. The reason names the field, never the value (it reaches the client).
 pub(crate) fn unstorable(field: &'static str) -> StoreError {
-    StoreError::corrupt(format!(
+    StoreError::invalid_input(format!(
         "the {field} contains a NUL character, which PostgreSQL text cannot store"
     ))
 }

@@ -85,32 +85,46 @@ end
 prune()
 ";
 
-/// ARGV: now, margin, member, expires_at, created_at, handle, max (0: none), policy
-/// (`refuse`|`evict`).
-/// Returns `{0}` when refused, else `{1, evicted members, evicted handles, doomed members}`.
+/// ARGV: now, margin, member, expires_at, created_at, handle, max (the application's limit,
+/// 0: none), policy (`refuse`|`evict`), bound (the store's own per-user bound, 0: none), when
+/// full (`ask`: answer `{2}` rather than evict, so the caller can first drop leftovers that
+/// should not count; `evict`: evict now).
+///
+/// The policy is `MemoryRefreshStore::create`'s: a member added again replaces itself and does
+/// not count against itself; `refuse` refuses only at the application's limit; otherwise the
+/// oldest members (by `created_at`, then member) past the smaller of the limit and the bound
+/// are evicted. Count, eviction and insert are one script on the user's slot, so the cap is
+/// exact however many nodes log one user in at once (single node and Cluster alike).
+///
+/// Returns `{0}` when refused, `{2}` when full and asked to, else `{1, evicted members, evicted
+/// handles, doomed members}`.
 static ADD: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{PRELUDE}
-local member, max = ARGV[3], tonumber(ARGV[7])
+local member, max, bound = ARGV[3], tonumber(ARGV[7]), tonumber(ARGV[9])
 local evicted, handles = {{}}, {{}}
-if max > 0 and not redis.call('ZSCORE', live, member) then
-  local count = redis.call('ZCARD', live)
-  if count >= max then
-    if ARGV[8] == 'refuse' then return {{0}} end
-    local aged = {{}}
-    for _, m in ipairs(redis.call('ZRANGE', live, 0, -1)) do
-      table.insert(aged, {{created_of(m), m}})
-    end
-    table.sort(aged, function(a, b)
-      if a[1] ~= b[1] then return a[1] < b[1] end
-      return a[2] < b[2]
-    end)
-    for i = 1, count - max + 1 do
-      local m = aged[i][2]
-      table.insert(evicted, m)
-      table.insert(handles, handle_of(m))
-      doom(m)
-    end
+local count = redis.call('ZCARD', live)
+if redis.call('ZSCORE', live, member) then count = count - 1 end
+local cap = bound
+if max > 0 then
+  if count >= max and ARGV[8] == 'refuse' then return {{0}} end
+  if cap == 0 or max < cap then cap = max end
+end
+if cap > 0 and count >= cap then
+  if ARGV[10] == 'ask' then return {{2}} end
+  local aged = {{}}
+  for _, m in ipairs(redis.call('ZRANGE', live, 0, -1)) do
+    if m ~= member then table.insert(aged, {{created_of(m), m}}) end
+  end
+  table.sort(aged, function(a, b)
+    if a[1] ~= b[1] then return a[1] < b[1] end
+    return a[2] < b[2]
+  end)
+  for i = 1, count - cap + 1 do
+    local m = aged[i][2]
+    table.insert(evicted, m)
+    table.insert(handles, handle_of(m))
+    doom(m)
   end
 end
 redis.call('ZADD', live, score_of(ARGV[4]), member)
@@ -189,9 +203,12 @@ return 1"
 pub(crate) enum Added {
     /// The limit refused the new member.
     Refused,
+    /// The user is at the cap and [`Cap::ask_when_full`] was set: nothing changed; drop the
+    /// leftovers that should not count, then add again without asking.
+    Full,
     /// Added; the members evicted to make room (with their handles), and every member whose
     /// record must now be deleted (the evicted plus any left over by an interrupted operation).
-    Added {
+    Inserted {
         evicted: Vec<(String, String)>,
         doomed: Vec<String>,
     },
@@ -214,6 +231,15 @@ pub(crate) enum Bumped {
 pub(crate) struct Limit {
     pub(crate) max: u32,
     pub(crate) refuse: bool,
+}
+
+/// The store's own per-user bound, on top of the application's [`Limit`].
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Cap {
+    /// At most this many members per user (0: no bound); past it, the oldest are evicted.
+    pub(crate) bound: u64,
+    /// At the cap, answer [`Added::Full`] instead of evicting.
+    pub(crate) ask_when_full: bool,
 }
 
 /// What a record is to its user's index.
@@ -260,13 +286,14 @@ impl UserIndex {
         invocation
     }
 
-    /// Adds a member, enforcing `limit` atomically.
+    /// Adds a member, enforcing `limit` and `cap` atomically.
     pub(crate) async fn add(
         &self,
         redis: &RedisConnection,
         now: u64,
         entry: &Entry<'_>,
         limit: Option<Limit>,
+        cap: Cap,
     ) -> Result<Added, StoreError> {
         let mut invocation = self.invocation(&ADD, redis, now);
         let (max, policy) = limit.map_or((0, "evict"), |limit| {
@@ -281,17 +308,21 @@ impl UserIndex {
             .arg(entry.created_at)
             .arg(entry.handle)
             .arg(max)
-            .arg(policy);
+            .arg(policy)
+            .arg(cap.bound)
+            .arg(if cap.ask_when_full { "ask" } else { "evict" });
         let reply: Vec<redis::Value> = redis.eval(&invocation).await?;
         let mut reply = reply.into_iter();
         let status: i64 = decode(reply.next())?;
-        if status == 0 {
-            return Ok(Added::Refused);
+        match status {
+            0 => return Ok(Added::Refused),
+            2 => return Ok(Added::Full),
+            _ => {}
         }
         let members: Vec<String> = decode(reply.next())?;
         let handles: Vec<String> = decode(reply.next())?;
         let doomed: Vec<String> = decode(reply.next())?;
-        Ok(Added::Added {
+        Ok(Added::Inserted {
             evicted: members.into_iter().zip(handles).collect(),
             doomed,
         })

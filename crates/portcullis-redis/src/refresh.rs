@@ -14,8 +14,14 @@ use redis::Script;
 
 use crate::{
     connection::RedisConnection,
-    index::{Added, Entry, Limit, UserIndex, ttl},
+    index::{Added, Cap, Entry, Limit, UserIndex, ttl},
 };
+
+/// Default [`RedisRefreshStore::max_sessions_per_user`]: the same bound, with the same
+/// eviction (oldest first), as `portcullis_hybrid::MemoryRefreshStore`'s and
+/// `portcullis_postgres::PostgresRefreshStore`'s defaults (the memory store's constant is
+/// private, so the value is mirrored here; keep the three equal).
+const DEFAULT_MAX_SESSIONS_PER_USER: usize = 100;
 
 /// Session ids longer than this are refused before Redis is asked (the hybrid layer's own
 /// tokens are far shorter).
@@ -69,6 +75,19 @@ return {live, current[1]}",
 /// single atomic compare-and-swap even on a cluster. Redis must run with
 /// `maxmemory-policy noeviction` (see the crate docs).
 ///
+/// One user holds at most [`max_sessions_per_user`](RedisRefreshStore::max_sessions_per_user)
+/// live sessions (default 100, as the in-memory and PostgreSQL stores), even when the
+/// application configures no [`SessionLimit`]: a client that logs in forever cannot grow one
+/// user's index without bound (OWASP ASVS 5.0 V2.4 / 11.1.x, bounded resources; RFC 9700 §4.14
+/// leaves the session policy to the server, which must then hold it). Past it, a new login ends
+/// the user's oldest session (returned in [`CreateOutcome::Created`]'s `evicted`, so its access
+/// tokens are revoked). The count, the eviction and the insert are one Lua script on the user's
+/// own cluster slot (the index keys share a hash tag), so the bound is exact however many nodes
+/// log one user in at once, on a single Redis and on a Redis Cluster alike. A configured limit
+/// below the bound applies as configured ([`LimitPolicy::RefuseNew`] refuses only at the
+/// application's limit); one above it is capped by it. Re-creating an existing session id
+/// replaces it and does not count against itself.
+///
 /// # Examples
 ///
 /// ```no_run
@@ -85,6 +104,7 @@ return {live, current[1]}",
 pub struct RedisRefreshStore {
     redis: RedisConnection,
     clock: SharedClock,
+    max_per_user: usize,
 }
 
 impl RedisRefreshStore {
@@ -93,6 +113,7 @@ impl RedisRefreshStore {
         Self {
             redis,
             clock: Arc::new(SystemClock),
+            max_per_user: DEFAULT_MAX_SESSIONS_PER_USER,
         }
     }
 
@@ -120,6 +141,30 @@ impl RedisRefreshStore {
     #[must_use]
     pub fn with_clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// The most live sessions one user holds (default 100, as
+    /// `portcullis_hybrid::MemoryRefreshStore` and `portcullis_postgres::PostgresRefreshStore`;
+    /// at least 1): a new login past it ends the user's oldest session, whether or not the
+    /// application configured a [`SessionLimit`]. A configured limit below it applies as
+    /// configured.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use portcullis_redis::{RedisConfig, RedisRefreshStore};
+    ///
+    /// let redis = RedisConfig::new("redis://127.0.0.1:6379").build().unwrap();
+    /// let store = RedisRefreshStore::new(redis).max_sessions_per_user(20);
+    /// # let _ = store;
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn max_sessions_per_user(mut self, max: usize) -> Self {
+        self.max_per_user = max.max(1);
         self
     }
 
@@ -244,7 +289,11 @@ impl RefreshStore for RedisRefreshStore {
         limit: Option<SessionLimit>,
     ) -> Result<CreateOutcome, StoreError> {
         if !valid_session_id(&record.session_id) {
-            return Err(StoreError::corrupt("session id empty or too long"));
+            // Input no key of this store can carry: the caller's mistake, not an outage
+            // (400, not 503). The hybrid layer's own ids are far shorter, never empty.
+            return Err(StoreError::invalid_input(format!(
+                "the session id is empty or longer than {MAX_SESSION_ID_LEN} bytes"
+            )));
         }
         let now = self.clock.unix_seconds();
         let index = self.index(&record.user_id);
@@ -253,17 +302,41 @@ impl RefreshStore for RedisRefreshStore {
             max: limit.max,
             refuse: limit.policy == LimitPolicy::RefuseNew,
         });
+        let bound = u64::try_from(self.max_per_user).unwrap_or(u64::MAX);
         self.redis
             .bounded(async {
                 // 1. The index first: a record never exists without its index entry. The
                 //    count, the eviction and the insert are one script on the user's slot, so
-                //    the limit is exact across nodes.
-                let mut added = index.add(&self.redis, now, &entry(record), limit).await?;
-                if matches!(added, Added::Refused) && self.reap(&index, now).await? > 0 {
-                    added = index.add(&self.redis, now, &entry(record), limit).await?;
+                //    the limit and the store's own bound are exact across nodes.
+                let ask = Cap {
+                    bound,
+                    ask_when_full: true,
+                };
+                let mut added = index
+                    .add(&self.redis, now, &entry(record), limit, ask)
+                    .await?;
+                // At the cap, entries of expired or half-written sessions must not cost a live
+                // session its place: drop them first, then add (evicting if still full).
+                let reaped = match added {
+                    Added::Refused | Added::Full => self.reap(&index, now).await?,
+                    Added::Inserted { .. } => 0,
+                };
+                if matches!(added, Added::Full) || (matches!(added, Added::Refused) && reaped > 0) {
+                    let evict = Cap {
+                        bound,
+                        ask_when_full: false,
+                    };
+                    added = index
+                        .add(&self.redis, now, &entry(record), limit, evict)
+                        .await?;
                 }
-                let Added::Added { evicted, doomed } = added else {
-                    return Ok(CreateOutcome::LimitReached);
+                let (evicted, doomed) = match added {
+                    Added::Inserted { evicted, doomed } => (evicted, doomed),
+                    Added::Refused => return Ok(CreateOutcome::LimitReached),
+                    // Not asked the second time: the script evicts instead.
+                    Added::Full => {
+                        return Err(StoreError::corrupt("the index script asked twice"));
+                    }
                 };
                 // 2. The record.
                 let json = serde_json::to_string(record).map_err(StoreError::corrupt)?;

@@ -18,7 +18,7 @@ use portcullis_session::{
 
 use crate::{
     connection::RedisConnection,
-    index::{Added, Bumped, Entry, Limit, UserIndex, ttl},
+    index::{Added, Bumped, Cap, Entry, Limit, UserIndex, ttl},
 };
 
 /// How long a listed member whose record is missing is left alone, in case its record is

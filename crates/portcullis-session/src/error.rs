@@ -7,7 +7,8 @@ use portcullis_core::{AuthRejection, StoreError};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SessionError {
-    /// The store could not answer: 503 with `Retry-After`.
+    /// The store could not answer: 503 with `Retry-After`; or it refused input it can never
+    /// hold ([`StoreError::InvalidInput`]): 400 `invalid_request` with the reason.
     #[error("the session store failed")]
     Store(#[from] StoreError),
     /// A value could not be converted to or from JSON: 500 (a bug in the application).
@@ -58,5 +59,24 @@ impl From<SessionError> for AuthRejection {
 impl axum_core::response::IntoResponse for SessionError {
     fn into_response(self) -> axum_core::response::Response {
         AuthRejection::from(self).to_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::StatusCode;
+
+    use super::*;
+
+    #[test]
+    fn a_store_outage_is_503_and_bad_input_is_400() {
+        let outage = AuthRejection::from(SessionError::Store(StoreError::Timeout));
+        assert_eq!(outage.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let bad = AuthRejection::from(SessionError::Store(StoreError::invalid_input(
+            "the user id contains a NUL character",
+        )));
+        assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(bad.error_code(), "invalid_request");
+        assert!(bad.description().contains("NUL"), "{}", bad.description());
     }
 }

@@ -12,7 +12,8 @@ use crate::{AuthRejection, Identity, IdentityFuture, StoreError};
 use super::mechanism_label;
 
 /// Store errors that failed a request closed (503), by `kind`: `unavailable`, `timeout`,
-/// `corrupt`.
+/// `corrupt`. Input a store cannot hold ([`StoreError::InvalidInput`]) is a client error, not
+/// an outage: it is not counted here but as a 400 `invalid_request` rejection.
 pub const STORE_ERRORS_TOTAL: &str = "portcullis_store_errors_total";
 /// Failed fetches of a JWKS URL, by `reason`: `http`, `status`, `too_large`, `invalid`.
 pub const JWKS_FETCH_FAILURES_TOTAL: &str = "portcullis_jwks_fetch_failures_total";
@@ -29,12 +30,14 @@ pub const REVOCATION_FEEDS_BEHIND: &str = "portcullis_revocation_feeds_behind";
 /// by `mechanism` and `outcome`: `authenticated`, `anonymous`, `refused`, `unavailable`.
 pub const AUTH_DURATION_SECONDS: &str = "portcullis_auth_duration_seconds";
 
-/// Records a store error that is failing a request closed.
+/// Records a store error that is failing a request closed. Bad input
+/// ([`StoreError::InvalidInput`]) is no store failure and is not recorded.
 pub fn store_error(error: &StoreError) {
     let kind = match error {
         StoreError::Unavailable(_) => "unavailable",
         StoreError::Timeout => "timeout",
         StoreError::Corrupt(_) => "corrupt",
+        StoreError::InvalidInput(_) => return,
     };
     metrics::counter!(STORE_ERRORS_TOTAL, "kind" => kind).increment(1);
 }

@@ -55,12 +55,31 @@ impl SessionStore for RedisSessionStore {
                 });
                 let entry = entry(&member, record);
                 // 1. The index first: a record never exists without its index entry.
-                let mut added = index.add(&self.redis, now, &entry, limit).await?;
-                if matches!(added, Added::Refused) && self.reap(&index, now).await? > 0 {
-                    added = index.add(&self.redis, now, &entry, limit).await?;
+                let ask = Cap {
+                    bound: 0,
+                    ask_when_full: true,
+                };
+                let mut added = index.add(&self.redis, now, &entry, limit, ask).await?;
+                // At the limit, entries of expired or half-written sessions (an entry outlives
+                // its record by a margin) must not cost a live session its place: drop them
+                // first, then add (evicting if still full), as the memory store counts only
+                // live sessions.
+                let reaped = match added {
+                    Added::Refused | Added::Full => self.reap(&index, now).await?,
+                    Added::Inserted { .. } => 0,
+                };
+                if matches!(added, Added::Full) || (matches!(added, Added::Refused) && reaped > 0) {
+                    added = index
+                        .add(&self.redis, now, &entry, limit, Cap::default())
+                        .await?;
                 }
-                let Added::Added { evicted, doomed } = added else {
-                    return Ok(CreateOutcome::LimitReached);
+                let (evicted, doomed) = match added {
+                    Added::Inserted { evicted, doomed } => (evicted, doomed),
+                    Added::Refused => return Ok(CreateOutcome::LimitReached),
+                    // Not asked the second time: the script evicts instead.
+                    Added::Full => {
+                        return Err(StoreError::corrupt("the index script asked twice"));
+                    }
                 };
                 // 2. The record.
                 self.put(&record_key, record, now).await?;
