@@ -330,3 +330,42 @@ async fn every_layer_marks_authenticated_responses_no_store() {
         assert_eq!(cache_control("/public", false).await, None, "{}", edge.name);
     }
 }
+
+/// A login posted to a session app that trusts a separate front-end: `Credentials` judges the
+/// origin by the layer's check (left in the extensions), not only by its same-site default.
+#[tokio::test]
+async fn credentials_follow_the_session_layers_trusted_origins() {
+    use portcullis_core::{Credentials, CrossSiteCheck};
+
+    async fn login(session: Session, credentials: Credentials) -> StatusCode {
+        match session.login(&credentials.username, &alice()).await {
+            Ok(()) => StatusCode::OK,
+            Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+    let check = CrossSiteCheck::new()
+        .trust_origin("https://front.example")
+        .unwrap();
+    let layer = SessionLayer::new(
+        MemoryStore::new(),
+        SessionConfig::default().cross_site_check(check),
+    )
+    .unwrap();
+    let app: Router = Router::new()
+        .route("/login", axum::routing::post(login))
+        .layer(layer);
+    for (origin, expected) in [
+        ("https://front.example", StatusCode::OK),
+        ("https://app.example", StatusCode::OK),
+        ("https://evil.example", StatusCode::FORBIDDEN),
+    ] {
+        let request = Request::post("/login")
+            .header(header::HOST, "app.example")
+            .header(header::ORIGIN, origin)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(r#"{"username":"alice","password":"pw"}"#))
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), expected, "{origin}");
+    }
+}

@@ -52,6 +52,24 @@ impl CrossSiteCheck {
         Self::default()
     }
 
+    /// Whether this check admits origins besides the request's own
+    /// ([`trust_origin`](Self::trust_origin)). Layers configured with such a check leave a copy
+    /// in the request's extensions, where [`Credentials`](crate::Credentials) finds it, so a
+    /// login from a trusted front-end passes there as it passes the layer.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use portcullis_core::CrossSiteCheck;
+    ///
+    /// assert!(!CrossSiteCheck::new().trusts_other_origins());
+    /// let check = CrossSiteCheck::new().trust_origin("https://admin.example.com").unwrap();
+    /// assert!(check.trusts_other_origins());
+    /// ```
+    pub fn trusts_other_origins(&self) -> bool {
+        !self.trusted_origins.is_empty()
+    }
+
     /// Also admits requests from `origin` (`https://admin.example.com`), such as a separate
     /// front-end on another subdomain.
     ///

@@ -198,6 +198,9 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AuthRejection> {
         let endpoints = <HybridEndpoints as axum_core::extract::FromRef<S>>::from_ref(state);
         endpoints.check_login(parts)?;
+        // The `Credentials` extractor after this one then judges the login by the same check
+        // (trusted origins included).
+        parts.extensions.insert(endpoints.cross_site().clone());
         let mut request = Request::new(());
         *request.method_mut() = parts.method.clone();
         *request.uri_mut() = parts.uri.clone();

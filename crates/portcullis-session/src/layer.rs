@@ -241,6 +241,13 @@ where
 
         let mut cross_site = false;
         if let Some(check) = &config.cross_site
+            && check.trusts_other_origins()
+        {
+            // So the `Credentials` extractor admits a login from the same trusted origins
+            // (with the default check it needs no copy: it falls back to the same rule).
+            request.extensions_mut().insert(check.clone());
+        }
+        if let Some(check) = &config.cross_site
             && let Err(rejection) = check.check(&request)
         {
             if has_cookie {

@@ -24,8 +24,8 @@ pub(super) const MAX_PASSWORD_LEN: usize = 1024;
 /// 1. refuses a login posted from another site with 403 `cross_site_request`, before the body
 ///    is read or a password checked (login CSRF: OWASP CSRF Prevention Cheat Sheet, "Login
 ///    CSRF"), with the [`CrossSiteCheck`] found in the request's extensions, else the default
-///    one (same site only: add `axum::Extension(check)` to trust other origins, as your layers
-///    do);
+///    one (same site only). The session layer and `HybridLogin` leave their check there when
+///    it trusts other origins; elsewhere add it yourself (`axum::Extension(check)`);
 /// 2. reads a JSON body `{"username": "...", "password": "..."}` or a form
 ///    (`application/x-www-form-urlencoded`, fields `username` and `password`), with two
 ///    optional fields login pages send: `remember` (a JSON boolean, or a checkbox: present and
