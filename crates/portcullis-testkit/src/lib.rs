@@ -13,10 +13,18 @@
 //! the store must judge expiry by it, so the cases can move time without sleeping. Cases use
 //! user and session ids of their own and never flush anything, so one shared database is fine.
 //!
-//! ```ignore
-//! // tests/conformance.rs of your store's crate
-//! fn store(clock: portcullis_core::ManualClock) -> MyStore { MyStore::with_clock(clock) }
+//! ```
+//! // tests/conformance.rs of your store's crate (here the built-in memory store)
+//! # #[cfg(feature = "hybrid")]
+//! # mod conformance {
+//! use std::sync::Arc;
+//!
+//! fn store(clock: portcullis_core::ManualClock) -> portcullis_hybrid::MemoryRefreshStore {
+//!     portcullis_hybrid::MemoryRefreshStore::new().with_clock(Arc::new(clock))
+//! }
 //! portcullis_testkit::refresh_store_conformance!(store);
+//! # }
+//! # fn main() {}
 //! ```
 //!
 //! # Example: a toy refresh store, checked

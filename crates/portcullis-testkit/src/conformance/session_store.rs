@@ -4,11 +4,17 @@
 //! function that builds a store judging expiry by the clock it is handed. It expands to one
 //! `#[tokio::test]` per case:
 //!
-//! ```ignore
+//! ```
+//! use std::sync::Arc;
+//!
+//! use portcullis_core::ManualClock;
+//! use portcullis_session::{MemoryStore, MemoryStoreConfig};
+//!
 //! fn store(clock: ManualClock) -> MemoryStore {
 //!     MemoryStore::with_config(MemoryStoreConfig::default().clock(Arc::new(clock)))
 //! }
-//! portcullis_tests::session_store_conformance!(store);
+//! portcullis_testkit::session_store_conformance!(store);
+//! # fn main() {}
 //! ```
 //!
 //! Every case is also a `pub async fn (store, clock)` here, to call on its own. Cases are
