@@ -4,6 +4,7 @@
 pub mod binary;
 pub mod conformance;
 pub mod http;
+pub mod logs;
 pub mod oidc_provider;
 pub mod postgres_server;
 pub mod redis_server;

@@ -6,63 +6,17 @@
 //! Logging Cheat Sheet). jwt-api warns at start-up when `JWT_JWKS_URL` comes without
 //! `JWT_AUDIENCE`.
 
-use std::{
-    future::Future,
-    io,
-    sync::{Arc, Mutex},
-};
-
 use axum::{Json, Router, routing::get};
 use portcullis_core::CurrentUser;
 use portcullis_jwt::{
     Algorithm, BearerLayer, KeySet, SigningKey, TokenIssuer, TokenVerifier, Validation,
 };
-use portcullis_tests::http::serve;
+use portcullis_tests::{http::serve, logs::logged};
 use reqwest::header;
 use serde_json::{Value, json};
 
 const ISSUER: &str = "https://tenant.eu.auth0.example/";
 const AUDIENCE: &str = "https://ads-api.example";
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-/// Runs `scenario` on a current-thread runtime (the servers it starts included) under a
-/// subscriber local to this thread; returns what was logged.
-fn logged<F: Future<Output = ()>>(scenario: impl FnOnce() -> F) -> String {
-    let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    tracing::subscriber::with_default(subscriber, || runtime.block_on(scenario()));
-    logs.text()
-}
 
 /// An Auth0-shaped access token for the API `AUDIENCE`.
 fn provider_token(key: &SigningKey) -> String {
@@ -94,7 +48,7 @@ fn a_token_with_aud_and_no_configured_audience_is_refused_with_what_to_configure
     let key = SigningKey::generate(Algorithm::ES256).unwrap();
     let token = provider_token(&key);
     let keys = KeySet::from_signing_key(&key);
-    let logs = logged(|| {
+    let logs = logged(tracing::Level::DEBUG, || {
         let (keys, token) = (keys.clone(), token.clone());
         async move {
             let unconfigured = serve(api(TokenVerifier::new(
@@ -177,7 +131,7 @@ fn jwt_api_warns_at_start_up_when_an_outside_issuer_has_no_audience() {
     let key = SigningKey::generate(Algorithm::ES256).unwrap();
     let jwks = json!({"keys": [key.public_jwk().unwrap()]});
     let token = provider_token(&key);
-    let logs = logged(|| async move {
+    let logs = logged(tracing::Level::DEBUG, || async move {
         let outside = serve(Router::new().route(
             "/jwks.json",
             get(move || {

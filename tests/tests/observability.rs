@@ -4,11 +4,7 @@
 //! captured logs must never contain a secret: no cookie value, token or password (OWASP
 //! Logging Cheat Sheet, "Data to exclude"; ASVS 4.0.3 V7.1.1).
 
-use std::{
-    future::Future,
-    io,
-    sync::{Arc, Mutex, OnceLock},
-};
+use std::{future::Future, sync::OnceLock};
 
 use axum::body::Body;
 use http::{Request, Response, StatusCode, header};
@@ -18,6 +14,7 @@ use portcullis_core::observe::{
     LOGINS_TOTAL, REFRESHES_TOTAL, REJECTIONS_TOTAL, REVOCATIONS_TOTAL,
 };
 use portcullis_session::{MemoryStore, SessionLayer};
+use portcullis_tests::logs::Captured;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -70,34 +67,13 @@ impl Observed {
     }
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Runs `scenario` on a current-thread runtime with a recorder and a TRACE-level subscriber
 /// local to this thread, so tests running in parallel never see each other's counters.
 fn observe<F: Future<Output = ()>>(scenario: impl FnOnce() -> F) -> Observed {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
+    let subscriber = logs.subscriber(tracing::Level::TRACE);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -121,7 +97,7 @@ fn observe<F: Future<Output = ()>>(scenario: impl FnOnce() -> F) -> Observed {
             _ => None,
         })
         .collect();
-    let logs = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    let logs = logs.text();
     Observed { counters, logs }
 }
 
