@@ -23,6 +23,10 @@ pub enum KeyError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A PEM that is no P-256, P-384, Ed25519 or RSA private key
+    /// ([`SigningKey::from_pem_any_alg`](crate::SigningKey::from_pem_any_alg)).
+    #[error("the PEM is not a P-256, P-384, Ed25519 or RSA private key")]
+    UnrecognizedPem,
     /// An HMAC secret shorter than the hash output (RFC 7518 §3.2).
     #[error("an {alg} secret needs at least {min} bytes, got {len}")]
     WeakSecret {

@@ -131,6 +131,38 @@ impl SigningKey {
         Self::from_encoding_key(alg, encoding, kid)
     }
 
+    /// A private key in PEM form whose algorithm follows from the key itself: P-256 → ES256,
+    /// P-384 → ES384, Ed25519 → EdDSA, RSA → RS256. For a key file given without an
+    /// algorithm (`JWT_PRIVATE_KEY_FILE` alone); use [`SigningKey::from_pem`] to choose
+    /// another RSA algorithm. The verifying side still pins the algorithm the key carries
+    /// (RFC 8725 §3.1).
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::UnrecognizedPem`] when the PEM is none of those keys (an HMAC secret is not
+    /// a PEM: use [`SigningKey::hmac`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use portcullis_jwt::{Algorithm, SigningKey};
+    /// let pem = SigningKey::generate(Algorithm::EdDSA).unwrap().to_pkcs8_pem().unwrap();
+    /// let loaded = SigningKey::from_pem_any_alg(pem.as_bytes(), None).unwrap();
+    /// assert_eq!(loaded.algorithm(), Algorithm::EdDSA);
+    /// assert!(SigningKey::from_pem_any_alg(b"not a key", None).is_err());
+    /// ```
+    pub fn from_pem_any_alg(pem: &[u8], kid: Option<&str>) -> Result<Self, KeyError> {
+        [
+            Algorithm::ES256,
+            Algorithm::ES384,
+            Algorithm::EdDSA,
+            Algorithm::RS256,
+        ]
+        .into_iter()
+        .find_map(|alg| Self::from_pem(alg, pem, kid).ok())
+        .ok_or(KeyError::UnrecognizedPem)
+    }
+
     fn from_encoding_key(
         alg: Algorithm,
         encoding: jsonwebtoken::EncodingKey,
@@ -282,4 +314,37 @@ pub(crate) fn pem_encode(label: &str, der: &[u8]) -> String {
     }
     pem.push_str(&format!("-----END {label}-----\n"));
     pem
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pem_alone_gives_the_algorithm_of_its_key() {
+        for alg in [
+            Algorithm::ES256,
+            Algorithm::ES384,
+            Algorithm::EdDSA,
+            Algorithm::RS256,
+        ] {
+            let generated = SigningKey::generate(alg).unwrap();
+            let pem = generated.to_pkcs8_pem().unwrap();
+            let loaded = SigningKey::from_pem_any_alg(pem.as_bytes(), Some("k1")).unwrap();
+            assert_eq!(loaded.algorithm(), alg);
+            assert_eq!(loaded.kid(), "k1");
+            // Same key: the thumbprint kid agrees with the generated one.
+            let thumbprinted = SigningKey::from_pem_any_alg(pem.as_bytes(), None).unwrap();
+            assert_eq!(thumbprinted.kid(), generated.kid(), "{alg}");
+        }
+        for junk in [
+            &b""[..],
+            b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        ] {
+            assert!(matches!(
+                SigningKey::from_pem_any_alg(junk, None),
+                Err(KeyError::UnrecognizedPem)
+            ));
+        }
+    }
 }

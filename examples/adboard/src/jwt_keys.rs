@@ -113,15 +113,7 @@ impl JwtKeySettings {
             return match self.algorithm {
                 Some(alg) => Ok(SigningKey::from_pem(alg, &pem, None)?),
                 // Without JWT_ALG the key decides.
-                None => [
-                    Algorithm::ES256,
-                    Algorithm::EdDSA,
-                    Algorithm::RS256,
-                    Algorithm::ES384,
-                ]
-                .into_iter()
-                .find_map(|alg| SigningKey::from_pem(alg, &pem, None).ok())
-                .ok_or_else(|| {
+                None => SigningKey::from_pem_any_alg(&pem, None).map_err(|_| {
                     setting(
                         "JWT_PRIVATE_KEY_FILE",
                         "not a P-256, P-384, Ed25519 or RSA private key",
