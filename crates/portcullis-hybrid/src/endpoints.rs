@@ -12,9 +12,10 @@ use std::{
 };
 
 use bytes::Bytes;
-use http::{HeaderMap, Request, StatusCode, header, request::Parts};
+use http::{HeaderMap, Request, StatusCode, request::Parts};
 use http_body::Body;
 use http_body_util::{BodyExt, Limited};
+use portcullis_core::credentials::{BodyFormat, body_format};
 use portcullis_core::{AuthRejection, Authentication, CrossSiteCheck};
 use portcullis_jwt::TokenVerifier;
 use serde::Deserialize;
@@ -540,12 +541,8 @@ fn body_refresh_token(headers: &HeaderMap, body: &Bytes) -> Result<Option<String
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
+    // The same media-type rule as every credential body (`Credentials` included).
+    if body_format(headers).ok() != Some(BodyFormat::Json) {
         return Err(AuthRejection::invalid_request(
             "send {\"refresh_token\": \"...\"} as application/json, or the refresh cookie",
         ));

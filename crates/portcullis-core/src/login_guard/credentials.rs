@@ -4,7 +4,9 @@
 
 use std::{fmt, net::IpAddr};
 
-use http::{HeaderMap, header};
+use http::HeaderMap;
+
+use crate::credentials::{BodyFormat, body_format};
 use serde::Deserialize;
 
 use super::LoginAttempt;
@@ -179,42 +181,6 @@ impl fmt::Debug for Credentials {
     }
 }
 
-/// The body's format, from `Content-Type` without parameters (RFC 9110 §8.3.1:
-/// case-insensitive), `application/*+json` counted as JSON.
-enum Format {
-    Json,
-    Form,
-}
-
-fn format(headers: &HeaderMap) -> Result<Format, AuthRejection> {
-    let unreadable = || {
-        AuthRejection::invalid_request(
-            "send the credentials as application/json or application/x-www-form-urlencoded",
-        )
-    };
-    let mut values = headers.get_all(header::CONTENT_TYPE).iter();
-    let value = values.next().ok_or_else(unreadable)?;
-    if values.next().is_some() {
-        return Err(AuthRejection::invalid_request("two Content-Type headers"));
-    }
-    let value = value.to_str().map_err(|_| unreadable())?;
-    let essence = value
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    if essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
-    {
-        Ok(Format::Json)
-    } else if essence == "application/x-www-form-urlencoded" {
-        Ok(Format::Form)
-    } else {
-        Err(unreadable())
-    }
-}
-
 impl Credentials {
     /// Largest login body accepted (bytes): room for the longest fields percent-encoded, a
     /// `next` and a form's other fields; anything longer is refused unread.
@@ -242,14 +208,14 @@ impl Credentials {
     /// # Ok::<(), portcullis_core::AuthRejection>(())
     /// ```
     pub fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Self, AuthRejection> {
-        let format = format(headers)?;
+        let format = body_format(headers)?;
         if body.len() > Self::MAX_BODY_LEN {
             return Err(too_large());
         }
         let posted = match format {
-            Format::Json => serde_json::from_slice::<Posted>(body)
+            BodyFormat::Json => serde_json::from_slice::<Posted>(body)
                 .map_err(|error| AuthRejection::invalid_request(json_error(&error)))?,
-            Format::Form => serde_urlencoded::from_bytes::<Posted>(body).map_err(|error| {
+            BodyFormat::Form => serde_urlencoded::from_bytes::<Posted>(body).map_err(|error| {
                 AuthRejection::invalid_request(format!(
                     "the login form does not hold credentials: {}",
                     field_error(&error.to_string())
@@ -341,7 +307,9 @@ impl Credentials {
             super::ClientAddress::from_extensions(request.extensions());
         let (parts, body) = request.into_parts();
         // Refuse a wrong content type before reading the body.
-        format(&parts.headers)?;
+        if body_format(&parts.headers).is_err() {
+            return Self::parse(&parts.headers, &[]);
+        }
         let body = http_body_util::BodyExt::collect(http_body_util::Limited::new(
             body,
             Self::MAX_BODY_LEN,
