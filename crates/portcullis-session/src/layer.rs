@@ -240,21 +240,19 @@ where
         let malformed = presented.value().is_some() && incoming.is_none();
 
         let mut cross_site = false;
-        if let Some(check) = &config.cross_site
-            && check.trusts_other_origins()
-        {
-            // So the `Credentials` extractor admits a login from the same trusted origins
-            // (with the default check it needs no copy: it falls back to the same rule).
-            request.extensions_mut().insert(check.clone());
-        }
-        if let Some(check) = &config.cross_site
-            && let Err(rejection) = check.check(&request)
-        {
-            if has_cookie {
-                return ResponseFuture::rejected(rejection);
+        if let Some(check) = &config.cross_site {
+            if let Err(rejection) = check.check(&request) {
+                if has_cookie {
+                    return ResponseFuture::rejected(rejection);
+                }
+                // No cookie, so nothing is authenticated; but a login from here is login CSRF.
+                cross_site = true;
             }
-            // No cookie, so nothing is authenticated; but a login from here is login CSRF.
-            cross_site = true;
+            if check.trusts_other_origins() {
+                // So the `Credentials` extractor admits a login from the same trusted origins
+                // (with the default check it needs no copy: it falls back to the same rule).
+                request.extensions_mut().insert(check.clone());
+            }
         }
 
         let user_agent = request.headers().get(header::USER_AGENT).cloned();

@@ -5,11 +5,10 @@
 use std::{fmt, net::IpAddr};
 
 use http::HeaderMap;
-
-use crate::credentials::{BodyFormat, body_format};
 use serde::Deserialize;
 
 use super::LoginAttempt;
+use crate::credentials::{BodyFormat, body_format};
 use crate::{AuthRejection, CrossSiteCheck};
 
 /// Longest username accepted (bytes).
@@ -208,7 +207,11 @@ impl Credentials {
     /// # Ok::<(), portcullis_core::AuthRejection>(())
     /// ```
     pub fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Self, AuthRejection> {
-        let format = body_format(headers)?;
+        Self::parse_as(body_format(headers)?, body)
+    }
+
+    /// [`Credentials::parse`] once the format is known.
+    fn parse_as(format: BodyFormat, body: &[u8]) -> Result<Self, AuthRejection> {
         if body.len() > Self::MAX_BODY_LEN {
             return Err(too_large());
         }
@@ -306,10 +309,8 @@ impl Credentials {
         let super::ClientAddress(client) =
             super::ClientAddress::from_extensions(request.extensions());
         let (parts, body) = request.into_parts();
-        // Refuse a wrong content type before reading the body.
-        if body_format(&parts.headers).is_err() {
-            return Self::parse(&parts.headers, &[]);
-        }
+        // A wrong content type is refused before the body is read.
+        let format = body_format(&parts.headers)?;
         let body = http_body_util::BodyExt::collect(http_body_util::Limited::new(
             body,
             Self::MAX_BODY_LEN,
@@ -323,7 +324,7 @@ impl Credentials {
             }
         })?
         .to_bytes();
-        Ok(Self::parse(&parts.headers, &body)?.with_client(client))
+        Ok(Self::parse_as(format, &body)?.with_client(client))
     }
 }
 
