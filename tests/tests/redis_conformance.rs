@@ -124,184 +124,15 @@ mod cluster {
     }
 }
 
-/// What the Redis refresh store promises beyond the shared suite, as the PostgreSQL one does
-/// (`postgres_conformance::refresh_store_bound`): the per-user bound that holds without a
-/// configured limit (as `MemoryRefreshStore`'s default of 100), and session ids no key can
-/// carry refused as bad input (400), not as an outage (503).
+/// What the Redis refresh store promises beyond the shared suite: the per-user bound that
+/// holds without a configured limit (`portcullis_tests::conformance::refresh_bound`, shared
+/// with the memory and PostgreSQL stores), and session ids no key can carry refused as bad
+/// input (400), not as an outage (503).
 mod refresh_store_bound {
-    use std::sync::Arc;
-
-    use futures_util::future::join_all;
     use portcullis_core::{AuthRejection, ManualClock, StoreError};
-    use portcullis_hybrid::{
-        CreateOutcome, LimitPolicy, RefreshRecord, RefreshStore, SessionLimit,
-    };
+    use portcullis_hybrid::RefreshStore;
     use portcullis_redis::RedisRefreshStore;
     use portcullis_tests::conformance::{refresh_store::record, session_store::unique_user};
-
-    fn ids(records: &[RefreshRecord]) -> Vec<String> {
-        records.iter().map(|r| r.session_id.clone()).collect()
-    }
-
-    pub(crate) async fn without_a_configured_limit_a_user_keeps_at_most_100_sessions_oldest_evicted(
-        store: RedisRefreshStore,
-        clock: &ManualClock,
-    ) {
-        let user = unique_user("bound");
-        for i in 0..100_u64 {
-            let created = store
-                .create(
-                    &record(clock, &format!("sid-{i:03}"), &user, 500 - i, 600),
-                    None,
-                )
-                .await
-                .unwrap();
-            assert_eq!(created, CreateOutcome::Created { evicted: vec![] });
-        }
-        // The 101st login ends the oldest session, and only that one.
-        let created = store
-            .create(&record(clock, "sid-100", &user, 0, 600), None)
-            .await
-            .unwrap();
-        assert_eq!(
-            created,
-            CreateOutcome::Created {
-                evicted: vec!["sid-000".to_owned()]
-            }
-        );
-        let listed = ids(&store.list_by_user(&user).await.unwrap());
-        assert_eq!(listed.len(), 100);
-        assert_eq!(listed.first().map(String::as_str), Some("sid-001"));
-        assert_eq!(listed.last().map(String::as_str), Some("sid-100"));
-        assert_eq!(store.load("sid-000").await.unwrap(), None);
-        // Another user is not affected.
-        let other = unique_user("bound-other");
-        let created = store
-            .create(&record(clock, "sid-other", &other, 0, 600), None)
-            .await
-            .unwrap();
-        assert_eq!(created, CreateOutcome::Created { evicted: vec![] });
-    }
-
-    pub(crate) async fn the_bound_is_configurable_and_only_live_sessions_count(
-        store: RedisRefreshStore,
-        clock: &ManualClock,
-    ) {
-        let store = store.max_sessions_per_user(3);
-        let user = unique_user("bound");
-        // An expired session does not count against the bound (its index entry outlives it
-        // by a margin: the store drops it before evicting a live session).
-        store
-            .create(&record(clock, "sid-expired", &user, 1_000, 0), None)
-            .await
-            .unwrap();
-        let mut evicted = Vec::new();
-        for i in 0..5_u64 {
-            match store
-                .create(
-                    &record(clock, &format!("sid-{i}"), &user, 100 - i, 600),
-                    None,
-                )
-                .await
-                .unwrap()
-            {
-                CreateOutcome::Created { evicted: gone } => evicted.extend(gone),
-                CreateOutcome::LimitReached => panic!("no limit was configured"),
-            }
-        }
-        assert_eq!(evicted, ["sid-0", "sid-1"]);
-        assert_eq!(
-            ids(&store.list_by_user(&user).await.unwrap()),
-            ["sid-2", "sid-3", "sid-4"]
-        );
-        // Re-creating an existing id replaces it and evicts nothing.
-        let created = store
-            .create(&record(clock, "sid-4", &user, 0, 600), None)
-            .await
-            .unwrap();
-        assert_eq!(created, CreateOutcome::Created { evicted: vec![] });
-        assert_eq!(store.list_by_user(&user).await.unwrap().len(), 3);
-    }
-
-    pub(crate) async fn a_configured_limit_applies_below_the_bound_and_is_capped_by_it(
-        store: RedisRefreshStore,
-        clock: &ManualClock,
-    ) {
-        let store = store.max_sessions_per_user(3);
-        let refuse = |max| {
-            Some(SessionLimit {
-                max,
-                policy: LimitPolicy::RefuseNew,
-            })
-        };
-        // Below the bound, the application's limit refuses as configured.
-        let user = unique_user("below");
-        for i in 0..2_u64 {
-            let sid = format!("below-{i}");
-            store
-                .create(&record(clock, &sid, &user, 10 - i, 600), refuse(2))
-                .await
-                .unwrap();
-        }
-        let refused = store
-            .create(&record(clock, "below-2", &user, 0, 600), refuse(2))
-            .await
-            .unwrap();
-        assert_eq!(refused, CreateOutcome::LimitReached);
-        // Above the bound, the bound evicts the oldest (as the memory store does).
-        let user = unique_user("above");
-        for i in 0..3_u64 {
-            let sid = format!("above-{i}");
-            store
-                .create(&record(clock, &sid, &user, 10 - i, 600), refuse(10))
-                .await
-                .unwrap();
-        }
-        let created = store
-            .create(&record(clock, "above-3", &user, 0, 600), refuse(10))
-            .await
-            .unwrap();
-        assert_eq!(
-            created,
-            CreateOutcome::Created {
-                evicted: vec!["above-0".to_owned()]
-            }
-        );
-        assert_eq!(
-            ids(&store.list_by_user(&user).await.unwrap()),
-            ["above-1", "above-2", "above-3"]
-        );
-    }
-
-    pub(crate) async fn concurrent_logins_without_a_limit_respect_the_bound(
-        store: RedisRefreshStore,
-        clock: &ManualClock,
-    ) {
-        let store = Arc::new(store.max_sessions_per_user(4));
-        let user = unique_user("race");
-        // Created within the last minute, as real logins are: an index entry whose record is
-        // still being written is then a login in progress, not a leftover to drop.
-        let results = join_all((0..16_u64).map(|i| {
-            let store = Arc::clone(&store);
-            let record = record(clock, &format!("race-{i:02}"), &user, 30 - i, 600);
-            tokio::spawn(async move { store.create(&record, None).await })
-        }))
-        .await;
-        let mut evicted = Vec::new();
-        for result in results {
-            match result.unwrap().unwrap() {
-                CreateOutcome::Created { evicted: gone } => evicted.extend(gone),
-                CreateOutcome::LimitReached => panic!("no limit was configured"),
-            }
-        }
-        let live = store.list_by_user(&user).await.unwrap();
-        assert_eq!(live.len(), 4);
-        assert_eq!(evicted.len(), 12, "every eviction is reported, once");
-        evicted.sort();
-        evicted.dedup();
-        assert_eq!(evicted.len(), 12, "no session is evicted twice");
-        assert!(live.iter().all(|r| !evicted.contains(&r.session_id)));
-    }
 
     pub(crate) async fn a_session_id_it_cannot_store_is_bad_input_not_an_outage(
         store: RedisRefreshStore,
@@ -345,7 +176,7 @@ macro_rules! refresh_store_bound_tests {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn without_a_configured_limit_a_user_keeps_at_most_100_sessions_oldest_evicted() {
             run(|store, clock| async move {
-                crate::refresh_store_bound::without_a_configured_limit_a_user_keeps_at_most_100_sessions_oldest_evicted(store, &clock).await;
+                portcullis_tests::conformance::refresh_bound::without_a_configured_limit_a_user_keeps_at_most_100_sessions_oldest_evicted(store, &clock).await;
             })
             .await;
         }
@@ -353,7 +184,7 @@ macro_rules! refresh_store_bound_tests {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn the_bound_is_configurable_and_only_live_sessions_count() {
             run(|store, clock| async move {
-                crate::refresh_store_bound::the_bound_is_configurable_and_only_live_sessions_count(store, &clock).await;
+                portcullis_tests::conformance::refresh_bound::the_bound_is_configurable_and_only_live_sessions_count(store, &clock).await;
             })
             .await;
         }
@@ -361,7 +192,7 @@ macro_rules! refresh_store_bound_tests {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn a_configured_limit_applies_below_the_bound_and_is_capped_by_it() {
             run(|store, clock| async move {
-                crate::refresh_store_bound::a_configured_limit_applies_below_the_bound_and_is_capped_by_it(store, &clock).await;
+                portcullis_tests::conformance::refresh_bound::a_configured_limit_applies_below_the_bound_and_is_capped_by_it(store, &clock).await;
             })
             .await;
         }
@@ -369,7 +200,7 @@ macro_rules! refresh_store_bound_tests {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn concurrent_logins_without_a_limit_respect_the_bound() {
             run(|store, clock| async move {
-                crate::refresh_store_bound::concurrent_logins_without_a_limit_respect_the_bound(store, &clock).await;
+                portcullis_tests::conformance::refresh_bound::concurrent_logins_without_a_limit_respect_the_bound(store, &clock).await;
             })
             .await;
         }

@@ -5,4 +5,5 @@
 
 pub use portcullis_testkit::conformance::{ManualClock, refresh_store, session_store};
 
+pub mod refresh_bound;
 pub mod revocation_feed;
